@@ -1,0 +1,2 @@
+/* address.c: to be written */
+typedef int mx_placeholder_t;

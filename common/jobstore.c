@@ -1,0 +1,2 @@
+/* jobstore.c: to be written */
+typedef int mx_placeholder_t;

@@ -1,0 +1,2 @@
+/* cmd_check.c: to be written */
+typedef int mx_placeholder_t;

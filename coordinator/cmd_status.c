@@ -1,0 +1,2 @@
+/* cmd_status.c: to be written */
+typedef int mx_placeholder_t;

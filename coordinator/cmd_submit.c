@@ -1,0 +1,2 @@
+/* cmd_submit.c: to be written */
+typedef int mx_placeholder_t;

@@ -1,0 +1,2 @@
+/* classify.c: to be written */
+typedef int mx_placeholder_t;

@@ -1,0 +1,2 @@
+/* engine.c: to be written */
+typedef int mx_placeholder_t;

@@ -1,0 +1,2 @@
+/* smtp_reply.c: to be written */
+typedef int mx_placeholder_t;

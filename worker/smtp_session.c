@@ -1,0 +1,2 @@
+/* smtp_session.c: to be written */
+typedef int mx_placeholder_t;
