@@ -1,2 +1,1204 @@
-/* jobstore.c: to be written */
-typedef int mx_placeholder_t;
+/*
+ * jobstore.c — a fleet job's state in Redis (see jobstore.h for the keys).
+ *
+ * Owns: the Redis URL parser, the Verdict protobuf mapping, the one Lua
+ * script that writes a verdict and counts it only if new, a blocking client
+ * (hiredis redisContext) and an asynchronous client on a libevent loop.
+ *
+ * The asynchronous client never loses a write: each write stays in an
+ * ordered list until Redis has answered it.  A dropped or hung connection
+ * (hiredis 0.14 has no timeouts of its own: a watchdog timer checks the
+ * connect time and the age of the oldest unanswered write) is freed, which
+ * hands every unanswered write back as "unsent"; they are sent again on the
+ * next connection, made after an exponential backoff.  Sending a write twice
+ * is harmless: the script only counts a verdict whose field was absent.
+ *
+ * Diagnostics: blocking calls return -1 and keep the reason for
+ * jobstore_errstr(); the async client logs (warn for connection trouble,
+ * error for replies it cannot use) and retries.
+ */
+#include "jobstore.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "mxsift.pb-c.h"
+
+/*
+ * KEYS[1] verdicts hash, KEYS[2] counts hash; ARGV field, verdict, status,
+ * reason.  Returns 1 when the verdict was new (and counted), else 0.
+ */
+static const char jobstore_script[] =
+    "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[2], 'done', 1)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'status:' .. ARGV[3], 1)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'reason:' .. ARGV[4], 1)\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+#define JS_KEY_MAX (JOBSTORE_NAME_MAX + 32)
+#define JS_PIPELINE 256            /* queued writes per pipelined batch */
+
+/* ---- names, URLs, fields ------------------------------------------------ */
+
+int
+jobstore_valid_name(const char *name)
+{
+	size_t n;
+
+	if (name == NULL)
+		return 0;
+	n = strlen(name);
+	if (n == 0 || n > JOBSTORE_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+void
+jobstore_invalid_field(uint64_t line, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "#line:%" PRIu64, line);
+}
+
+static void
+js_key(char *out, size_t outlen, const char *job, const char *what)
+{
+	snprintf(out, outlen, "mxsift:job:%s:%s", job, what);
+}
+
+/* Copy s[0..n) into out (size outlen) as a string; -1 if it does not fit. */
+static int
+js_copy(char *out, size_t outlen, const char *s, size_t n)
+{
+	if (n >= outlen)
+		return -1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* Percent-decoding for the user and password parts (RFC 3986). */
+static int
+js_copy_decoded(char *out, size_t outlen, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			char hex[3];
+			char *end;
+			if (i + 2 >= n)
+				return -1;
+			hex[0] = s[i + 1];
+			hex[1] = s[i + 2];
+			hex[2] = '\0';
+			c = (char)strtol(hex, &end, 16);
+			if (*end != '\0' || c == '\0')
+				return -1;
+			i += 2;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int
+js_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+js_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+int
+jobstore_parse_url(const char *url, struct jobstore_url *out, char *err, size_t errlen)
+{
+	const char *p, *at, *hostend, *end, *colon;
+	long v;
+	char *e;
+
+	memset(out, 0, sizeof(*out));
+	out->port = JOBSTORE_DEFAULT_PORT;
+	if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
+		return js_fail(err, errlen, "redis URL must start with redis://");
+	p = url + 8;
+	end = p + strcspn(p, "/?#");
+	/* userinfo: the last '@' before the path (a password may hold '@' only
+	 * percent-encoded, but be lenient about it anyway) */
+	at = NULL;
+	for (const char *q = p; q < end; q++)
+		if (*q == '@')
+			at = q;
+	if (at != NULL) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if (colon == NULL) {
+			/* redis://password@host is a common shorthand */
+			if (js_copy_decoded(out->password, sizeof(out->password), p,
+			    (size_t)(at - p)) == -1)
+				return js_fail(err, errlen, "bad password in redis URL");
+		} else {
+			if (js_copy_decoded(out->user, sizeof(out->user), p,
+			    (size_t)(colon - p)) == -1 ||
+			    js_copy_decoded(out->password, sizeof(out->password), colon + 1,
+			    (size_t)(at - colon - 1)) == -1)
+				return js_fail(err, errlen, "bad user or password in redis URL");
+		}
+		p = at + 1;
+	}
+	if (*p == '[') {
+		hostend = memchr(p, ']', (size_t)(end - p));
+		if (hostend == NULL)
+			return js_fail(err, errlen, "unterminated [ in redis URL");
+		if (js_copy(out->host, sizeof(out->host), p + 1, (size_t)(hostend - p - 1)) == -1)
+			return js_fail(err, errlen, "host too long in redis URL");
+		p = hostend + 1;
+		if (p < end && *p != ':')
+			return js_fail(err, errlen, "junk after ] in redis URL");
+	} else {
+		hostend = memchr(p, ':', (size_t)(end - p));
+		if (hostend == NULL)
+			hostend = end;
+		if (js_copy(out->host, sizeof(out->host), p, (size_t)(hostend - p)) == -1)
+			return js_fail(err, errlen, "host too long in redis URL");
+		p = hostend;
+	}
+	if (out->host[0] == '\0')
+		snprintf(out->host, sizeof(out->host), "127.0.0.1");
+	if (p < end && *p == ':') {
+		char port[8];
+		if (js_copy(port, sizeof(port), p + 1, (size_t)(end - p - 1)) == -1 ||
+		    port[0] == '\0')
+			return js_fail(err, errlen, "bad port in redis URL");
+		errno = 0;
+		v = strtol(port, &e, 10);
+		if (*e != '\0' || errno != 0 || v < 1 || v > 65535)
+			return js_fail(err, errlen, "bad port in redis URL");
+		out->port = (int)v;
+	}
+	p = end;
+	if (*p == '/') {
+		p++;
+		if (*p != '\0' && *p != '?' && *p != '#') {
+			errno = 0;
+			v = strtol(p, &e, 10);
+			if ((*e != '\0' && *e != '?' && *e != '#') || errno != 0 || v < 0 ||
+			    v > INT_MAX || e == p)
+				return js_fail(err, errlen, "bad database number in redis URL");
+			out->db = (int)v;
+		}
+	}
+	return 0;
+}
+
+/* ---- Verdict <-> protobuf ---------------------------------------------- */
+
+uint8_t *
+jobstore_verdict_pack(const char *job, const char *address, const struct verdict *v, size_t *len)
+{
+	Mxsift__Verdict pv = MXSIFT__VERDICT__INIT;
+	const char *status = verdict_status_name(v->status);
+	const char *reason = verdict_reason_name(v->reason);
+	uint8_t *buf;
+	size_t n;
+
+	pv.address = (char *)(address ? address : "");
+	pv.status = (char *)(status ? status : "unknown");
+	pv.reason = (char *)(reason ? reason : "");
+	pv.smtp_code = v->smtp_code > 0 ? (uint32_t)v->smtp_code : 0;
+	pv.enhanced_code = (char *)v->enhanced;
+	pv.reply_text = (char *)v->text;
+	pv.mx_host = (char *)v->mx_host;
+	pv.tls = v->tls != 0;
+	pv.attempts = v->attempts;
+	pv.duration_ms = v->duration_ms;
+	pv.checked_at = v->checked_at;
+	pv.detail = (char *)v->detail;
+	pv.flags = v->flags;
+	pv.job = (char *)(job ? job : "");
+	n = mxsift__verdict__get_packed_size(&pv);
+	buf = malloc(n ? n : 1);
+	if (buf == NULL)
+		return NULL;
+	mxsift__verdict__pack(&pv, buf);
+	*len = n;
+	return buf;
+}
+
+static void
+js_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+	snprintf(dst, dstlen, "%s", src ? src : "");
+}
+
+int
+jobstore_verdict_unpack(const uint8_t *buf, size_t len, char **address, struct verdict *v)
+{
+	Mxsift__Verdict *pv;
+	int s, r;
+
+	*address = NULL;
+	pv = mxsift__verdict__unpack(NULL, len, buf);
+	if (pv == NULL)
+		return -1;
+	s = verdict_status_parse(pv->status);
+	r = verdict_reason_parse(pv->reason);
+	if (s < 0 || r < 0) {
+		mxsift__verdict__free_unpacked(pv, NULL);
+		return -1;
+	}
+	memset(v, 0, sizeof(*v));
+	v->status = (enum verdict_status)s;
+	v->reason = (enum verdict_reason)r;
+	v->smtp_code = (int)pv->smtp_code;
+	js_strlcpy(v->enhanced, pv->enhanced_code, sizeof(v->enhanced));
+	js_strlcpy(v->text, pv->reply_text, sizeof(v->text));
+	js_strlcpy(v->mx_host, pv->mx_host, sizeof(v->mx_host));
+	js_strlcpy(v->detail, pv->detail, sizeof(v->detail));
+	v->tls = pv->tls;
+	v->attempts = pv->attempts;
+	v->duration_ms = pv->duration_ms;
+	v->checked_at = pv->checked_at;
+	v->flags = pv->flags;
+	*address = strdup(pv->address ? pv->address : "");
+	mxsift__verdict__free_unpacked(pv, NULL);
+	return *address == NULL ? -1 : 0;
+}
+
+/* ---- the script's SHA1 and arguments ------------------------------------ */
+
+static char js_sha[41];
+
+static const char *
+js_script_sha(void)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (js_sha[0] == '\0') {
+		if (EVP_Digest(jobstore_script, strlen(jobstore_script), md, &mdlen, EVP_sha1(),
+		    NULL) != 1 || mdlen != 20)
+			return NULL;
+		for (unsigned i = 0; i < mdlen; i++)
+			snprintf(js_sha + 2 * i, 3, "%02x", md[i]);
+	}
+	return js_sha;
+}
+
+/* One verdict write, self-contained so it can be sent again. */
+struct js_write {
+	char kverdicts[JS_KEY_MAX];
+	char kcounts[JS_KEY_MAX];
+	char *field;
+	uint8_t *blob;
+	size_t bloblen;
+	const char *status, *reason;    /* static names */
+};
+
+static int
+js_write_init(struct js_write *w, const char *job, const char *field, const char *address,
+    const struct verdict *v)
+{
+	memset(w, 0, sizeof(*w));
+	if (!jobstore_valid_name(job) || field == NULL || *field == '\0')
+		return -1;
+	js_key(w->kverdicts, sizeof(w->kverdicts), job, "verdicts");
+	js_key(w->kcounts, sizeof(w->kcounts), job, "counts");
+	w->status = verdict_status_name(v->status);
+	w->reason = verdict_reason_name(v->reason);
+	if (w->status == NULL || w->reason == NULL)
+		return -1;
+	w->field = strdup(field);
+	w->blob = jobstore_verdict_pack(job, address, v, &w->bloblen);
+	if (w->field == NULL || w->blob == NULL) {
+		free(w->field);
+		free(w->blob);
+		w->field = NULL;
+		w->blob = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+js_write_clear(struct js_write *w)
+{
+	free(w->field);
+	free(w->blob);
+	w->field = NULL;
+	w->blob = NULL;
+}
+
+/* EVALSHA sha 2 kv kc field blob status reason (or EVAL script ...). */
+static int
+js_write_argv(const struct js_write *w, int use_eval, const char **argv, size_t *argvlen)
+{
+	const char *sha = js_script_sha();
+
+	if (!use_eval && sha == NULL)
+		use_eval = 1;
+	argv[0] = use_eval ? "EVAL" : "EVALSHA";
+	argv[1] = use_eval ? jobstore_script : sha;
+	argv[2] = "2";
+	argv[3] = w->kverdicts;
+	argv[4] = w->kcounts;
+	argv[5] = w->field;
+	argv[6] = (const char *)w->blob;
+	argv[7] = w->status;
+	argv[8] = w->reason;
+	for (int i = 0; i < 9; i++)
+		argvlen[i] = strlen(argv[i]);
+	argvlen[6] = w->bloblen;
+	return 9;
+}
+
+static int
+js_is_noscript(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
+	    strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* ---- blocking API --------------------------------------------------------- */
+
+struct jobstore {
+	redisContext *c;
+	char err[256];
+	struct js_write queued[JS_PIPELINE];
+	size_t nqueued;
+	uint64_t fresh, dup;
+};
+
+static int
+js_set_err(struct jobstore *js, const char *what, const redisReply *r)
+{
+	if (r != NULL && r->type == REDIS_REPLY_ERROR)
+		snprintf(js->err, sizeof(js->err), "%s: %s", what, r->str);
+	else if (js->c != NULL && js->c->err)
+		snprintf(js->err, sizeof(js->err), "%s: %s", what, js->c->errstr);
+	else
+		snprintf(js->err, sizeof(js->err), "%s: unexpected reply", what);
+	return -1;
+}
+
+const char *
+jobstore_errstr(const struct jobstore *js)
+{
+	return js->err;
+}
+
+/* Run a command; returns the reply (caller frees) or NULL with err set.
+ * An error reply is returned as NULL too. */
+static redisReply *
+js_cmd(struct jobstore *js, const char *what, int argc, const char **argv, const size_t *lens)
+{
+	redisReply *r = redisCommandArgv(js->c, argc, argv, lens);
+
+	if (r == NULL) {
+		js_set_err(js, what, NULL);
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		js_set_err(js, what, r);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct jobstore *
+jobstore_connect(const char *url, unsigned timeout_ms, char *err, size_t errlen)
+{
+	struct jobstore_url u;
+	struct jobstore *js;
+	struct timeval tv;
+	redisReply *r;
+
+	if (jobstore_parse_url(url, &u, err, errlen) == -1)
+		return NULL;
+	if (timeout_ms == 0)
+		timeout_ms = 5000;
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	js = calloc(1, sizeof(*js));
+	if (js == NULL) {
+		js_fail(err, errlen, "out of memory");
+		return NULL;
+	}
+	js->c = redisConnectWithTimeout(u.host, u.port, tv);
+	if (js->c == NULL || js->c->err) {
+		js_fail(err, errlen, "redis %s:%d: %s", u.host, u.port,
+		    js->c ? js->c->errstr : "cannot allocate context");
+		jobstore_close(js);
+		return NULL;
+	}
+	if (redisSetTimeout(js->c, tv) != REDIS_OK) {
+		js_fail(err, errlen, "redis: cannot set timeout");
+		jobstore_close(js);
+		return NULL;
+	}
+	if (u.password[0] != '\0') {
+		const char *argv[3] = { "AUTH", u.user, u.password };
+		size_t lens[3] = { 4, strlen(u.user), strlen(u.password) };
+		int argc = 3;
+		if (u.user[0] == '\0') {
+			argv[1] = u.password;
+			lens[1] = lens[2];
+			argc = 2;
+		}
+		if ((r = js_cmd(js, "AUTH", argc, argv, lens)) == NULL)
+			goto fail;
+		freeReplyObject(r);
+	}
+	if (u.db > 0) {
+		char db[16];
+		snprintf(db, sizeof(db), "%d", u.db);
+		const char *argv[2] = { "SELECT", db };
+		size_t lens[2] = { 6, strlen(db) };
+		if ((r = js_cmd(js, "SELECT", 2, argv, lens)) == NULL)
+			goto fail;
+		freeReplyObject(r);
+	}
+	{
+		const char *argv[3] = { "SCRIPT", "LOAD", jobstore_script };
+		size_t lens[3] = { 6, 4, strlen(jobstore_script) };
+		if ((r = js_cmd(js, "SCRIPT LOAD", 3, argv, lens)) == NULL)
+			goto fail;
+		if (r->type != REDIS_REPLY_STRING || js_script_sha() == NULL ||
+		    strcmp(r->str, js_script_sha()) != 0) {
+			freeReplyObject(r);
+			snprintf(js->err, sizeof(js->err), "SCRIPT LOAD: unexpected SHA1");
+			goto fail;
+		}
+		freeReplyObject(r);
+	}
+	return js;
+fail:
+	js_fail(err, errlen, "redis %s:%d: %s", u.host, u.port, js->err);
+	jobstore_close(js);
+	return NULL;
+}
+
+void
+jobstore_close(struct jobstore *js)
+{
+	if (js == NULL)
+		return;
+	for (size_t i = 0; i < js->nqueued; i++)
+		js_write_clear(&js->queued[i]);
+	if (js->c != NULL)
+		redisFree(js->c);
+	free(js);
+}
+
+int
+jobstore_job_exists(struct jobstore *js, const char *job)
+{
+	char key[JS_KEY_MAX];
+	redisReply *r;
+	int rc;
+
+	if (!jobstore_valid_name(job))
+		return js_fail(js->err, sizeof(js->err), "bad job name");
+	js_key(key, sizeof(key), job, "meta");
+	const char *argv[2] = { "EXISTS", key };
+	size_t lens[2] = { 6, strlen(key) };
+	if ((r = js_cmd(js, "EXISTS", 2, argv, lens)) == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	freeReplyObject(r);
+	return rc;
+}
+
+int
+jobstore_set_meta(struct jobstore *js, const char *job, const char *field, const char *value)
+{
+	char key[JS_KEY_MAX];
+	redisReply *r;
+
+	if (!jobstore_valid_name(job))
+		return js_fail(js->err, sizeof(js->err), "bad job name");
+	js_key(key, sizeof(key), job, "meta");
+	const char *argv[4] = { "HSET", key, field, value };
+	size_t lens[4] = { 4, strlen(key), strlen(field), strlen(value) };
+	if ((r = js_cmd(js, "HSET", 4, argv, lens)) == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+int
+jobstore_put_meta(struct jobstore *js, const char *job, const struct jobstore_meta *m)
+{
+	char key[JS_KEY_MAX], nums[8][24];
+	const char *argv[2 + 2 * 10];
+	size_t lens[2 + 2 * 10];
+	const uint64_t vals[7] = { m->rows, m->unique, m->invalid, m->duplicates, m->total,
+		m->domains, m->tasks };
+	static const char *const names[7] = { "rows", "unique", "invalid", "duplicates", "total",
+		"domains", "tasks" };
+	redisReply *r;
+	int argc = 0;
+
+	if (!jobstore_valid_name(job))
+		return js_fail(js->err, sizeof(js->err), "bad job name");
+	js_key(key, sizeof(key), job, "meta");
+	argv[argc++] = "HSET";
+	argv[argc++] = key;
+	for (int i = 0; i < 7; i++) {
+		snprintf(nums[i], sizeof(nums[i]), "%" PRIu64, vals[i]);
+		argv[argc++] = names[i];
+		argv[argc++] = nums[i];
+	}
+	snprintf(nums[7], sizeof(nums[7]), "%" PRId64, m->submitted_at);
+	argv[argc++] = "submitted_at";
+	argv[argc++] = nums[7];
+	argv[argc++] = "state";
+	argv[argc++] = m->state;
+	argv[argc++] = "file";
+	argv[argc++] = m->file;
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if ((r = js_cmd(js, "HSET", argc, argv, lens)) == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+static uint64_t
+js_u64(const char *s)
+{
+	return strtoull(s, NULL, 10);
+}
+
+/* HGETALL key; cb per field/value pair.  Returns number of pairs or -1. */
+static long
+js_hgetall(struct jobstore *js, const char *key,
+    void (*cb)(void *arg, const char *f, const char *v), void *arg)
+{
+	redisReply *r;
+	long n;
+
+	const char *argv[2] = { "HGETALL", key };
+	size_t lens[2] = { 7, strlen(key) };
+	if ((r = js_cmd(js, "HGETALL", 2, argv, lens)) == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return js_set_err(js, "HGETALL", NULL);
+	}
+	for (size_t i = 0; i + 1 < r->elements; i += 2)
+		if (r->element[i]->type == REDIS_REPLY_STRING &&
+		    r->element[i + 1]->type == REDIS_REPLY_STRING)
+			cb(arg, r->element[i]->str, r->element[i + 1]->str);
+	n = (long)(r->elements / 2);
+	freeReplyObject(r);
+	return n;
+}
+
+static void
+js_meta_field(void *arg, const char *f, const char *v)
+{
+	struct jobstore_meta *m = arg;
+
+	if (strcmp(f, "rows") == 0) m->rows = js_u64(v);
+	else if (strcmp(f, "unique") == 0) m->unique = js_u64(v);
+	else if (strcmp(f, "invalid") == 0) m->invalid = js_u64(v);
+	else if (strcmp(f, "duplicates") == 0) m->duplicates = js_u64(v);
+	else if (strcmp(f, "total") == 0) m->total = js_u64(v);
+	else if (strcmp(f, "domains") == 0) m->domains = js_u64(v);
+	else if (strcmp(f, "tasks") == 0) m->tasks = js_u64(v);
+	else if (strcmp(f, "submitted_at") == 0) m->submitted_at = strtoll(v, NULL, 10);
+	else if (strcmp(f, "state") == 0) js_strlcpy(m->state, v, sizeof(m->state));
+	else if (strcmp(f, "file") == 0) js_strlcpy(m->file, v, sizeof(m->file));
+}
+
+int
+jobstore_get_meta(struct jobstore *js, const char *job, struct jobstore_meta *m)
+{
+	char key[JS_KEY_MAX];
+	long n;
+
+	memset(m, 0, sizeof(*m));
+	if (!jobstore_valid_name(job))
+		return js_fail(js->err, sizeof(js->err), "bad job name");
+	js_key(key, sizeof(key), job, "meta");
+	if ((n = js_hgetall(js, key, js_meta_field, m)) == -1)
+		return -1;
+	return n > 0;
+}
+
+static void
+js_count_field(void *arg, const char *f, const char *v)
+{
+	struct jobstore_counts *c = arg;
+	int i;
+
+	if (strcmp(f, "done") == 0)
+		c->done = js_u64(v);
+	else if (strncmp(f, "status:", 7) == 0 && (i = verdict_status_parse(f + 7)) >= 0)
+		c->status[i] = js_u64(v);
+	else if (strncmp(f, "reason:", 7) == 0 && (i = verdict_reason_parse(f + 7)) >= 0)
+		c->reason[i] = js_u64(v);
+	else
+		log_warn("unknown count field in redis", "field=\"%.64s\"", f);
+}
+
+int
+jobstore_get_counts(struct jobstore *js, const char *job, struct jobstore_counts *c)
+{
+	char key[JS_KEY_MAX];
+
+	memset(c, 0, sizeof(*c));
+	if (!jobstore_valid_name(job))
+		return js_fail(js->err, sizeof(js->err), "bad job name");
+	js_key(key, sizeof(key), job, "counts");
+	return js_hgetall(js, key, js_count_field, c) == -1 ? -1 : 0;
+}
+
+int
+jobstore_put_verdict(struct jobstore *js, const char *job, const char *field,
+    const char *address, const struct verdict *v)
+{
+	uint64_t fresh = js->fresh;
+
+	if (jobstore_queue_verdict(js, job, field, address, v) == -1 ||
+	    jobstore_flush(js) == -1)
+		return -1;
+	return js->fresh > fresh ? 1 : 0;
+}
+
+int
+jobstore_queue_verdict(struct jobstore *js, const char *job, const char *field,
+    const char *address, const struct verdict *v)
+{
+	struct js_write *w;
+	const char *argv[9];
+	size_t lens[9];
+	int argc;
+
+	if (js->nqueued == JS_PIPELINE && jobstore_flush(js) == -1)
+		return -1;
+	w = &js->queued[js->nqueued];
+	if (js_write_init(w, job, field, address, v) == -1)
+		return js_fail(js->err, sizeof(js->err), "cannot build verdict write (job %s)",
+		    job ? job : "?");
+	argc = js_write_argv(w, 0, argv, lens);
+	if (redisAppendCommandArgv(js->c, argc, argv, lens) != REDIS_OK) {
+		js_write_clear(w);
+		return js_set_err(js, "EVALSHA", NULL);
+	}
+	js->nqueued++;
+	return 0;
+}
+
+int
+jobstore_flush(struct jobstore *js)
+{
+	unsigned char noscript[JS_PIPELINE];
+	size_t n = js->nqueued;
+	int rc = 0;
+
+	memset(noscript, 0, sizeof(noscript));
+	/* Read every reply of the batch, in order, even after a failure, so
+	 * the connection stays in step. */
+	for (size_t i = 0; i < n; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(js->c, (void **)&r) != REDIS_OK || r == NULL) {
+			js_set_err(js, "EVALSHA", NULL);
+			rc = -1;
+			break;   /* the connection is broken: no more replies */
+		}
+		if (js_is_noscript(r))
+			noscript[i] = 1;
+		else if (r->type == REDIS_REPLY_INTEGER) {
+			if (r->integer == 1)
+				js->fresh++;
+			else
+				js->dup++;
+		} else {
+			js_set_err(js, "EVALSHA", r);
+			rc = -1;
+		}
+		freeReplyObject(r);
+	}
+	/* NOSCRIPT: the server lost the script (restart, SCRIPT FLUSH). */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *argv[9];
+		size_t lens[9];
+		redisReply *r;
+		int argc;
+
+		if (!noscript[i])
+			continue;
+		argc = js_write_argv(&js->queued[i], 1, argv, lens);
+		if ((r = js_cmd(js, "EVAL", argc, argv, lens)) == NULL) {
+			rc = -1;
+			break;
+		}
+		if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+			js->fresh++;
+		else
+			js->dup++;
+		freeReplyObject(r);
+	}
+	for (size_t i = 0; i < n; i++)
+		js_write_clear(&js->queued[i]);
+	js->nqueued = 0;
+	return rc;
+}
+
+void
+jobstore_get_written(const struct jobstore *js, uint64_t *fresh, uint64_t *dup)
+{
+	if (fresh != NULL)
+		*fresh = js->fresh;
+	if (dup != NULL)
+		*dup = js->dup;
+}
+
+int
+jobstore_scan_verdicts(struct jobstore *js, const char *job, jobstore_scan_cb cb, void *arg,
+    uint64_t *bad)
+{
+	char key[JS_KEY_MAX], cursor[32] = "0";
+	uint64_t nbad = 0;
+	int stop = 0;
+
+	if (!jobstore_valid_name(job))
+		return js_fail(js->err, sizeof(js->err), "bad job name");
+	js_key(key, sizeof(key), job, "verdicts");
+	do {
+		const char *argv[5] = { "HSCAN", key, cursor, "COUNT", "500" };
+		size_t lens[5] = { 5, strlen(key), strlen(cursor), 5, 3 };
+		redisReply *r, *items;
+
+		if ((r = js_cmd(js, "HSCAN", 5, argv, lens)) == NULL)
+			return -1;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			return js_set_err(js, "HSCAN", NULL);
+		}
+		js_strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+		items = r->element[1];
+		for (size_t i = 0; i + 1 < items->elements && !stop; i += 2) {
+			redisReply *f = items->element[i], *val = items->element[i + 1];
+			struct verdict v;
+			char *address;
+
+			if (f->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING ||
+			    jobstore_verdict_unpack((const uint8_t *)val->str, val->len, &address,
+			    &v) == -1) {
+				log_warn("undecodable verdict in redis", "job=%s field=\"%.64s\"",
+				    job, f->type == REDIS_REPLY_STRING ? f->str : "?");
+				nbad++;
+				continue;
+			}
+			stop = cb(arg, f->str, address, &v);
+			free(address);
+		}
+		freeReplyObject(r);
+	} while (!stop && strcmp(cursor, "0") != 0);
+	if (bad != NULL)
+		*bad = nbad;
+	return 0;
+}
+
+/* ---- asynchronous API ------------------------------------------------------ */
+
+enum ja_state { JA_IDLE = 0, JA_CONNECTING, JA_READY };
+
+struct ja_write {
+	TAILQ_ENTRY(ja_write) entry;
+	struct jobstore_async *ja;
+	struct js_write w;
+	jobstore_write_cb cb;
+	void *arg;
+	int sent;             /* on the current connection, reply pending */
+	int use_eval;         /* after NOSCRIPT */
+	uint64_t sent_at;     /* monotonic ms */
+};
+
+TAILQ_HEAD(ja_list, ja_write);
+
+struct jobstore_async {
+	struct event_base *base;
+	struct jobstore_url url;
+	struct jobstore_async_params p;
+	redisAsyncContext *ac;
+	enum ja_state state;
+	uint64_t connect_started;
+	unsigned backoff_ms;
+	int reset;            /* watchdog: drop this connection and reconnect */
+	int freeing;
+	struct ja_list writes;
+	size_t nwrites;
+	struct event *watchdog;
+	struct event *reconnect;
+	unsigned long connects;
+};
+
+static uint64_t
+ja_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ja_connect(struct jobstore_async *ja);
+static void ja_send(struct jobstore_async *ja, struct ja_write *jw);
+
+/* The current connection is gone (or being dropped): every unanswered
+ * write becomes unsent, and a reconnect is scheduled after the backoff. */
+static void
+ja_lost(struct jobstore_async *ja)
+{
+	struct ja_write *jw;
+	struct timeval tv;
+
+	ja->ac = NULL;
+	ja->state = JA_IDLE;
+	ja->reset = 0;
+	TAILQ_FOREACH(jw, &ja->writes, entry)
+		jw->sent = 0;
+	if (ja->freeing || evtimer_pending(ja->reconnect, NULL))
+		return;
+	tv.tv_sec = ja->backoff_ms / 1000;
+	tv.tv_usec = (ja->backoff_ms % 1000) * 1000;
+	log_debug("redis reconnect scheduled", "in_ms=%u pending=%zu", ja->backoff_ms,
+	    ja->nwrites);
+	evtimer_add(ja->reconnect, &tv);
+	ja->backoff_ms = ja->backoff_ms * 2 > ja->p.backoff_max_ms ? ja->p.backoff_max_ms :
+	    ja->backoff_ms * 2;
+}
+
+/* Drop the current connection from outside any hiredis callback. */
+static void
+ja_drop(struct jobstore_async *ja)
+{
+	redisAsyncContext *ac = ja->ac;
+
+	if (ac == NULL)
+		return;
+	redisAsyncFree(ac);       /* pending callbacks see NULL replies */
+	if (ja->ac == ac)         /* not connected yet: no disconnect callback */
+		ja_lost(ja);
+}
+
+static void
+ja_on_connect(const redisAsyncContext *ac, int status)
+{
+	struct jobstore_async *ja = ac->data;
+
+	if (ja == NULL || ja->ac != ac)
+		return;
+	if (status != REDIS_OK) {
+		log_warn("redis connect failed", "host=%s port=%d error=\"%s\"", ja->url.host,
+		    ja->url.port, ac->errstr);
+		ja_lost(ja);      /* hiredis frees ac after this returns */
+		return;
+	}
+	log_debug("redis connected", "host=%s port=%d", ja->url.host, ja->url.port);
+	ja->state = JA_READY;
+}
+
+static void
+ja_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct jobstore_async *ja = ac->data;
+
+	if (ja == NULL || ja->ac != ac)
+		return;
+	if (status != REDIS_OK || ja->reset == 0)
+		log_warn("redis connection lost", "host=%s port=%d error=\"%s\" pending=%zu",
+		    ja->url.host, ja->url.port, ac->errstr[0] ? ac->errstr : "closed",
+		    ja->nwrites);
+	ja_lost(ja);
+}
+
+static void
+ja_on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct jobstore_async *ja = privdata;
+	redisReply *r = reply;
+
+	if (r == NULL || ja->freeing || ja->ac != ac)
+		return;
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_error("redis AUTH/SELECT refused", "host=%s port=%d error=\"%s\"",
+		    ja->url.host, ja->url.port, r->str);
+		ja->reset = 1;    /* the watchdog drops it; backoff applies */
+	}
+}
+
+static void
+ja_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct ja_write *jw = privdata;
+	struct jobstore_async *ja = jw->ja;
+	redisReply *r = reply;
+
+	if (ja->freeing)
+		return;
+	jw->sent = 0;
+	if (r == NULL)
+		return;           /* connection gone: stays queued, resent later */
+	if (js_is_noscript(r) && !jw->use_eval) {
+		jw->use_eval = 1;
+		if (ja->ac == ac && !(ac->c.flags & REDIS_FREEING))
+			ja_send(ja, jw);
+		return;
+	}
+	if (r->type != REDIS_REPLY_INTEGER) {
+		log_error("redis verdict write failed", "error=\"%s\" pending=%zu",
+		    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type",
+		    ja->nwrites);
+		ja->reset = 1;
+		return;
+	}
+	/* Durable: the write is done. */
+	ja->backoff_ms = ja->p.backoff_min_ms;
+	TAILQ_REMOVE(&ja->writes, jw, entry);
+	ja->nwrites--;
+	js_write_clear(&jw->w);
+	if (jw->cb != NULL)
+		jw->cb(jw->arg, r->integer == 1 ? 1 : 0);
+	free(jw);
+}
+
+static void
+ja_send(struct jobstore_async *ja, struct ja_write *jw)
+{
+	const char *argv[9];
+	size_t lens[9];
+	int argc;
+
+	argc = js_write_argv(&jw->w, jw->use_eval, argv, lens);
+	if (redisAsyncCommandArgv(ja->ac, ja_on_reply, jw, argc, argv, lens) != REDIS_OK) {
+		ja->reset = 1;
+		return;
+	}
+	jw->sent = 1;
+	jw->sent_at = ja_now_ms();
+}
+
+static void
+ja_connect(struct jobstore_async *ja)
+{
+	redisAsyncContext *ac;
+	struct ja_write *jw;
+
+	ac = redisAsyncConnect(ja->url.host, ja->url.port);
+	if (ac == NULL || ac->err) {
+		log_warn("redis connect failed", "host=%s port=%d error=\"%s\"", ja->url.host,
+		    ja->url.port, ac ? ac->errstr : "no memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		ja_lost(ja);
+		return;
+	}
+	ac->data = ja;
+	ja->ac = ac;
+	ja->state = JA_CONNECTING;
+	ja->connect_started = ja_now_ms();
+	ja->connects++;
+	redisLibeventAttach(ac, ja->base);
+	redisAsyncSetConnectCallback(ac, ja_on_connect);
+	redisAsyncSetDisconnectCallback(ac, ja_on_disconnect);
+	/* AUTH, SELECT and the writes are pipelined behind the connect: hiredis
+	 * buffers them until the socket is writable. */
+	if (ja->url.password[0] != '\0') {
+		if (ja->url.user[0] != '\0')
+			redisAsyncCommand(ac, ja_on_setup_reply, ja, "AUTH %s %s", ja->url.user,
+			    ja->url.password);
+		else
+			redisAsyncCommand(ac, ja_on_setup_reply, ja, "AUTH %s", ja->url.password);
+	}
+	if (ja->url.db > 0)
+		redisAsyncCommand(ac, ja_on_setup_reply, ja, "SELECT %d", ja->url.db);
+	TAILQ_FOREACH(jw, &ja->writes, entry)
+		if (!jw->sent)
+			ja_send(ja, jw);
+}
+
+static void
+ja_on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+	ja_connect(arg);
+}
+
+static void
+ja_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct jobstore_async *ja = arg;
+	struct ja_write *jw;
+	uint64_t now = ja_now_ms();
+
+	if (ja->ac == NULL)
+		return;
+	if (ja->reset) {
+		ja_drop(ja);
+		return;
+	}
+	if (ja->state == JA_CONNECTING &&
+	    now - ja->connect_started > ja->p.connect_timeout_ms) {
+		log_warn("redis connect timed out", "host=%s port=%d timeout_ms=%u",
+		    ja->url.host, ja->url.port, ja->p.connect_timeout_ms);
+		ja_drop(ja);
+		return;
+	}
+	TAILQ_FOREACH(jw, &ja->writes, entry) {
+		if (!jw->sent)
+			continue;
+		if (now - jw->sent_at > ja->p.command_timeout_ms) {
+			log_warn("redis write timed out", "host=%s port=%d timeout_ms=%u "
+			    "pending=%zu", ja->url.host, ja->url.port,
+			    ja->p.command_timeout_ms, ja->nwrites);
+			ja->reset = 1;
+			ja_drop(ja);
+		}
+		break;            /* only the oldest sent write matters */
+	}
+}
+
+struct jobstore_async *
+jobstore_async_new(struct event_base *base, const char *url,
+    const struct jobstore_async_params *params, char *err, size_t errlen)
+{
+	struct jobstore_async *ja;
+	struct timeval tick = { 0, 200 * 1000 };
+
+	if (js_script_sha() == NULL) {
+		js_fail(err, errlen, "cannot compute the script SHA1");
+		return NULL;
+	}
+	ja = calloc(1, sizeof(*ja));
+	if (ja == NULL) {
+		js_fail(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (jobstore_parse_url(url, &ja->url, err, errlen) == -1) {
+		free(ja);
+		return NULL;
+	}
+	if (params != NULL)
+		ja->p = *params;
+	if (ja->p.connect_timeout_ms == 0)
+		ja->p.connect_timeout_ms = 5000;
+	if (ja->p.command_timeout_ms == 0)
+		ja->p.command_timeout_ms = 10000;
+	if (ja->p.backoff_min_ms == 0)
+		ja->p.backoff_min_ms = 100;
+	if (ja->p.backoff_max_ms < ja->p.backoff_min_ms)
+		ja->p.backoff_max_ms = ja->p.backoff_min_ms > 5000 ? ja->p.backoff_min_ms : 5000;
+	ja->backoff_ms = ja->p.backoff_min_ms;
+	ja->base = base;
+	TAILQ_INIT(&ja->writes);
+	ja->watchdog = event_new(base, -1, EV_PERSIST, ja_on_watchdog, ja);
+	ja->reconnect = evtimer_new(base, ja_on_reconnect, ja);
+	if (ja->watchdog == NULL || ja->reconnect == NULL) {
+		js_fail(err, errlen, "out of memory");
+		jobstore_async_free(ja);
+		return NULL;
+	}
+	evtimer_add(ja->watchdog, &tick);
+	ja_connect(ja);
+	return ja;
+}
+
+int
+jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const char *field,
+    const char *address, const struct verdict *v, jobstore_write_cb cb, void *arg)
+{
+	struct ja_write *jw;
+
+	jw = calloc(1, sizeof(*jw));
+	if (jw == NULL)
+		return -1;
+	if (js_write_init(&jw->w, job, field, address, v) == -1) {
+		free(jw);
+		return -1;
+	}
+	jw->ja = ja;
+	jw->cb = cb;
+	jw->arg = arg;
+	TAILQ_INSERT_TAIL(&ja->writes, jw, entry);
+	ja->nwrites++;
+	if (ja->ac != NULL && !ja->reset)
+		ja_send(ja, jw);
+	return 0;
+}
+
+size_t
+jobstore_async_pending(const struct jobstore_async *ja)
+{
+	return ja->nwrites;
+}
+
+int
+jobstore_async_connected(const struct jobstore_async *ja)
+{
+	return ja->state == JA_READY && !ja->reset;
+}
+
+void
+jobstore_async_free(struct jobstore_async *ja)
+{
+	struct ja_write *jw;
+
+	if (ja == NULL)
+		return;
+	ja->freeing = 1;
+	if (ja->ac != NULL) {
+		redisAsyncContext *ac = ja->ac;
+		ja->ac = NULL;
+		redisAsyncFree(ac);
+	}
+	while ((jw = TAILQ_FIRST(&ja->writes)) != NULL) {
+		TAILQ_REMOVE(&ja->writes, jw, entry);
+		js_write_clear(&jw->w);
+		free(jw);
+	}
+	if (ja->watchdog != NULL)
+		event_free(ja->watchdog);
+	if (ja->reconnect != NULL)
+		event_free(ja->reconnect);
+	free(ja);
+}

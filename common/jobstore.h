@@ -1,0 +1,158 @@
+/*
+ * jobstore.h — a fleet job's state in Redis: totals, counts and verdicts.
+ *
+ * Keys per job NAME (NAME: 1..64 of [A-Za-z0-9._-], see jobstore_valid_name):
+ *   mxsift:job:NAME:meta      hash  rows, unique, invalid, duplicates, total,
+ *                                   domains, tasks, submitted_at, state, file
+ *   mxsift:job:NAME:counts    hash  done, status:<status>, reason:<reason>
+ *   mxsift:job:NAME:verdicts  hash  field -> serialised mxsift.Verdict (protobuf)
+ *
+ * The field of a verdict is the normalised address; an invalid row, which has
+ * no address of its own and is never deduplicated, uses "#line:N" (N = its
+ * input line), which no valid address can be.  The Verdict itself carries
+ * the address (for an invalid row: its trimmed raw text).
+ *
+ * Every verdict write, from any process, is the same Lua script: HSETNX the
+ * verdict and, only if it was new, count it (done, status:, reason:).  The
+ * first verdict wins and a re-delivered duplicate changes nothing, so counts
+ * stay exact under Kafka's at-least-once delivery.  The script is run with
+ * EVALSHA; a NOSCRIPT reply (script cache flushed, new server) is answered
+ * with EVAL, which also reloads the cache.
+ *
+ * Two APIs: a blocking one (struct jobstore) for the coordinator, `mxsift
+ * status` and `mxsift export`, and an asynchronous one (struct
+ * jobstore_async) on a libevent loop for the worker, with its own connect and
+ * command timeouts (hiredis 0.14 has none), reconnect with backoff, and a
+ * completion callback per verdict once Redis has answered — the worker
+ * stores a Kafka offset only after that.
+ *
+ * Diagnostics: functions that fail return -1 (or NULL) and describe the
+ * failure in err / jobstore_errstr(); the async API logs (log.h) and retries.
+ */
+#ifndef MXSIFT_JOBSTORE_H
+#define MXSIFT_JOBSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "verdict.h"
+
+struct event_base;
+
+#define JOBSTORE_NAME_MAX 64
+#define JOBSTORE_DEFAULT_PORT 6379
+
+/* redis://[[user]:password@]host[:port][/db]; host may be [v6]. */
+struct jobstore_url {
+	char host[256];
+	int port;
+	char user[128];        /* "" = none (AUTH password only) */
+	char password[256];    /* "" = no AUTH */
+	int db;                /* SELECT db when > 0 */
+};
+
+/* 0, or -1 with err set. */
+int jobstore_parse_url(const char *url, struct jobstore_url *out, char *err, size_t errlen);
+
+/* 1 if name is a usable job name, else 0. */
+int jobstore_valid_name(const char *name);
+
+/* The verdicts-hash field of an invalid input row: "#line:N". */
+void jobstore_invalid_field(uint64_t line, char *out, size_t outlen);
+
+/* mxsift.Verdict <-> struct verdict.  pack returns a malloc'd buffer (*len
+ * set) or NULL.  unpack returns 0 or -1 (bad bytes, unknown status/reason
+ * names); *address is malloc'd and the caller frees it. */
+uint8_t *jobstore_verdict_pack(const char *job, const char *address, const struct verdict *v,
+    size_t *len);
+int jobstore_verdict_unpack(const uint8_t *buf, size_t len, char **address, struct verdict *v);
+
+/* ---- job meta and counts -------------------------------------------- */
+
+struct jobstore_meta {
+	uint64_t rows, unique, invalid, duplicates;
+	uint64_t total;        /* verdicts expected: unique valid + invalid rows */
+	uint64_t domains, tasks;
+	int64_t submitted_at;  /* unix seconds */
+	char state[24];        /* planning, submitted, failed */
+	char file[256];
+};
+
+struct jobstore_counts {
+	uint64_t done;
+	uint64_t status[VS__COUNT];
+	uint64_t reason[VR__COUNT];
+};
+
+/* ---- blocking API ----------------------------------------------------- */
+
+struct jobstore;
+
+/* Connect (timeout_ms for the connect and for every command, 0 = 5000),
+ * AUTH, SELECT, and load the verdict script.  NULL + err on failure. */
+struct jobstore *jobstore_connect(const char *url, unsigned timeout_ms, char *err, size_t errlen);
+void jobstore_close(struct jobstore *js);
+/* Last error of js, for messages. */
+const char *jobstore_errstr(const struct jobstore *js);
+
+/* 1 exists, 0 not, -1 error. A job exists once its meta hash does. */
+int jobstore_job_exists(struct jobstore *js, const char *job);
+/* Write every field of m (HSET). 0 / -1. */
+int jobstore_put_meta(struct jobstore *js, const char *job, const struct jobstore_meta *m);
+/* Set one meta field. 0 / -1. */
+int jobstore_set_meta(struct jobstore *js, const char *job, const char *field, const char *value);
+/* 1 found, 0 no such job, -1 error. Missing fields read as 0 / "". */
+int jobstore_get_meta(struct jobstore *js, const char *job, struct jobstore_meta *m);
+/* 0 / -1. A job without verdicts yet has all-zero counts. */
+int jobstore_get_counts(struct jobstore *js, const char *job, struct jobstore_counts *c);
+
+/* Write one verdict now: 1 new (counted), 0 already there, -1 error. */
+int jobstore_put_verdict(struct jobstore *js, const char *job, const char *field,
+    const char *address, const struct verdict *v);
+/* Pipelined writes for bulk producers: queue one, sent in batches; call
+ * jobstore_flush() at the end.  0 / -1 (an error fails the whole batch). */
+int jobstore_queue_verdict(struct jobstore *js, const char *job, const char *field,
+    const char *address, const struct verdict *v);
+int jobstore_flush(struct jobstore *js);
+/* Verdicts written by this handle that were new / already present. */
+void jobstore_get_written(const struct jobstore *js, uint64_t *fresh, uint64_t *dup);
+
+/* HSCAN every verdict of job; cb gets each decoded verdict (valid during the
+ * call) and may return non-zero to stop.  0 done, -1 error (undecodable
+ * entries are reported through log_warn and skipped, counted in *bad). */
+typedef int (*jobstore_scan_cb)(void *arg, const char *field, const char *address,
+    const struct verdict *v);
+int jobstore_scan_verdicts(struct jobstore *js, const char *job, jobstore_scan_cb cb, void *arg,
+    uint64_t *bad);
+
+/* ---- asynchronous API (libevent) -------------------------------------- */
+
+struct jobstore_async;
+
+struct jobstore_async_params {
+	unsigned connect_timeout_ms;   /* default 5000 */
+	unsigned command_timeout_ms;   /* oldest unanswered write; default 10000 */
+	unsigned backoff_min_ms;       /* first reconnect delay, default 100 */
+	unsigned backoff_max_ms;       /* cap, default 5000 */
+};
+
+/* result: 1 the verdict was new, 0 it was already there.  Both mean the
+ * verdict is durable in Redis.  Never called from inside put_verdict. */
+typedef void (*jobstore_write_cb)(void *arg, int result);
+
+/* Parses url and starts connecting; NULL + err only for a bad url or no
+ * memory (an unreachable server is retried, not an error). */
+struct jobstore_async *jobstore_async_new(struct event_base *base, const char *url,
+    const struct jobstore_async_params *params, char *err, size_t errlen);
+/* Queue a verdict write; everything is copied.  It is retried across
+ * reconnects until Redis answers, then cb fires once.  0, or -1 (bad job
+ * name, no memory: cb will not fire). */
+int jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const char *field,
+    const char *address, const struct verdict *v, jobstore_write_cb cb, void *arg);
+/* Writes queued or sent and not yet answered. */
+size_t jobstore_async_pending(const struct jobstore_async *ja);
+/* 1 when connected and authenticated. */
+int jobstore_async_connected(const struct jobstore_async *ja);
+/* Close; callbacks of unfinished writes are NOT called. */
+void jobstore_async_free(struct jobstore_async *ja);
+
+#endif
