@@ -18,6 +18,7 @@
  *
  * Control commands (one per line on the FIFO; the FIFO is opened read-write
  * so that writers may come and go without us ever seeing end-of-file):
+ *   ping                        no-op, just the "ok ping" acknowledgement
  *   broker-down ID              refuse connections (does NOT move leaders)
  *   broker-up ID
  *   broker-rtt ID MS            delay every response of broker ID
@@ -136,7 +137,9 @@ mock_run_command(rd_kafka_mock_cluster_t *mc, char *line)
 	if (argc == 0)
 		return;
 
-	if (strcmp(argv[0], "broker-down") == 0 && argc == 2 &&
+	if (strcmp(argv[0], "ping") == 0 && argc == 1) {
+		mock_reply(cmd, NULL);
+	} else if (strcmp(argv[0], "broker-down") == 0 && argc == 2 &&
 	    mock_parse_long(argv[1], -1, INT32_MAX, &a) == 0) {
 		mock_reply_err(cmd, rd_kafka_mock_broker_set_down(mc, (int32_t)a));
 	} else if (strcmp(argv[0], "broker-up") == 0 && argc == 2 &&
