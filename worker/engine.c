@@ -1,2 +1,1046 @@
-/* engine.c: to be written */
-typedef int mx_placeholder_t;
+/*
+ * engine.c — lanes of SMTP sessions on one event loop (see engine.h).
+ *
+ * Owns: the lanes (one per MX domain, a sorted array searched by bsearch),
+ * each lane's FIFO of requests and its connections; a connection ("conn")
+ * owns one smtp_session at a time and its connect plan (host list, the
+ * addresses of the current host, the last failure seen).
+ *
+ * Flow: engine_submit() queues a request and schedules the lane (never does
+ * work inline).  The lane pump hands queued requests to idle sessions
+ * connected to one of the request's hosts, and opens a connection (up to
+ * max_conns_per_lane) for the rest.  A connection walks its plan: hosts by
+ * preference, each host's addresses in order (numeric hosts need no DNS),
+ * failing over on refused/timed-out connects, 421 greetings and broken
+ * handshakes.  When the plan is exhausted, every queued request whose hosts
+ * were all tried gets the last failure's verdict.
+ *
+ * Sessions are recycled (QUIT, new connection) after max_rcpt_per_session
+ * RCPTs, max_rejects_per_session rejected RCPTs or max_session_age_s, so we
+ * stop before receivers' junk-command limits bite; an idle session is
+ * QUIT after idle_close_ms.  A session that failed is never reused.
+ *
+ * Returns verdicts only through the done callback, delivered from a
+ * deferred event — exactly one per submitted request.  Diagnostics: debug
+ * logs per connection and per verdict; warnings for plan failures.
+ */
+#include "engine.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "classify.h"
+#include "log.h"
+#include "smtp_session.h"
+
+#define ENGINE_ADDR_MAX 1024    /* bytes; UTF-8 local parts may be long */
+
+struct lane;
+
+struct ereq {
+	TAILQ_ENTRY(ereq) link;
+	struct lane *lane;
+	char *address;
+	char *domain;
+	char **hosts;
+	size_t nhosts;
+	unsigned flags;
+	void *tag;
+	unsigned attempts;          /* probes started for this request */
+	int retried_now;            /* RETRY_NOW used once */
+	int requeued;               /* requeued after a dropped reused session */
+	uint64_t submitted_ms;
+	struct verdict v;
+};
+TAILQ_HEAD(ereq_q, ereq);
+
+enum conn_state {
+	CONN_RESOLVING = 0,
+	CONN_CONNECTING,            /* TCP, greeting, EHLO, TLS */
+	CONN_READY,
+	CONN_BUSY,
+	CONN_CLOSING
+};
+
+struct dns_ticket {
+	struct conn *c;             /* NULL once the conn is gone */
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) link;
+	struct lane *lane;
+	struct smtp_session *s;
+	enum conn_state st;
+	unsigned id;
+
+	/* connect plan */
+	char **hosts;
+	size_t nhosts;
+	size_t host_idx;            /* next host to try */
+	char host[VERDICT_HOST_MAX];  /* host of the current attempt */
+	struct sockaddr_storage *addrs;
+	size_t naddrs;
+	size_t addr_idx;            /* next address to try */
+	struct dns_ticket *ticket;
+	struct verdict lastfail;
+	int failover;               /* the last attempt failed before READY */
+	int plan_fatal;             /* a refusal that failover will not fix */
+
+	struct ereq *cur;           /* request being probed */
+	unsigned served;            /* results on this session */
+	unsigned rejects;           /* 5xx results on this session */
+	uint64_t ready_ms;
+	unsigned seen_rcpts, seen_503;
+	struct event *idle;
+};
+TAILQ_HEAD(conn_q, conn);
+
+struct lane {
+	struct engine *e;
+	char *key;
+	struct ereq_q q;
+	size_t qlen;
+	struct conn_q conns;
+	unsigned nconns;
+	struct event *kick;
+};
+
+struct engine {
+	struct event_base *base;
+	struct dns *dns;
+	engine_done_cb done;
+	void *done_arg;
+
+	char *helo;
+	char *mail_from;
+	struct engine_params p;
+	struct smtp_session_params sp;
+	void *ssl_ctx;
+
+	struct lane **lanes;        /* sorted by key */
+	size_t nlanes, lanes_cap;
+
+	struct ereq_q doneq;
+	struct event *done_ev;
+	size_t pending;
+	int shutting;
+	unsigned conn_ids;
+	struct engine_stats stats;
+};
+
+static void lane_kick(struct lane *);
+static void lane_kick_cb(evutil_socket_t, short, void *);
+static void conn_next(struct conn *);
+static void conn_free(struct conn *);
+
+static uint64_t
+engine_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- requests and verdicts ----------------------------------------------- */
+
+static void
+ereq_free(struct ereq *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nhosts; i++)
+		free(r->hosts[i]);
+	free(r->hosts);
+	free(r->address);
+	free(r->domain);
+	free(r);
+}
+
+static int
+ereq_has_host(const struct ereq *r, const char *host)
+{
+	for (size_t i = 0; i < r->nhosts; i++)
+		if (strcmp(r->hosts[i], host) == 0)
+			return 1;
+	return 0;
+}
+
+/* Hand the request its verdict; the done callback runs from the loop. */
+static void
+engine_finish(struct engine *e, struct ereq *r, const struct verdict *v, const struct conn *c)
+{
+	r->v = *v;
+	if (c != NULL && r->v.mx_host[0] == '\0')
+		snprintf(r->v.mx_host, sizeof(r->v.mx_host), "%s", c->host);
+	if (c != NULL && c->s != NULL && r->v.tls == 0)
+		r->v.tls = smtp_session_tls(c->s);
+	r->v.attempts = r->attempts;
+	r->v.duration_ms = engine_now_ms() - r->submitted_ms;
+	r->v.flags |= r->flags;
+	if (r->v.checked_at == 0)
+		r->v.checked_at = (int64_t)time(NULL);
+	log_debug("verdict", "address=%s status=%s reason=%s code=%d mx=%s", r->address,
+	    verdict_status_name(r->v.status), verdict_reason_name(r->v.reason),
+	    r->v.smtp_code, r->v.mx_host);
+	TAILQ_INSERT_TAIL(&e->doneq, r, link);
+	event_active(e->done_ev, 0, 1);
+}
+
+static void
+engine_finish_reason(struct engine *e, struct ereq *r, enum verdict_reason why,
+    const char *detail, const struct conn *c)
+{
+	struct verdict v;
+
+	verdict_init(&v, why);
+	if (detail != NULL)
+		snprintf(v.detail, sizeof(v.detail), "%s", detail);
+	engine_finish(e, r, &v, c);
+}
+
+static void
+engine_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	struct ereq *r;
+
+	/* The callback may submit (and even shut down): take one at a time. */
+	while ((r = TAILQ_FIRST(&e->doneq)) != NULL) {
+		TAILQ_REMOVE(&e->doneq, r, link);
+		e->pending--;
+		e->done(e->done_arg, r->tag, r->address, &r->v);
+		ereq_free(r);
+	}
+}
+
+/* Verdict for a session failure without a deciding reply. */
+static void
+engine_failure_verdict(const struct smtp_failure *f, struct verdict *v)
+{
+	enum verdict_reason why;
+
+	if (f->reply != NULL) {
+		verdict_init(v, VR_TEMP_FAILURE);
+		(void)classify_reply(f->stage, f->reply, v);
+		if (f->kind == SMTP_FAIL_TLS && f->reply->code / 100 != 4) {
+			/* STARTTLS refused under "require": the answer is about
+			 * TLS, not the mailbox. */
+			int code = v->smtp_code;
+			char enh[sizeof(v->enhanced)];
+
+			memcpy(enh, v->enhanced, sizeof(enh));
+			verdict_init(v, VR_TLS_FAILED);
+			v->smtp_code = code;
+			memcpy(v->enhanced, enh, sizeof(enh));
+			verdict_set_text(v, f->reply->text, f->reply->text_len);
+		}
+	} else {
+		switch (f->kind) {
+		case SMTP_FAIL_CONN: why = VR_CONNECTION_FAILED; break;
+		case SMTP_FAIL_TIMEOUT: why = VR_TIMEOUT; break;
+		case SMTP_FAIL_PROTO: why = VR_PROTOCOL_ERROR; break;
+		case SMTP_FAIL_TLS: why = VR_TLS_FAILED; break;
+		default: why = VR_TEMP_FAILURE; break;
+		}
+		verdict_init(v, why);
+	}
+	if (f->detail != NULL)
+		snprintf(v->detail, sizeof(v->detail), "%s", f->detail);
+}
+
+/* ---- lanes ------------------------------------------------------------- */
+
+static int
+lane_cmp(const void *a, const void *b)
+{
+	const char *key = a;
+	const struct lane *const *l = b;
+
+	return strcmp(key, (*l)->key);
+}
+
+static struct lane *
+engine_lane(struct engine *e, const char *key)
+{
+	struct lane **found, *l;
+	size_t lo = 0, hi = e->nlanes;
+
+	found = bsearch(key, e->lanes, e->nlanes, sizeof(*e->lanes), lane_cmp);
+	if (found != NULL)
+		return *found;
+	if (e->nlanes == e->lanes_cap) {
+		size_t cap = e->lanes_cap ? e->lanes_cap * 2 : 16;
+		struct lane **n = realloc(e->lanes, cap * sizeof(*n));
+
+		if (n == NULL)
+			return NULL;
+		e->lanes = n;
+		e->lanes_cap = cap;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->e = e;
+	l->key = strdup(key);
+	l->kick = event_new(e->base, -1, 0, lane_kick_cb, l);
+	if (l->key == NULL || l->kick == NULL) {
+		free(l->key);
+		if (l->kick != NULL)
+			event_free(l->kick);
+		free(l);
+		return NULL;
+	}
+	TAILQ_INIT(&l->q);
+	TAILQ_INIT(&l->conns);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(e->lanes[mid]->key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(e->lanes + lo + 1, e->lanes + lo, (e->nlanes - lo) * sizeof(*e->lanes));
+	e->lanes[lo] = l;
+	e->nlanes++;
+	return l;
+}
+
+static void
+lane_free(struct lane *l)
+{
+	struct ereq *r;
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&l->conns)) != NULL)
+		conn_free(c);
+	while ((r = TAILQ_FIRST(&l->q)) != NULL) {
+		TAILQ_REMOVE(&l->q, r, link);
+		ereq_free(r);
+	}
+	event_free(l->kick);
+	free(l->key);
+	free(l);
+}
+
+/* Forget an empty lane (no work, no connections). */
+static void
+lane_drop(struct lane *l)
+{
+	struct engine *e = l->e;
+
+	for (size_t i = 0; i < e->nlanes; i++) {
+		if (e->lanes[i] == l) {
+			memmove(e->lanes + i, e->lanes + i + 1,
+			    (e->nlanes - i - 1) * sizeof(*e->lanes));
+			e->nlanes--;
+			break;
+		}
+	}
+	lane_free(l);
+}
+
+static void
+lane_push_head(struct lane *l, struct ereq *r)
+{
+	TAILQ_INSERT_HEAD(&l->q, r, link);
+	l->qlen++;
+}
+
+static void
+lane_remove(struct lane *l, struct ereq *r)
+{
+	TAILQ_REMOVE(&l->q, r, link);
+	l->qlen--;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void
+conn_account(struct conn *c)
+{
+	struct engine *e = c->lane->e;
+	unsigned n;
+
+	if (c->s == NULL)
+		return;
+	n = smtp_session_rcpts(c->s);
+	e->stats.rcpts += n - c->seen_rcpts;
+	c->seen_rcpts = n;
+	n = smtp_session_503s(c->s);
+	e->stats.replies_503 += n - c->seen_503;
+	c->seen_503 = n;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	struct lane *l = c->lane;
+
+	if (c->ticket != NULL)
+		c->ticket->c = NULL;     /* the DNS callback frees the ticket */
+	if (c->s != NULL) {
+		conn_account(c);
+		smtp_session_free(c->s);
+	}
+	if (c->cur != NULL) {
+		/* Only at engine_free(): nobody will hear about it. */
+		ereq_free(c->cur);
+	}
+	if (c->idle != NULL)
+		event_free(c->idle);
+	for (size_t i = 0; i < c->nhosts; i++)
+		free(c->hosts[i]);
+	free(c->hosts);
+	free(c->addrs);
+	TAILQ_REMOVE(&l->conns, c, link);
+	l->nconns--;
+	free(c);
+}
+
+static void
+conn_quit(struct conn *c)
+{
+	evtimer_del(c->idle);
+	c->st = CONN_CLOSING;
+	if (c->s != NULL)
+		smtp_session_quit(c->s);
+}
+
+static void
+conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->st == CONN_READY && c->lane->qlen == 0) {
+		log_debug("smtp idle close", "conn=%u host=%s", c->id, c->host);
+		conn_quit(c);
+	}
+}
+
+/* Every queued request whose hosts were all in this plan gets the plan's
+ * last failure; then the conn goes. */
+static void
+conn_plan_failed(struct conn *c)
+{
+	struct lane *l = c->lane;
+	struct engine *e = l->e;
+	struct ereq *r, *next;
+
+	log_warn("mx hosts failed", "lane=%s host=%s reason=%s detail=\"%s\"", l->key, c->host,
+	    verdict_reason_name(c->lastfail.reason), c->lastfail.detail);
+	for (r = TAILQ_FIRST(&l->q); r != NULL; r = next) {
+		size_t i, j;
+
+		next = TAILQ_NEXT(r, link);
+		for (i = 0; i < r->nhosts; i++) {
+			for (j = 0; j < c->nhosts; j++)
+				if (strcmp(r->hosts[i], c->hosts[j]) == 0)
+					break;
+			if (j == c->nhosts)
+				break;
+		}
+		if (i < r->nhosts)
+			continue;
+		lane_remove(l, r);
+		if (r->attempts == 0)
+			r->attempts = 1;
+		engine_finish(e, r, &c->lastfail, c);
+	}
+	conn_free(c);
+	lane_kick(l);
+}
+
+static void conn_session_ready(void *, struct smtp_session *);
+static void conn_session_result(void *, struct smtp_session *, const struct smtp_result *);
+static void conn_session_failed(void *, struct smtp_session *, const struct smtp_failure *);
+static void conn_session_closed(void *, struct smtp_session *);
+
+static const struct smtp_session_cbs conn_session_cbs = {
+	.ready = conn_session_ready,
+	.result = conn_session_result,
+	.failed = conn_session_failed,
+	.closed = conn_session_closed,
+};
+
+/* Parse a numeric host ("192.0.2.1", "::1", "[::1]") without DNS. */
+static int
+engine_numeric_host(const char *host, int port, struct sockaddr_storage *ss)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(host);
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof(buf)) {
+		memcpy(buf, host + 1, n - 2);
+		buf[n - 2] = '\0';
+	} else if (n < sizeof(buf)) {
+		memcpy(buf, host, n + 1);
+	} else {
+		return 0;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, buf, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		return 1;
+	}
+	if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+conn_dns_cb(void *arg, const char *host, enum dns_status status,
+    const struct sockaddr_storage *addrs, size_t n)
+{
+	struct dns_ticket *t = arg;
+	struct conn *c = t->c;
+
+	free(t);
+	if (c == NULL)
+		return;
+	c->ticket = NULL;
+	free(c->addrs);
+	c->addrs = NULL;
+	c->naddrs = c->addr_idx = 0;
+	if (status == DNS_OK && n > 0 && (c->addrs = calloc(n, sizeof(*addrs))) != NULL) {
+		memcpy(c->addrs, addrs, n * sizeof(*addrs));
+		c->naddrs = n;
+	} else {
+		verdict_init(&c->lastfail, status == DNS_ERROR ? VR_DNS_ERROR :
+		    VR_NO_MAIL_SERVER);
+		snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
+		    "no address for %s", host);
+		snprintf(c->lastfail.mx_host, sizeof(c->lastfail.mx_host), "%s", host);
+	}
+	conn_next(c);
+}
+
+/* Try the next address, then the next host; the plan fails when empty. */
+static void
+conn_next(struct conn *c)
+{
+	struct engine *e = c->lane->e;
+	struct sockaddr_storage *ss;
+	socklen_t len;
+
+	for (;;) {
+		if (e->shutting || c->plan_fatal) {
+			conn_plan_failed(c);
+			return;
+		}
+		if (c->addr_idx < c->naddrs) {
+			ss = &c->addrs[c->addr_idx++];
+			len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+			    sizeof(struct sockaddr_in);
+			e->sp.host_name = c->host;
+			c->s = smtp_session_new(e->base, &e->sp, &conn_session_cbs, c);
+			if (c->s == NULL) {
+				verdict_init(&c->lastfail, VR_TEMP_FAILURE);
+				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
+				    "cannot create session");
+				c->plan_fatal = 1;
+				continue;
+			}
+			c->seen_rcpts = c->seen_503 = 0;
+			c->failover = 0;
+			if (smtp_session_connect(c->s, (struct sockaddr *)ss, len) != 0) {
+				smtp_session_free(c->s);
+				c->s = NULL;
+				verdict_init(&c->lastfail, VR_CONNECTION_FAILED);
+				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
+				    "connect failed");
+				continue;
+			}
+			e->stats.connections++;
+			c->st = CONN_CONNECTING;
+			log_debug("smtp connect", "conn=%u lane=%s host=%s", c->id, c->lane->key,
+			    c->host);
+			return;
+		}
+		if (c->host_idx >= c->nhosts) {
+			conn_plan_failed(c);
+			return;
+		}
+		snprintf(c->host, sizeof(c->host), "%s", c->hosts[c->host_idx++]);
+		free(c->addrs);
+		c->addrs = NULL;
+		c->naddrs = c->addr_idx = 0;
+		if ((c->addrs = calloc(1, sizeof(*c->addrs))) == NULL) {
+			c->plan_fatal = 1;
+			continue;
+		}
+		if (engine_numeric_host(c->host, e->p.smtp_port, c->addrs)) {
+			c->naddrs = 1;
+			continue;
+		}
+		if (e->dns == NULL) {
+			verdict_init(&c->lastfail, VR_DNS_ERROR);
+			snprintf(c->lastfail.detail, sizeof(c->lastfail.detail), "no resolver");
+			continue;
+		}
+		if ((c->ticket = calloc(1, sizeof(*c->ticket))) == NULL) {
+			c->plan_fatal = 1;
+			continue;
+		}
+		c->ticket->c = c;
+		c->st = CONN_RESOLVING;
+		dns_resolve_addrs(e->dns, c->host, e->p.smtp_port, conn_dns_cb, c->ticket);
+		return;
+	}
+}
+
+/* Open a connection for the lane, planned from request r's hosts. */
+static void
+conn_start(struct lane *l, const struct ereq *r)
+{
+	struct engine *e = l->e;
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->hosts = calloc(r->nhosts, sizeof(*c->hosts))) == NULL ||
+	    (c->idle = evtimer_new(e->base, conn_idle_cb, c)) == NULL) {
+		if (c != NULL) {
+			free(c->hosts);
+			free(c);
+		}
+		return;
+	}
+	for (size_t i = 0; i < r->nhosts; i++) {
+		if ((c->hosts[i] = strdup(r->hosts[i])) == NULL)
+			break;
+		c->nhosts++;
+	}
+	c->lane = l;
+	c->id = ++e->conn_ids;
+	c->st = CONN_RESOLVING;
+	verdict_init(&c->lastfail, VR_CONNECTION_FAILED);
+	TAILQ_INSERT_TAIL(&l->conns, c, link);
+	l->nconns++;
+	conn_next(c);
+}
+
+static void
+conn_session_ready(void *tag, struct smtp_session *s)
+{
+	struct conn *c = tag;
+
+	c->lane->e->stats.sessions_ok++;
+	c->st = CONN_READY;
+	c->ready_ms = engine_now_ms();
+	log_debug("smtp ready", "conn=%u host=%s tls=%d ext=0x%x", c->id, c->host,
+	    smtp_session_tls(s), smtp_session_extensions(s));
+	lane_kick(c->lane);
+}
+
+/* Time to end this session before the receiver's limits bite? */
+static int
+conn_worn_out(const struct conn *c)
+{
+	const struct engine_params *p = &c->lane->e->p;
+
+	return smtp_session_rcpts(c->s) >= p->max_rcpt_per_session ||
+	    c->rejects >= p->max_rejects_per_session ||
+	    engine_now_ms() - c->ready_ms >= (uint64_t)p->max_session_age_s * 1000u;
+}
+
+static void
+conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result *res)
+{
+	struct conn *c = tag;
+	struct lane *l = c->lane;
+	struct engine *e = l->e;
+	struct ereq *r = c->cur;
+	struct verdict v;
+	enum classify_action act;
+
+	conn_account(c);
+	c->cur = NULL;
+	c->st = CONN_READY;
+	c->served++;
+	if (res->reply->code >= 500)
+		c->rejects++;
+	verdict_init(&v, VR_TEMP_FAILURE);
+	act = classify_reply(res->stage, res->reply, &v);
+	if (r != NULL) {
+		if (act == CLASSIFY_RETRY_NOW && !r->retried_now) {
+			/* Not about the mailbox: ask again on a fresh session. */
+			r->retried_now = 1;
+			lane_push_head(l, r);
+			conn_quit(c);
+		} else {
+			engine_finish(e, r, &v, c);
+		}
+	}
+	if (c->st == CONN_READY && (e->shutting || conn_worn_out(c)))
+		conn_quit(c);
+	lane_kick(l);
+}
+
+static void
+conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure *f)
+{
+	struct conn *c = tag;
+	struct engine *e = c->lane->e;
+	struct ereq *r = c->cur;
+	struct verdict v;
+
+	conn_account(c);
+	engine_failure_verdict(f, &v);
+	snprintf(v.mx_host, sizeof(v.mx_host), "%s", c->host);
+	if (c->st == CONN_CONNECTING) {
+		/*
+		 * Before the session was usable.  Another address or host may
+		 * do better after a refused/timed-out connect, a 421 or a
+		 * broken handshake; a 5xx refusal of us will not change.
+		 */
+		c->lastfail = v;
+		if (f->reply != NULL && f->reply->code >= 500 && f->kind != SMTP_FAIL_TLS)
+			c->plan_fatal = 1;
+		c->failover = 1;
+	} else if (r != NULL) {
+		c->cur = NULL;
+		if (f->kind == SMTP_FAIL_CONN && c->served > 0 && !r->requeued) {
+			/* A reused connection the server dropped, maybe idle for
+			 * too long: try once more on a fresh one. */
+			r->requeued = 1;
+			lane_push_head(c->lane, r);
+		} else {
+			engine_finish(e, r, &v, c);
+		}
+	}
+	c->st = CONN_CLOSING;
+}
+
+static void
+conn_session_closed(void *tag, struct smtp_session *s)
+{
+	struct conn *c = tag;
+	struct lane *l = c->lane;
+	struct engine *e = l->e;
+
+	conn_account(c);
+	if (c->cur != NULL) {
+		/* Closed with a probe outstanding and no failure (QUIT
+		 * during shutdown): report it rather than lose it. */
+		engine_finish_reason(e, c->cur, VR_TEMP_FAILURE, "session closed", c);
+		c->cur = NULL;
+	}
+	smtp_session_free(c->s);   /* deferred: we are inside its callback */
+	c->s = NULL;
+	if (c->failover) {
+		c->failover = 0;
+		conn_next(c);
+		return;
+	}
+	conn_free(c);
+	lane_kick(l);
+}
+
+/* Give queued work to c; returns when c is busy or nothing fits. */
+static void
+conn_feed(struct conn *c)
+{
+	struct lane *l = c->lane;
+	struct engine *e = l->e;
+	struct ereq *r;
+	enum smtp_probe_rc rc;
+
+	while (c->st == CONN_READY) {
+		if (!smtp_session_reusable(c->s) || conn_worn_out(c)) {
+			conn_quit(c);
+			return;
+		}
+		TAILQ_FOREACH(r, &l->q, link)
+			if (ereq_has_host(r, c->host))
+				break;
+		if (r == NULL) {
+			struct timeval tv;
+
+			if (l->qlen > 0) {
+				/* Work for other hosts: make room for it. */
+				conn_quit(c);
+			} else {
+				tv.tv_sec = e->p.idle_close_ms / 1000;
+				tv.tv_usec = (e->p.idle_close_ms % 1000) * 1000;
+				evtimer_add(c->idle, &tv);
+			}
+			return;
+		}
+		lane_remove(l, r);
+		evtimer_del(c->idle);
+		r->attempts++;
+		rc = smtp_session_probe(c->s, r->address);
+		switch (rc) {
+		case SMTP_PROBE_STARTED:
+			c->cur = r;
+			c->st = CONN_BUSY;
+			return;
+		case SMTP_PROBE_SMTPUTF8_UNSUPPORTED:
+			engine_finish_reason(e, r, VR_SMTPUTF8_UNSUPPORTED,
+			    "server does not offer SMTPUTF8", c);
+			break;
+		case SMTP_PROBE_BAD_ARG:
+			engine_finish_reason(e, r, VR_INVALID_SYNTAX, "refused to send", c);
+			break;
+		case SMTP_PROBE_BUSY:
+		default:
+			r->attempts--;
+			lane_push_head(l, r);
+			conn_quit(c);
+			return;
+		}
+	}
+}
+
+/* ---- the lane pump ------------------------------------------------------- */
+
+static void
+lane_pump(struct lane *l)
+{
+	struct engine *e = l->e;
+	struct conn *c, *next;
+	unsigned opening;
+
+	for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->st == CONN_READY)
+			conn_feed(c);
+	}
+	for (;;) {
+		opening = 0;
+		TAILQ_FOREACH(c, &l->conns, link)
+			if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
+				opening++;
+		if (e->shutting || l->qlen <= opening || l->nconns >= e->p.max_conns_per_lane)
+			break;
+		conn_start(l, TAILQ_FIRST(&l->q));
+	}
+	if (l->qlen == 0 && l->nconns == 0)
+		lane_drop(l);
+}
+
+static void
+lane_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	lane_pump(arg);
+}
+
+static void
+lane_kick(struct lane *l)
+{
+	event_active(l->kick, 0, 1);
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+struct engine *
+engine_new(struct event_base *base, struct dns *dns, const struct engine_params *params,
+    engine_done_cb done, void *arg)
+{
+	struct engine *e;
+	char host[256];
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	e->base = base;
+	e->dns = dns;
+	e->done = done;
+	e->done_arg = arg;
+	if (params != NULL)
+		e->p = *params;
+	if (e->p.helo_name == NULL || *e->p.helo_name == '\0') {
+		if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		e->helo = strdup(host);
+	} else {
+		e->helo = strdup(e->p.helo_name);
+	}
+	e->mail_from = strdup(e->p.mail_from != NULL ? e->p.mail_from : "");
+	e->p.helo_name = e->helo;
+	e->p.mail_from = e->mail_from;
+	if (e->p.smtp_port <= 0)
+		e->p.smtp_port = 25;
+	if (e->p.max_rcpt_per_session == 0)
+		e->p.max_rcpt_per_session = 100;
+	if (e->p.max_rejects_per_session == 0)
+		e->p.max_rejects_per_session = 8;
+	if (e->p.max_session_age_s == 0)
+		e->p.max_session_age_s = 300;
+	if (e->p.idle_close_ms == 0)
+		e->p.idle_close_ms = 2000;
+	if (e->p.max_conns_per_lane == 0)
+		e->p.max_conns_per_lane = 1;
+
+	e->sp.helo_name = e->helo;
+	e->sp.mail_from = e->mail_from;
+	e->sp.tls = e->p.tls == ENGINE_TLS_REQUIRE ? SMTP_TLS_REQUIRE :
+	    e->p.tls == ENGINE_TLS_OFF ? SMTP_TLS_OFF : SMTP_TLS_MAY;
+	e->sp.timeout_ms[SMTP_S_CONNECTING] = e->p.connect_timeout_ms;
+	e->sp.timeout_ms[SMTP_S_GREETING] = e->p.greeting_timeout_ms;
+	if (e->p.command_timeout_ms != 0) {
+		static const enum smtp_state cmd_states[] = { SMTP_S_EHLO, SMTP_S_HELO,
+			SMTP_S_STARTTLS, SMTP_S_TLS_HANDSHAKE, SMTP_S_RSET, SMTP_S_MAIL,
+			SMTP_S_RCPT, SMTP_S_QUIT };
+
+		for (size_t i = 0; i < sizeof(cmd_states) / sizeof(cmd_states[0]); i++)
+			e->sp.timeout_ms[cmd_states[i]] = e->p.command_timeout_ms;
+		if (e->p.command_timeout_ms > SMTP_TIMEOUT_QUIT_MS)
+			e->sp.timeout_ms[SMTP_S_QUIT] = SMTP_TIMEOUT_QUIT_MS;
+	}
+	if (e->sp.tls != SMTP_TLS_OFF)
+		e->ssl_ctx = e->sp.ssl_ctx = smtp_tls_ctx_new();
+	TAILQ_INIT(&e->doneq);
+	e->done_ev = event_new(base, -1, 0, engine_deliver_cb, e);
+	if (e->helo == NULL || e->mail_from == NULL || e->done_ev == NULL ||
+	    (e->sp.tls != SMTP_TLS_OFF && e->ssl_ctx == NULL)) {
+		engine_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static int
+engine_addr_ok(const char *a)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++, n++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return n > 0 && n <= ENGINE_ADDR_MAX;
+}
+
+int
+engine_submit(struct engine *e, const struct probe_req *req)
+{
+	struct ereq *r;
+	struct lane *l = NULL;
+	const char *key;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -1;    /* cannot even remember it */
+	r->submitted_ms = engine_now_ms();
+	r->tag = req->tag;
+	r->flags = req->flags;
+	r->address = strdup(req->address != NULL ? req->address : "");
+	r->domain = strdup(req->domain != NULL ? req->domain : "");
+	e->pending++;
+	if (r->address == NULL || r->domain == NULL) {
+		engine_finish_reason(e, r, VR_TEMP_FAILURE, "out of memory", NULL);
+		return -1;
+	}
+	if (!engine_addr_ok(r->address)) {
+		engine_finish_reason(e, r, VR_INVALID_SYNTAX, "unusable address", NULL);
+		return -1;
+	}
+	if (req->nhosts == 0 || req->hosts == NULL) {
+		engine_finish_reason(e, r, VR_DNS_ERROR, "no mail hosts given", NULL);
+		return -1;
+	}
+	if (e->shutting) {
+		engine_finish_reason(e, r, VR_TEMP_FAILURE, "shutting down", NULL);
+		return -1;
+	}
+	if ((r->hosts = calloc(req->nhosts, sizeof(*r->hosts))) == NULL) {
+		engine_finish_reason(e, r, VR_TEMP_FAILURE, "out of memory", NULL);
+		return -1;
+	}
+	for (size_t i = 0; i < req->nhosts; i++) {
+		if (req->hosts[i].name == NULL || *req->hosts[i].name == '\0' ||
+		    !engine_addr_ok(req->hosts[i].name)) {
+			engine_finish_reason(e, r, VR_DNS_ERROR, "bad mail host name", NULL);
+			return -1;
+		}
+		if ((r->hosts[i] = strdup(req->hosts[i].name)) == NULL) {
+			engine_finish_reason(e, r, VR_TEMP_FAILURE, "out of memory", NULL);
+			return -1;
+		}
+		r->nhosts++;
+	}
+	key = req->mx_domain != NULL && *req->mx_domain != '\0' ? req->mx_domain :
+	    r->hosts[0];
+	if ((l = engine_lane(e, key)) == NULL) {
+		engine_finish_reason(e, r, VR_TEMP_FAILURE, "out of memory", NULL);
+		return -1;
+	}
+	r->lane = l;
+	TAILQ_INSERT_TAIL(&l->q, r, link);
+	l->qlen++;
+	lane_kick(l);
+	return 0;
+}
+
+size_t
+engine_pending(const struct engine *e)
+{
+	return e->pending;
+}
+
+void
+engine_shutdown(struct engine *e)
+{
+	struct ereq *r;
+	struct conn *c, *next;
+
+	e->shutting = 1;
+	for (size_t i = 0; i < e->nlanes; i++) {
+		struct lane *l = e->lanes[i];
+
+		while ((r = TAILQ_FIRST(&l->q)) != NULL) {
+			lane_remove(l, r);
+			engine_finish_reason(e, r, VR_TEMP_FAILURE, "shutting down", NULL);
+		}
+		for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, link);
+			if (c->st == CONN_RESOLVING || c->s == NULL)
+				conn_free(c);
+			else
+				conn_quit(c);
+		}
+		lane_kick(l);
+	}
+}
+
+void
+engine_free(struct engine *e)
+{
+	struct ereq *r;
+
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < e->nlanes; i++)
+		lane_free(e->lanes[i]);
+	free(e->lanes);
+	while ((r = TAILQ_FIRST(&e->doneq)) != NULL) {
+		TAILQ_REMOVE(&e->doneq, r, link);
+		ereq_free(r);
+	}
+	if (e->done_ev != NULL)
+		event_free(e->done_ev);
+	if (e->ssl_ctx != NULL)
+		smtp_tls_ctx_free(e->ssl_ctx);
+	free(e->helo);
+	free(e->mail_from);
+	free(e);
+}
+
+void
+engine_get_stats(const struct engine *e, struct engine_stats *out)
+{
+	*out = e->stats;
+}

@@ -1,2 +1,187 @@
-/* placeholder */
-int main(void) { return 0; }
+/*
+ * probe.c — mxsift-probe: drive the probe engine against one SMTP server.
+ *
+ *   mxsift-probe --host HOST --port P [--helo NAME] [--mail-from ADDR]
+ *       [--tls may|require|off] [--max-rcpt N] [--max-rejects N]
+ *       [--timeout-ms N] [--dns HOST:PORT] [--debug] ADDR...
+ *
+ * Every ADDR is probed through the real engine (one lane, one MX host:
+ * HOST).  A numeric HOST needs no DNS at all; a host name needs --dns.
+ * Output on stdout, one line per address in argument order:
+ *
+ *   ADDR STATUS REASON CODE ENHANCED     (CODE 0 / ENHANCED - when absent)
+ *
+ * then "stats connections=N rcpts=N replies_503=N".  Logs go to stderr
+ * (debug level with --debug).  Exit 0 when it ran (whatever the verdicts),
+ * 2 on usage or setup errors.  Used by the transcript tests.
+ */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "dns.h"
+#include "engine.h"
+#include "log.h"
+#include "verdict.h"
+
+struct probe {
+	struct engine *engine;
+	struct verdict *v;
+	int *have;
+	size_t n, done;
+};
+
+static void
+probe_usage(void)
+{
+	fprintf(stderr, "usage: mxsift-probe --host HOST --port P [--helo NAME] "
+	    "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
+	    "[--timeout-ms N] [--dns HOST:PORT] [--debug] ADDR...\n");
+	exit(2);
+}
+
+static unsigned
+probe_number(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v > 0xffffffffUL)
+		probe_usage();
+	return (unsigned)v;
+}
+
+static void
+probe_done(void *arg, void *tag, const char *address, const struct verdict *v)
+{
+	struct probe *p = arg;
+	size_t i = (size_t)(uintptr_t)tag;
+
+	if (i >= p->n || p->have[i])
+		return;
+	p->v[i] = *v;
+	p->have[i] = 1;
+	/* All answered: QUIT every session; the loop ends when they close. */
+	if (++p->done == p->n)
+		engine_shutdown(p->engine);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "helo", required_argument, NULL, 'e' },
+		{ "mail-from", required_argument, NULL, 'f' },
+		{ "tls", required_argument, NULL, 't' },
+		{ "max-rcpt", required_argument, NULL, 'r' },
+		{ "max-rejects", required_argument, NULL, 'j' },
+		{ "timeout-ms", required_argument, NULL, 'T' },
+		{ "dns", required_argument, NULL, 'd' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct engine_params ep = { 0 };
+	struct engine_stats st;
+	struct engine_mx_host mx;
+	struct probe p = { 0 };
+	struct event_base *base;
+	struct dns *dns = NULL;
+	const char *host = NULL, *dns_server = NULL;
+	char err[256];
+	int ch;
+
+	ep.helo_name = "probe.mxsift.test";
+	ep.mail_from = "";
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'H': host = optarg; break;
+		case 'p': ep.smtp_port = (int)probe_number(optarg); break;
+		case 'e': ep.helo_name = optarg; break;
+		case 'f': ep.mail_from = optarg; break;
+		case 't':
+			if (strcmp(optarg, "may") == 0)
+				ep.tls = ENGINE_TLS_MAY;
+			else if (strcmp(optarg, "require") == 0)
+				ep.tls = ENGINE_TLS_REQUIRE;
+			else if (strcmp(optarg, "off") == 0)
+				ep.tls = ENGINE_TLS_OFF;
+			else
+				probe_usage();
+			break;
+		case 'r': ep.max_rcpt_per_session = probe_number(optarg); break;
+		case 'j': ep.max_rejects_per_session = probe_number(optarg); break;
+		case 'T':
+			ep.connect_timeout_ms = ep.greeting_timeout_ms = ep.command_timeout_ms =
+			    probe_number(optarg);
+			break;
+		case 'd': dns_server = optarg; break;
+		case 'D': log_set_level(LOG_DEBUG); break;
+		default: probe_usage();
+		}
+	}
+	if (host == NULL || ep.smtp_port <= 0 || ep.smtp_port > 65535 || optind >= argc)
+		probe_usage();
+	p.n = (size_t)(argc - optind);
+	p.v = calloc(p.n, sizeof(*p.v));
+	p.have = calloc(p.n, sizeof(*p.have));
+	if (p.v == NULL || p.have == NULL || (base = event_base_new()) == NULL) {
+		fprintf(stderr, "mxsift-probe: out of memory\n");
+		return 2;
+	}
+	if (dns_server != NULL && (dns = dns_new(base, dns_server, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift-probe: dns: %s\n", err);
+		return 2;
+	}
+	if ((p.engine = engine_new(base, dns, &ep, probe_done, &p)) == NULL) {
+		fprintf(stderr, "mxsift-probe: cannot create engine\n");
+		return 2;
+	}
+	mx.name = host;
+	mx.preference = 0;
+	for (size_t i = 0; i < p.n; i++) {
+		const char *addr = argv[optind + (int)i];
+		const char *at = strrchr(addr, '@');
+		struct probe_req req = {
+			.address = addr,
+			.domain = at != NULL ? at + 1 : "",
+			.mx_domain = host,
+			.hosts = &mx,
+			.nhosts = 1,
+			.tag = (void *)(uintptr_t)i,
+		};
+
+		for (const unsigned char *c = (const unsigned char *)addr; *c; c++)
+			if (*c >= 0x80)
+				req.flags |= VERDICT_F_SMTPUTF8;
+		(void)engine_submit(p.engine, &req);
+	}
+	event_base_dispatch(base);
+
+	for (size_t i = 0; i < p.n; i++) {
+		const struct verdict *v = &p.v[i];
+
+		if (!p.have[i]) {
+			printf("%s unknown temp_failure 0 -\n", argv[optind + (int)i]);
+			continue;
+		}
+		printf("%s %s %s %d %s\n", argv[optind + (int)i], verdict_status_name(v->status),
+		    verdict_reason_name(v->reason), v->smtp_code,
+		    v->enhanced[0] != '\0' ? v->enhanced : "-");
+	}
+	engine_get_stats(p.engine, &st);
+	printf("stats connections=%lu rcpts=%lu replies_503=%lu\n", st.connections, st.rcpts,
+	    st.replies_503);
+	fflush(stdout);
+	engine_free(p.engine);
+	dns_free(dns);
+	event_base_free(base);
+	free(p.v);
+	free(p.have);
+	return 0;
+}
