@@ -124,7 +124,7 @@ mock_reply_err(const char *cmd, rd_kafka_resp_err_t err)
 static void
 mock_run_command(rd_kafka_mock_cluster_t *mc, char *line)
 {
-	char cmd[512];
+	char cmd[1024];	/* as long as the control line buffer */
 	char *argv[8];
 	int argc = 0;
 	long a, b, c;
