@@ -119,6 +119,9 @@ static const struct reply_case cases[] = {
 	{ "code changes class", "250-a\r\n550 b\r\n", 0, 0, { { 0 } }, 1, 0 },
 	{ "good then garbage", "250 ok\r\nxyz\r\n250 never\r\n", 0, 1,
 	    { { 250, "", "ok", 1 } }, 1, 0 },
+	/* the byte right after a consumed line is scanned too */
+	{ "good then empty bare LF line", "250 ok\n\n", 0, 1,
+	    { { 250, "", "ok", 1 } }, 1, 0 },
 	{ "binary garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n", 12, 0,
 	    { { 0 } }, 1, 0 },
 	{ "http answer", "HTTP/1.1 400 Bad Request\r\n", 0, 0, { { 0 } }, 1, 0 },
