@@ -1,0 +1,547 @@
+/*
+ * test_engine.c — the SMTP session and engine against an in-process fake
+ * SMTP server (a libevent listener on 127.0.0.1, port 0, same loop).
+ *
+ * Each case gives the server a script per connection and asserts the exact
+ * command sequence the client sent (byte-exact lines, CRLF checked), plus
+ * the verdicts.  Script steps:
+ *   "<TEXT"   send TEXT CRLF (consecutive sends leave together)
+ *   ">N"      wait for N client lines (">" = 1)
+ *   "~MS"     pause MS ms; a client line arriving now is recorded "early:"
+ *   "X"       close the connection now
+ *   NULL      end: record whatever else comes until the client closes
+ * A client line that arrives while the server is not waiting for one is
+ * recorded with the prefix "early:" — that is the 503 bug we must not have.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "engine.h"
+#include "log.h"
+#include "verdict.h"
+
+#define MAXV 8
+
+struct fake;
+
+struct fconn {
+	struct fake *f;
+	struct bufferevent *bev;
+	const char *const *step;
+	int want;                   /* lines still awaited by a ">" step */
+	struct event *pause;
+	int closed;
+};
+
+struct fake {
+	struct event_base *base;
+	struct evconnlistener *lis;
+	int port;
+	const char *const *scripts[4];  /* per connection, in accept order */
+	int nconns;
+	int open;
+	struct fconn *conns[4];
+	char rec[4096];
+	int max_batch;                  /* most client lines seen in one read */
+	struct engine_stats st;
+	/* client side */
+	struct engine *engine;
+	struct verdict v[MAXV];
+	int have[MAXV];
+	int nreq, ndone;
+	struct event *watchdog;
+};
+
+static void fake_run(struct fconn *c);
+
+static void
+fake_record(struct fake *f, const char *prefix, const char *line, size_t n)
+{
+	size_t len = strlen(f->rec);
+
+	snprintf(f->rec + len, sizeof(f->rec) - len, "%s%.*s\n", prefix, (int)n, line);
+}
+
+static void
+fake_maybe_end(struct fake *f)
+{
+	if (f->ndone == f->nreq && f->open == 0)
+		event_base_loopexit(f->base, NULL);
+}
+
+static void
+fake_close(struct fconn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = 1;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (c->pause != NULL)
+		event_del(c->pause);
+	c->f->open--;
+	fake_maybe_end(c->f);
+}
+
+static void
+fake_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fconn *c = arg;
+
+	c->step++;
+	fake_run(c);
+}
+
+/* Run steps until one waits. */
+static void
+fake_run(struct fconn *c)
+{
+	while (!c->closed && *c->step != NULL) {
+		const char *s = *c->step;
+
+		if (s[0] == '<') {
+			bufferevent_write(c->bev, s + 1, strlen(s + 1));
+			bufferevent_write(c->bev, "\r\n", 2);
+			c->step++;
+		} else if (s[0] == '>') {
+			if (c->want == 0)
+				c->want = s[1] != '\0' ? atoi(s + 1) : 1;
+			return;
+		} else if (s[0] == '~') {
+			struct timeval tv = { 0, atoi(s + 1) * 1000 };
+
+			if (c->pause == NULL)
+				c->pause = evtimer_new(c->f->base, fake_pause_cb, c);
+			evtimer_add(c->pause, &tv);
+			return;
+		} else if (s[0] == 'X') {
+			fake_close(c);
+			return;
+		}
+	}
+}
+
+static void
+fake_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct fconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	int lines = 0;
+	char *line;
+
+	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
+		int crlf = n > 0 && line[n - 1] == '\r';
+		int waiting = c->want > 0 && *c->step != NULL && (*c->step)[0] == '>';
+
+		lines++;
+		fake_record(c->f, !crlf ? "nocrlf:" : waiting || *c->step == NULL ? "" :
+		    "early:", line, crlf ? n - 1 : n);
+		free(line);
+		if (waiting && --c->want == 0) {
+			c->step++;
+			fake_run(c);
+			if (c->closed)
+				return;
+		}
+	}
+	if (lines > c->f->max_batch)
+		c->f->max_batch = lines;
+}
+
+static void
+fake_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct fconn *c = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		fake_close(c);
+}
+
+static void
+fake_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int len,
+    void *arg)
+{
+	struct fake *f = arg;
+	struct fconn *c;
+
+	if (f->nconns >= 4 || f->scripts[f->nconns] == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	c->f = f;
+	c->step = f->scripts[f->nconns];
+	f->conns[f->nconns++] = c;
+	f->open++;
+	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(c->bev, fake_read_cb, NULL, fake_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	fake_run(c);
+}
+
+static void
+fake_done(void *arg, void *tag, const char *address, const struct verdict *v)
+{
+	struct fake *f = arg;
+	int i = (int)(intptr_t)tag;
+
+	assert_true(i >= 0 && i < f->nreq);
+	assert_false(f->have[i]);     /* exactly one verdict per request */
+	f->have[i] = 1;
+	f->v[i] = *v;
+	if (++f->ndone == f->nreq)
+		engine_shutdown(f->engine);
+	fake_maybe_end(f);
+}
+
+static void
+fake_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fake *f = arg;
+
+	fail_msg("test timed out; recorded so far:\n%s", f->rec);
+}
+
+/*
+ * Run the engine over addrs against scripts (NULL-terminated list of
+ * per-connection scripts); the fake and its results stay in *f.
+ */
+static void
+run(struct fake *f, const struct engine_params *params, const char *const *const *scripts,
+    const char *const *addrs)
+{
+	struct sockaddr_in sin;
+	struct engine_params ep = { 0 };
+	struct engine_mx_host mx = { "127.0.0.1", 10 };
+	struct timeval tv = { 10, 0 };
+	socklen_t sl = sizeof(sin);
+
+	memset(f, 0, sizeof(*f));
+	for (int i = 0; scripts[i] != NULL && i < 4; i++)
+		f->scripts[i] = scripts[i];
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	f->lis = evconnlistener_new_bind(f->base, fake_accept_cb, f,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin, sizeof(sin));
+	assert_non_null(f->lis);
+	getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&sin, &sl);
+	f->port = ntohs(sin.sin_port);
+
+	if (params != NULL)
+		ep = *params;
+	ep.helo_name = "t.test";
+	ep.smtp_port = f->port;
+	ep.tls = ENGINE_TLS_OFF;
+	if (ep.command_timeout_ms == 0)
+		ep.command_timeout_ms = 3000;
+	f->engine = engine_new(f->base, NULL, &ep, fake_done, f);
+	assert_non_null(f->engine);
+	for (f->nreq = 0; addrs[f->nreq] != NULL; f->nreq++) {
+		struct probe_req r = {
+			.address = addrs[f->nreq],
+			.domain = "x.test",
+			.mx_domain = "x.test",
+			.hosts = &mx,
+			.nhosts = 1,
+			.tag = (void *)(intptr_t)f->nreq,
+		};
+		/* Unusable addresses are refused at once (verdict later). */
+		assert_int_equal(engine_submit(f->engine, &r),
+		    strpbrk(addrs[f->nreq], "\r\n") != NULL ? -1 : 0);
+		/* Never from inside engine_submit(). */
+		assert_int_equal(f->ndone, 0);
+	}
+	f->watchdog = evtimer_new(f->base, fake_watchdog_cb, f);
+	evtimer_add(f->watchdog, &tv);
+	event_base_dispatch(f->base);
+	assert_int_equal(f->ndone, f->nreq);
+	assert_int_equal(engine_pending(f->engine), 0);
+	engine_get_stats(f->engine, &f->st);
+	engine_free(f->engine);
+	event_free(f->watchdog);
+	evconnlistener_free(f->lis);
+	for (int i = 0; i < f->nconns; i++) {
+		if (f->conns[i]->bev != NULL)
+			bufferevent_free(f->conns[i]->bev);
+		if (f->conns[i]->pause != NULL)
+			event_free(f->conns[i]->pause);
+		free(f->conns[i]);
+	}
+	event_base_free(f->base);
+}
+
+#define CONNS(f) ((int)(f)->st.connections)
+#define N503(f) ((int)(f)->st.replies_503)
+#define RCPTS(f) ((int)(f)->st.rcpts)
+
+static void
+assert_verdict(const struct verdict *v, enum verdict_status st, enum verdict_reason why,
+    int code)
+{
+	if (v->status != st || v->reason != why || v->smtp_code != code)
+		fail_msg("verdict %s/%s %d, want %s/%s %d (detail %s)",
+		    verdict_status_name(v->status), verdict_reason_name(v->reason), v->smtp_code,
+		    verdict_status_name(st), verdict_reason_name(why), code, v->detail);
+}
+
+#define EHLO_PLAIN "<250-mx.x.test", "<250 8BITMIME"
+
+static void
+test_one_address(void **state)
+{
+	static const char *const c1[] = { "<220 mx.x.test ESMTP", ">", EHLO_PLAIN, ">",
+		"<250 2.1.0 Ok", ">", "<250 2.1.5 Ok", ">", "<221 2.0.0 Bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "alice@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n"
+	    "MAIL FROM:<>\n"
+	    "RCPT TO:<alice@x.test>\n"
+	    "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_string_equal(f.v[0].enhanced, "2.1.5");
+	assert_string_equal(f.v[0].mx_host, "127.0.0.1");
+	assert_int_equal(f.v[0].tls, 0);
+	assert_int_equal(f.v[0].attempts, 1);
+	assert_int_equal(CONNS(&f), 1);
+	assert_int_equal(RCPTS(&f), 1);
+}
+
+static void
+test_three_one_connection(void **state)
+{
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN,
+		">", "<250 ok", ">", "<250 2.1.5 ok",
+		">", "<250 ok", ">", "<250 ok", ">", "<550 5.1.1 <b@x.test>: User unknown",
+		">", "<250 ok", ">", "<250 ok", ">", "<250 ok",
+		">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", "c@x.test", NULL };
+	struct engine_params p = { .mail_from = "probe@mxsift.test" };
+	struct fake f;
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n"
+	    "MAIL FROM:<probe@mxsift.test>\n" "RCPT TO:<a@x.test>\n"
+	    "RSET\n" "MAIL FROM:<probe@mxsift.test>\n" "RCPT TO:<b@x.test>\n"
+	    "RSET\n" "MAIL FROM:<probe@mxsift.test>\n" "RCPT TO:<c@x.test>\n"
+	    "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_verdict(&f.v[1], VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+	assert_verdict(&f.v[2], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(CONNS(&f), 1);
+	assert_int_equal(RCPTS(&f), 3);
+	assert_int_equal(N503(&f), 0);
+}
+
+static void
+test_pipelining(void **state)
+{
+	static const char *const c1[] = { "<220 mx", ">",
+		"<250-mx", "<250-PIPELINING", "<250 ENHANCEDSTATUSCODES",
+		">2", "<250 2.1.0 ok", "<250 2.1.5 ok",
+		">3", "<250 2.0.0 ok", "<250 2.1.0 ok", "<550 5.1.1 no such user",
+		">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n"
+	    "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
+	    "RSET\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n"
+	    "QUIT\n");
+	/* RSET+MAIL+RCPT left in one write. */
+	assert_int_equal(f.max_batch, 3);
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_verdict(&f.v[1], VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+}
+
+static void
+test_multiline_greeting(void **state)
+{
+	/* The greeting's last line comes 150 ms late: EHLO must wait for it. */
+	static const char *const c1[] = { "<220-mx.x.test ESMTP", "<220-still talking", "~150",
+		"<220 done", ">", EHLO_PLAIN, ">", "<250 ok", ">", "<250 ok", ">", "<221 bye",
+		NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+static void
+test_greeting_554(void **state)
+{
+	static const char *const c1[] = { "<554 5.7.1 You are not welcome", ">", "<221 bye",
+		NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec, "QUIT\n");
+	assert_int_equal(f.v[0].status, VS_UNKNOWN);
+	assert_int_equal(f.v[0].reason, VR_BLOCKED);
+	assert_int_equal(f.v[0].smtp_code, 554);
+	assert_int_equal(f.v[1].status, VS_UNKNOWN);
+	assert_int_equal(CONNS(&f), 1);
+}
+
+static void
+test_421_mid_session(void **state)
+{
+	/* 421 to MAIL: nothing more may be sent, not even QUIT. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">",
+		"<421 4.3.2 Service shutting down", "~200", "X", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n");
+	assert_int_equal(f.v[0].status, VS_UNKNOWN);
+	assert_int_equal(f.v[0].smtp_code, 421);
+}
+
+static void
+test_ehlo_502_helo(void **state)
+{
+	static const char *const c1[] = { "<220 mx", ">", "<502 5.5.2 Error: command not recognized",
+		">", "<250 mx", ">", "<250 ok", ">", "<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n" "HELO t.test\n" "MAIL FROM:<>\n"
+	    "RCPT TO:<a@x.test>\n" "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+static void
+test_server_drop(void **state)
+{
+	/* The server vanishes after RCPT: abort, no QUIT, no reuse. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">", "X",
+		NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n");
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_CONNECTION_FAILED, 0);
+}
+
+static void
+test_pipelined_mail_rejected(void **state)
+{
+	/* MAIL refused under pipelining: the RCPT reply is read and
+	 * discarded, the verdict comes from MAIL — never undeliverable. */
+	static const char *const c1[] = { "<220 mx", ">", "<250-mx", "<250 PIPELINING",
+		">2", "<550 5.7.1 Sender address rejected: Access denied",
+		"<503 5.5.1 Error: need MAIL command",
+		">3", "<250 ok", "<250 ok", "<250 2.1.5 ok",
+		">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	    "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
+	    "RSET\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n" "QUIT\n");
+	assert_int_equal(f.v[0].status, VS_UNKNOWN);
+	assert_int_equal(f.v[0].smtp_code, 550);
+	assert_string_equal(f.v[0].enhanced, "5.7.1");
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(N503(&f), 1);
+}
+
+static void
+test_recycle_max_rcpt(void **state)
+{
+	/* max_rcpt_per_session 2: third address on a second connection. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<250 ok", ">", "<250 ok", ">", "<250 ok", ">", "<221 bye", NULL };
+	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, c2, NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", "c@x.test", NULL };
+	struct engine_params p = { .max_rcpt_per_session = 2 };
+	struct fake f;
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
+	    "RSET\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n" "QUIT\n"
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<c@x.test>\n" "QUIT\n");
+	assert_int_equal(CONNS(&f), 2);
+}
+
+static void
+test_control_chars_refused(void **state)
+{
+	/* An address with CR LF never reaches the socket; the others go on. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test\r\nDATA", "ok@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<ok@x.test>\n"
+	    "QUIT\n");
+	assert_verdict(&f.v[0], VS_UNDELIVERABLE, VR_INVALID_SYNTAX, 0);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_address),
+		cmocka_unit_test(test_three_one_connection),
+		cmocka_unit_test(test_pipelining),
+		cmocka_unit_test(test_multiline_greeting),
+		cmocka_unit_test(test_greeting_554),
+		cmocka_unit_test(test_421_mid_session),
+		cmocka_unit_test(test_ehlo_502_helo),
+		cmocka_unit_test(test_server_drop),
+		cmocka_unit_test(test_pipelined_mail_rejected),
+		cmocka_unit_test(test_recycle_max_rcpt),
+		cmocka_unit_test(test_control_chars_refused),
+	};
+
+	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
+		log_set_level(LOG_DEBUG);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
