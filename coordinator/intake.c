@@ -1,2 +1,709 @@
-/* intake.c: to be written */
-typedef int mx_placeholder_t;
+/*
+ * intake.c — read address rows from a list file, streaming (see intake.h).
+ *
+ * Owns: opening the input (a path or "-" for stdin), format and delimiter
+ * detection, header handling, and turning bytes into one intake_row per data
+ * row with the 1-based line on which the row starts.  CSV is parsed by
+ * libcsv (non-strict); plain text is split at LF.  The input is read in
+ * INTAKE_CHUNK pieces, never slurped.
+ *
+ * Detection (INTAKE_AUTO): the first line (after a UTF-8 BOM) is split with
+ * each delimiter ',' ';' TAB in turn; if one split has a field equal to the
+ * wanted column name (case-insensitive, blanks trimmed) the file is CSV with
+ * that delimiter and that line is its header.  A first line that is just the
+ * column name ("email") is a one-column CSV.  A first line that has a
+ * delimiter and no '@' but lacks the named column is a header without the
+ * column: intake_open() fails and names the columns it found.  With a
+ * numeric --column, a first line with a delimiter makes the file CSV (the
+ * most frequent delimiter wins) and it is a header when its N-th field has
+ * no '@'.  Anything else is plain text.
+ *
+ * Row problems (row->problem; the row is still returned):
+ *   "missing column"      the row has fewer fields than the column; text ""
+ *   "unterminated quote"  a quoted field was still open at end of input;
+ *                         the rest of the file is re-read without quoting
+ *                         from the point where the quote opened, so the rows
+ *                         it swallowed still come out, with their own lines
+ *   "NUL byte in row"     a NUL was anywhere in the row; in text each NUL is
+ *                         replaced by SUB (0x1a) so text stays a C string and
+ *                         the address parser still refuses it
+ *   "field too long"      the address field exceeded INTAKE_FIELD_MAX bytes;
+ *                         text holds its first INTAKE_FIELD_MAX bytes
+ *
+ * Line counting: we count line breaks ourselves as bytes are fed to libcsv,
+ * which knows nothing of lines.  Bytes go to libcsv in segments that end
+ * just after a CR or LF, so a row can only end at the last byte of a
+ * segment, and the row's start line is the line of its first byte that is
+ * not a line break or a blank libcsv skips.  In CSV a lone CR ends a row (as
+ * libcsv treats it) and counts as a line; CRLF counts once.  In plain text
+ * only LF ends a line; only the CR of a CRLF ending is removed, any other
+ * CR stays in the text for the address parser to reject.
+ *
+ * Fatal errors (intake_next() returns -1): read errors, and a CSV field
+ * that would make libcsv buffer more than INTAKE_CSV_MAX bytes.
+ */
+#include "intake.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define INTAKE_CHUNK     65536u          /* bytes per read(2) */
+#define INTAKE_FIELD_MAX 65536u          /* kept bytes of the address field */
+#define INTAKE_CSV_MAX   (8u << 20)      /* libcsv's field buffer cap */
+#define INTAKE_HDR_MAX   1024            /* header fields remembered */
+#define INTAKE_HDR_NAME  200             /* bytes kept per header name */
+#define INTAKE_NUL_SUB   0x1a            /* ASCII SUB stands in for NUL */
+
+static const char intake_p_missing[] = "missing column";
+static const char intake_p_quote[] = "unterminated quote";
+static const char intake_p_nul[] = "NUL byte in row";
+static const char intake_p_long[] = "field too long";
+
+struct intake {
+	char *path;
+	int fd;
+	int close_fd;
+	enum intake_format fmt;
+
+	unsigned char *buf;
+	size_t bufsz, pos, end;
+	int eof, done;
+	uint64_t line;			/* line of the next unconsumed byte */
+	int prevcr;			/* last byte fed was CR (CSV counting) */
+
+	/* The row being built (and, once complete, the row handed out). */
+	char *text;			/* INTAKE_FIELD_MAX + 1 bytes */
+	size_t textlen;
+	int have_col, nul, toolong, broken, lastcr, any;
+	uint64_t row_line;
+	size_t nfield;
+
+	/* CSV */
+	struct csv_parser csv;
+	int csv_ok;
+	unsigned char delim;
+	size_t col;			/* 0-based address column */
+	int skip_header, pending_start, row_ready, replayed;
+};
+
+/* Header fields of the first line, parsed with one delimiter. */
+struct intake_hdr {
+	size_t n;
+	int row_done;
+	char *names[INTAKE_HDR_MAX];
+};
+
+static void *
+intake_csv_realloc(void *p, size_t n)
+{
+	/* libcsv grows one field's buffer without bound; an unbalanced quote
+	 * in a huge file would swallow it all into memory. */
+	if (n > INTAKE_CSV_MAX)
+		return NULL;
+	return realloc(p, n);
+}
+
+static void
+intake_row_reset(struct intake *in)
+{
+	in->textlen = 0;
+	in->have_col = in->nul = in->toolong = in->broken = 0;
+	in->lastcr = in->any = 0;
+	in->nfield = 0;
+}
+
+/* Append field bytes to the row text, under the cap, NUL → SUB. */
+static void
+intake_text_append(struct intake *in, const unsigned char *s, size_t len)
+{
+	size_t i, room;
+
+	if (len == 0)
+		return;
+	room = INTAKE_FIELD_MAX - in->textlen;
+	if (len > room)
+		in->toolong = 1;
+	for (i = 0; i < len && i < room; i++) {
+		if (s[i] == '\0') {
+			in->nul = 1;
+			in->text[in->textlen++] = INTAKE_NUL_SUB;
+		} else
+			in->text[in->textlen++] = (char)s[i];
+	}
+	if (i < len && memchr(s + i, '\0', len - i) != NULL)
+		in->nul = 1;
+	in->lastcr = s[len - 1] == '\r';
+}
+
+static void
+intake_row_fill(struct intake *in, struct intake_row *row)
+{
+	in->text[in->textlen] = '\0';
+	row->line = in->row_line;
+	row->text = in->text;
+	row->len = in->textlen;
+	if (in->fmt == INTAKE_CSV && !in->have_col)
+		row->problem = intake_p_missing;
+	else if (in->broken)
+		row->problem = intake_p_quote;
+	else if (in->nul)
+		row->problem = intake_p_nul;
+	else if (in->toolong)
+		row->problem = intake_p_long;
+	else
+		row->problem = NULL;
+	/* The bytes stay valid until the next intake_next() feeds more. */
+	intake_row_reset(in);
+}
+
+/* Read more input.  In the peek phase (pos != 0) bytes are appended. */
+static int
+intake_fill(struct intake *in, char *err, size_t errlen)
+{
+	ssize_t r;
+
+	if (in->pos == in->end)
+		in->pos = in->end = 0;
+	if (in->end == in->bufsz)
+		return 0;
+	do
+		r = read(in->fd, in->buf + in->end, in->bufsz - in->end);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		snprintf(err, errlen, "read %s: %s", in->path, strerror(errno));
+		return -1;
+	}
+	if (r == 0)
+		in->eof = 1;
+	in->end += (size_t)r;
+	return 0;
+}
+
+/* ---- CSV ---- */
+
+static void
+intake_csv_field(void *s, size_t len, void *data)
+{
+	struct intake *in = data;
+
+	if (in->skip_header) {
+		in->nfield++;
+		return;
+	}
+	if (in->nfield == in->col) {
+		intake_text_append(in, s, len);
+		in->have_col = 1;
+	} else if (len > 0 && memchr(s, '\0', len) != NULL)
+		in->nul = 1;
+	in->nfield++;
+}
+
+static void
+intake_csv_row(int c, void *data)
+{
+	struct intake *in = data;
+
+	in->pending_start = 1;
+	if (in->skip_header) {
+		in->skip_header = 0;
+		intake_row_reset(in);
+		return;
+	}
+	in->row_ready = 1;
+}
+
+static int
+intake_csv_init(struct intake *in, unsigned char quote)
+{
+	if (csv_init(&in->csv, 0) != 0)
+		return -1;
+	csv_set_delim(&in->csv, in->delim);
+	csv_set_quote(&in->csv, quote);
+	csv_set_realloc_func(&in->csv, intake_csv_realloc);
+	csv_set_blk_size(&in->csv, INTAKE_CHUNK);
+	in->csv_ok = 1;
+	return 0;
+}
+
+/* Bytes libcsv skips between rows: line breaks and blanks (not the delim). */
+static int
+intake_csv_blank(const struct intake *in, unsigned char c)
+{
+	if (c == '\r' || c == '\n')
+		return 1;
+	return (c == ' ' || c == '\t') && c != in->delim;
+}
+
+/*
+ * End of input inside an open quote.  Everything after the opening quote
+ * sits in libcsv's field buffer.  Re-read it, with quoting switched off,
+ * as the continuation of the current row, so the first line's fields and
+ * every later line's row come out with their own line numbers.
+ */
+static int
+intake_csv_recover(struct intake *in)
+{
+	const unsigned char *f = in->csv.entry_buf;
+	size_t flen = in->csv.entry_pos, i;
+	uint64_t breaks = 0;
+	unsigned char quote = 0x01, seen[32] = { 0 };
+	int cr = 0;
+
+	for (i = 0; i < flen; i++) {
+		if (f[i] == '\r' || (f[i] == '\n' && !cr))
+			breaks++;
+		cr = f[i] == '\r';
+		if (f[i] < 32)
+			seen[f[i]] = 1;
+	}
+	/* A quote byte that cannot occur in the rest: quoting is off. */
+	for (i = 1; i < 9; i++)
+		if (!seen[i]) {
+			quote = (unsigned char)i;
+			break;
+		}
+	/* Nothing but blanks before the first line break (or no bytes at
+	 * all): the replay parser would skip that as a blank line and glue
+	 * this row to the next, so end the row here with an empty field. */
+	for (i = 0; i < flen && f[i] != '\r' && f[i] != '\n'; i++)
+		if (f[i] != ' ' && f[i] != '\t')
+			break;
+	if (i == flen || f[i] == '\r' || f[i] == '\n') {
+		if (!in->skip_header)
+			in->broken = 1;
+		intake_csv_field((void *)"", 0, in);
+		intake_csv_row(-1, in);
+		if (i < flen) {
+			i += f[i] == '\r' && i + 1 < flen && f[i + 1] == '\n' ? 2 : 1;
+			breaks--;
+		}
+		f += i;
+		flen -= i;
+	}
+	if (flen > in->bufsz) {
+		unsigned char *nb = realloc(in->buf, flen);
+		if (nb == NULL)
+			return -1;
+		in->buf = nb;
+		in->bufsz = flen;
+	}
+	if (flen > 0)
+		memcpy(in->buf, f, flen);
+	in->pos = 0;
+	in->end = flen;
+	in->line -= breaks;
+	in->prevcr = 0;
+	in->replayed = 1;
+	csv_free(&in->csv);
+	in->csv_ok = 0;
+	if (intake_csv_init(in, quote) != 0)
+		return -1;
+	/* Otherwise the row keeps its start line and earlier fields. */
+	if (!in->pending_start && !in->skip_header)
+		in->broken = 1;
+	return 0;
+}
+
+static int
+intake_next_csv(struct intake *in, struct intake_row *row, char *err,
+    size_t errlen)
+{
+	const unsigned char *seg, *p;
+	size_t n, i;
+
+	for (;;) {
+		if (in->row_ready) {
+			in->row_ready = 0;
+			intake_row_fill(in, row);
+			return 1;
+		}
+		if (in->done)
+			return 0;
+		if (in->pos == in->end) {
+			if (!in->eof) {
+				if (intake_fill(in, err, errlen) != 0)
+					return -1;
+				continue;
+			}
+			/* libcsv's own state: a quoted field (1) that has
+			 * not seen its closing quote (FIELD_BEGUN, 2). */
+			if (!in->replayed && in->csv.quoted &&
+			    in->csv.pstate == 2) {
+				if (intake_csv_recover(in) != 0) {
+					snprintf(err, errlen, "%s: out of memory",
+					    in->path);
+					return -1;
+				}
+				continue;
+			}
+			csv_fini(&in->csv, intake_csv_field, intake_csv_row, in);
+			in->done = 1;
+			continue;
+		}
+
+		seg = in->buf + in->pos;
+		n = in->end - in->pos;
+		for (i = 0; i < n; i++)
+			if (seg[i] == '\r' || seg[i] == '\n')
+				break;
+		if (i < n)
+			n = i + 1;
+		if (in->pending_start) {
+			for (p = seg; p < seg + n; p++)
+				if (!intake_csv_blank(in, *p)) {
+					in->pending_start = 0;
+					in->row_line = in->line;
+					break;
+				}
+		}
+		if (csv_parse(&in->csv, seg, n, intake_csv_field, intake_csv_row,
+		    in) != n) {
+			int e = csv_error(&in->csv);
+			snprintf(err, errlen, "%s: line %llu: %s", in->path,
+			    (unsigned long long)in->row_line,
+			    e == CSV_ENOMEM ? "field longer than 8 MiB "
+			    "(unbalanced quote?)" : csv_strerror(e));
+			return -1;
+		}
+		in->pos += n;
+		if (n > 1)
+			in->prevcr = 0;
+		if (seg[n - 1] == '\r') {
+			in->line++;
+			in->prevcr = 1;
+		} else if (seg[n - 1] == '\n') {
+			if (!in->prevcr)
+				in->line++;
+			in->prevcr = 0;
+		} else
+			in->prevcr = 0;
+	}
+}
+
+/* ---- plain text ---- */
+
+static int
+intake_text_blank(const struct intake *in)
+{
+	size_t i;
+
+	if (in->nul || in->toolong)
+		return 0;
+	for (i = 0; i < in->textlen; i++)
+		if (in->text[i] != ' ' && in->text[i] != '\t')
+			return 0;
+	return 1;
+}
+
+static int
+intake_next_text(struct intake *in, struct intake_row *row, char *err,
+    size_t errlen)
+{
+	const unsigned char *p, *nl;
+	size_t n, take;
+
+	for (;;) {
+		if (in->pos == in->end) {
+			if (!in->eof) {
+				if (intake_fill(in, err, errlen) != 0)
+					return -1;
+				continue;
+			}
+			if (!in->any)
+				return 0;
+			/* Last line without a line break. */
+			if (intake_text_blank(in)) {
+				intake_row_reset(in);
+				return 0;
+			}
+			intake_row_fill(in, row);
+			return 1;
+		}
+		p = in->buf + in->pos;
+		n = in->end - in->pos;
+		nl = memchr(p, '\n', n);
+		take = nl != NULL ? (size_t)(nl - p) : n;
+		if (!in->any) {
+			in->any = 1;
+			in->row_line = in->line;
+		}
+		intake_text_append(in, p, take);
+		in->pos += take;
+		if (nl == NULL)
+			continue;
+		in->pos++;
+		in->line++;
+		if (!in->toolong && in->lastcr && in->textlen > 0 &&
+		    in->text[in->textlen - 1] == '\r')
+			in->textlen--;
+		if (intake_text_blank(in)) {
+			intake_row_reset(in);
+			continue;
+		}
+		intake_row_fill(in, row);
+		return 1;
+	}
+}
+
+/* ---- opening and detection ---- */
+
+static void
+intake_hdr_field(void *s, size_t len, void *data)
+{
+	struct intake_hdr *h = data;
+	const char *b = s;
+
+	if (h->row_done || h->n >= INTAKE_HDR_MAX)
+		return;
+	while (len > 0 && (*b == ' ' || *b == '\t'))
+		b++, len--;
+	while (len > 0 && (b[len - 1] == ' ' || b[len - 1] == '\t'))
+		len--;
+	h->names[h->n] = strndup(b, len < INTAKE_HDR_NAME ? len :
+	    INTAKE_HDR_NAME);
+	if (h->names[h->n] != NULL)
+		h->n++;
+}
+
+static void
+intake_hdr_row(int c, void *data)
+{
+	((struct intake_hdr *)data)->row_done = 1;
+}
+
+static void
+intake_hdr_free(struct intake_hdr *h)
+{
+	while (h->n > 0)
+		free(h->names[--h->n]);
+	h->row_done = 0;
+}
+
+static void
+intake_hdr_parse(const unsigned char *line, size_t len, unsigned char delim,
+    struct intake_hdr *h)
+{
+	struct csv_parser p;
+
+	intake_hdr_free(h);
+	if (csv_init(&p, 0) != 0)
+		return;
+	csv_set_delim(&p, delim);
+	csv_set_realloc_func(&p, intake_csv_realloc);
+	csv_parse(&p, line, len, intake_hdr_field, intake_hdr_row, h);
+	csv_fini(&p, intake_hdr_field, intake_hdr_row, h);
+	csv_free(&p);
+}
+
+static int
+intake_hdr_find(const struct intake_hdr *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcasecmp(h->names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+intake_err_columns(const struct intake *in, const struct intake_hdr *h,
+    const char *name, char *err, size_t errlen)
+{
+	size_t i, off;
+	int w;
+
+	w = snprintf(err, errlen, "%s: no column \"%s\" in the header; "
+	    "columns found:", in->path, name);
+	off = w > 0 ? (size_t)w : 0;
+	for (i = 0; i < h->n && off < errlen; i++) {
+		w = snprintf(err + off, errlen - off, "%s \"%s\"",
+		    i > 0 ? "," : "", h->names[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (off < errlen)
+		snprintf(err + off, errlen - off,
+		    " (use --column NAME or a 1-based number)");
+}
+
+/* "3" → 3; a name (anything not all digits) → 0; "0" or huge → -1. */
+static unsigned long
+intake_column_number(const char *s)
+{
+	unsigned long v;
+
+	if (s[strspn(s, "0123456789")] != '\0')
+		return 0;
+	errno = 0;
+	v = strtoul(s, NULL, 10);
+	if (errno != 0 || v == 0 || v > 1000000)
+		return (unsigned long)-1;
+	return v;
+}
+
+static int
+intake_detect(struct intake *in, const struct intake_opts *opts,
+    const char *column, unsigned long colnum, char *err, size_t errlen)
+{
+	static const unsigned char delims[] = { ',', ';', '\t' };
+	struct intake_hdr h = { 0 };
+	const unsigned char *line = in->buf + in->pos, *nl;
+	size_t len = in->end - in->pos, i, best = 0, cnt, bestcnt = 0;
+	int idx, anydelim = 0;
+
+	if ((nl = memchr(line, '\n', len)) != NULL)
+		len = (size_t)(nl - line);
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	for (i = 0; i < sizeof(delims); i++) {
+		cnt = 0;
+		for (const unsigned char *p = line; p < line + len; p++)
+			cnt += *p == delims[i];
+		if (cnt > bestcnt) {
+			bestcnt = cnt;
+			best = i;
+		}
+	}
+	anydelim = bestcnt > 0;
+
+	if (opts->format == INTAKE_TEXT || (in->end == in->pos && in->eof)) {
+		in->fmt = opts->format == INTAKE_CSV ? INTAKE_CSV : INTAKE_TEXT;
+		in->delim = ',';
+		return 0;
+	}
+
+	if (colnum > 0) {
+		if (!anydelim && opts->format != INTAKE_CSV) {
+			in->fmt = INTAKE_TEXT;
+			return 0;
+		}
+		in->fmt = INTAKE_CSV;
+		in->delim = delims[best];
+		in->col = colnum - 1;
+		intake_hdr_parse(line, len, in->delim, &h);
+		in->skip_header = in->col < h.n &&
+		    strchr(h.names[in->col], '@') == NULL;
+		intake_hdr_free(&h);
+		return 0;
+	}
+
+	for (i = 0; i < sizeof(delims); i++) {
+		intake_hdr_parse(line, len, delims[i], &h);
+		if ((idx = intake_hdr_find(&h, column)) >= 0) {
+			in->fmt = INTAKE_CSV;
+			in->delim = delims[i];
+			in->col = (size_t)idx;
+			in->skip_header = 1;
+			intake_hdr_free(&h);
+			return 0;
+		}
+	}
+	if (opts->format == INTAKE_CSV ||
+	    (anydelim && memchr(line, '@', len) == NULL)) {
+		intake_hdr_parse(line, len, delims[best], &h);
+		intake_err_columns(in, &h, column, err, errlen);
+		intake_hdr_free(&h);
+		return -1;
+	}
+	intake_hdr_free(&h);
+	in->fmt = INTAKE_TEXT;
+	return 0;
+}
+
+struct intake *
+intake_open(const char *path, const struct intake_opts *opts, char *err,
+    size_t errlen)
+{
+	static const struct intake_opts defaults = { INTAKE_AUTO, NULL };
+	struct intake *in;
+	const char *column;
+	unsigned long colnum;
+
+	if (opts == NULL)
+		opts = &defaults;
+	column = opts->column != NULL && *opts->column != '\0' ?
+	    opts->column : "email";
+	colnum = intake_column_number(column);
+	if (colnum == (unsigned long)-1) {
+		snprintf(err, errlen, "bad column number \"%s\" (columns are "
+		    "numbered from 1)", column);
+		return NULL;
+	}
+
+	if ((in = calloc(1, sizeof(*in))) == NULL ||
+	    (in->path = strdup(strcmp(path, "-") == 0 ? "<stdin>" : path)) ==
+	    NULL || (in->buf = malloc(INTAKE_CHUNK)) == NULL ||
+	    (in->text = malloc(INTAKE_FIELD_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		intake_close(in);
+		return NULL;
+	}
+	in->bufsz = INTAKE_CHUNK;
+	in->line = 1;
+	in->pending_start = 1;
+	in->fd = -1;
+	if (strcmp(path, "-") == 0)
+		in->fd = STDIN_FILENO;
+	else {
+		if ((in->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			snprintf(err, errlen, "open %s: %s", path,
+			    strerror(errno));
+			intake_close(in);
+			return NULL;
+		}
+		in->close_fd = 1;
+	}
+
+	/* Peek at the first line (up to one buffer) for detection. */
+	while (!in->eof && in->end < in->bufsz &&
+	    memchr(in->buf, '\n', in->end) == NULL)
+		if (intake_fill(in, err, errlen) != 0) {
+			intake_close(in);
+			return NULL;
+		}
+	if (in->end >= 3 && memcmp(in->buf, "\xef\xbb\xbf", 3) == 0)
+		in->pos = 3;
+
+	if (intake_detect(in, opts, column, colnum, err, errlen) != 0) {
+		intake_close(in);
+		return NULL;
+	}
+	if (in->fmt == INTAKE_CSV && intake_csv_init(in, CSV_QUOTE) != 0) {
+		snprintf(err, errlen, "out of memory");
+		intake_close(in);
+		return NULL;
+	}
+	return in;
+}
+
+int
+intake_next(struct intake *in, struct intake_row *row, char *err,
+    size_t errlen)
+{
+	if (in->fmt == INTAKE_CSV)
+		return intake_next_csv(in, row, err, errlen);
+	return intake_next_text(in, row, err, errlen);
+}
+
+void
+intake_close(struct intake *in)
+{
+	if (in == NULL)
+		return;
+	if (in->csv_ok)
+		csv_free(&in->csv);
+	if (in->close_fd)
+		close(in->fd);
+	free(in->path);
+	free(in->buf);
+	free(in->text);
+	free(in);
+}

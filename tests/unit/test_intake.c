@@ -1,0 +1,508 @@
+/*
+ * test_intake.c — intake (coordinator/intake.c) on real temporary files.
+ *
+ * Each test writes bytes (explicit lengths, so NUL and CR survive) to a temp
+ * file, reads every row back and asserts line numbers, texts and problems.
+ * Table-driven where the shape allows; the chunk-boundary test builds a file
+ * larger than the read size so rows and CRLF pairs straddle reads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "intake.h"
+
+#define S(x) x, sizeof(x) - 1
+#define MAXROWS 64
+
+struct want_row {
+	uint64_t line;
+	const char *text;	/* compared with its strlen unless len set */
+	const char *problem;	/* NULL = no problem */
+	size_t len;		/* 0 = strlen(text) */
+};
+
+struct got {
+	size_t n;
+	uint64_t line[MAXROWS];
+	char *text[MAXROWS];
+	size_t len[MAXROWS];
+	const char *problem[MAXROWS];
+};
+
+static char *
+write_temp(const char *data, size_t len)
+{
+	char *path = strdup("/tmp/mxsift-test-intake-XXXXXX");
+	int fd;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static void
+got_free(struct got *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->text[i]);
+	g->n = 0;
+}
+
+/* Read all rows of path into g; returns intake_next's last result. */
+static int
+read_all(const char *path, const struct intake_opts *o, struct got *g)
+{
+	char err[512];
+	struct intake *in;
+	struct intake_row r;
+	int rc;
+
+	memset(g, 0, sizeof(*g));
+	in = intake_open(path, o, err, sizeof(err));
+	if (in == NULL)
+		fail_msg("intake_open %s: %s", path, err);
+	while ((rc = intake_next(in, &r, err, sizeof(err))) == 1) {
+		assert_true(g->n < MAXROWS);
+		assert_int_equal(strlen(r.text), r.len);
+		g->line[g->n] = r.line;
+		g->text[g->n] = malloc(r.len + 1);
+		memcpy(g->text[g->n], r.text, r.len + 1);
+		g->len[g->n] = r.len;
+		g->problem[g->n] = r.problem;
+		g->n++;
+	}
+	intake_close(in);
+	return rc;
+}
+
+static void
+check_rows(const char *name, const char *data, size_t len,
+    enum intake_format fmt, const char *column, const struct want_row *w,
+    size_t nw)
+{
+	struct intake_opts o = { fmt, column };
+	struct got g;
+	char *path = write_temp(data, len);
+	size_t i;
+
+	assert_int_equal(read_all(path, &o, &g), 0);
+	if (g.n != nw) {
+		for (i = 0; i < g.n; i++)
+			print_error("%s: got row %zu line %llu \"%s\" %s\n", name,
+			    i, (unsigned long long)g.line[i], g.text[i],
+			    g.problem[i] ? g.problem[i] : "-");
+		fail_msg("%s: %zu rows, want %zu", name, g.n, nw);
+	}
+	for (i = 0; i < nw; i++) {
+		size_t wl = w[i].len ? w[i].len : strlen(w[i].text);
+
+		if (g.line[i] != w[i].line || g.len[i] != wl ||
+		    memcmp(g.text[i], w[i].text, wl) != 0 ||
+		    (g.problem[i] == NULL) != (w[i].problem == NULL) ||
+		    (w[i].problem && strcmp(g.problem[i], w[i].problem) != 0))
+			fail_msg("%s: row %zu: got line %llu \"%s\" (%zu) %s; "
+			    "want line %llu \"%s\" (%zu) %s", name, i,
+			    (unsigned long long)g.line[i], g.text[i], g.len[i],
+			    g.problem[i] ? g.problem[i] : "-",
+			    (unsigned long long)w[i].line, w[i].text, wl,
+			    w[i].problem ? w[i].problem : "-");
+	}
+	got_free(&g);
+	unlink(path);
+	free(path);
+}
+
+#define CHECK(name, data, fmt, col, ...) do {				\
+	static const struct want_row w_[] = { __VA_ARGS__ };		\
+	check_rows(name, S(data), fmt, col, w_,			\
+	    sizeof(w_) / sizeof(w_[0]));				\
+} while (0)
+
+#define CHECK_NONE(name, data, fmt, col)				\
+	check_rows(name, S(data), fmt, col, NULL, 0)
+
+static void
+test_plain_text(void **state)
+{
+	(void)state;
+	CHECK("plain", "alice@alpha.test\nbob@beta.test\n\n \t \ncarol@alpha.test",
+	    INTAKE_AUTO, NULL,
+	    { 1, "alice@alpha.test", NULL, 0 },
+	    { 2, "bob@beta.test", NULL, 0 },
+	    { 5, "carol@alpha.test", NULL, 0 });
+	/* Text is kept as read: trimming is the address parser's job. */
+	CHECK("plain-spaces", "  a@x.test  \n\n\n", INTAKE_TEXT, NULL,
+	    { 1, "  a@x.test  ", NULL, 0 });
+	/* A CSV-looking line is one address when the format is forced. */
+	CHECK("forced-text", "email,name\na@x.test,A\n", INTAKE_TEXT, NULL,
+	    { 1, "email,name", NULL, 0 },
+	    { 2, "a@x.test,A", NULL, 0 });
+	/* No header, comma inside: plain text (the row gets invalid_syntax). */
+	CHECK("auto-data-comma", "a@x.test,A\nb@x.test\n", INTAKE_AUTO, NULL,
+	    { 1, "a@x.test,A", NULL, 0 },
+	    { 2, "b@x.test", NULL, 0 });
+}
+
+static void
+test_crlf(void **state)
+{
+	(void)state;
+	CHECK("crlf", "a@x.test\r\nb@y.test\r\n\r\nc@z.test", INTAKE_AUTO, NULL,
+	    { 1, "a@x.test", NULL, 0 },
+	    { 2, "b@y.test", NULL, 0 },
+	    { 4, "c@z.test", NULL, 0 });
+	/* Only the CR of a CRLF ending goes; others stay for the parser. */
+	CHECK("cr-inside", "a@x.test\rRCPT TO:<x@y>\r\nb@x.test\r\r\nc@x.test\r",
+	    INTAKE_TEXT, NULL,
+	    { 1, "a@x.test\rRCPT TO:<x@y>", NULL, 0 },
+	    { 2, "b@x.test\r", NULL, 0 },
+	    { 3, "c@x.test\r", NULL, 0 });
+	CHECK("csv-crlf", "email,n\r\na@x.test,1\r\n\r\nb@x.test,2\r\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 4, "b@x.test", NULL, 0 });
+}
+
+static void
+test_bom(void **state)
+{
+	(void)state;
+	CHECK("bom-text", "\xef\xbb\xbf" "alice@x.test\nbob@x.test\n", INTAKE_AUTO,
+	    NULL,
+	    { 1, "alice@x.test", NULL, 0 },
+	    { 2, "bob@x.test", NULL, 0 });
+	CHECK("bom-csv", "\xef\xbb\xbf" "Email,Name\r\na@x.test,A\r\n", INTAKE_AUTO,
+	    NULL,
+	    { 2, "a@x.test", NULL, 0 });
+	CHECK_NONE("bom-only", "\xef\xbb\xbf", INTAKE_AUTO, NULL);
+}
+
+static void
+test_csv_header(void **state)
+{
+	(void)state;
+	CHECK("csv", "name,email,age\nAlice,alice@alpha.test,30\nBob, bob@beta.test ,40\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "alice@alpha.test", NULL, 0 },
+	    { 3, "bob@beta.test", NULL, 0 });
+	/* One-column CSV: a first line that is just the column name. */
+	CHECK("one-column", "EMAIL\na@x.test\n\nb@x.test\n", INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 4, "b@x.test", NULL, 0 });
+	/* Forced CSV, quoted header names, blank lines between rows. */
+	CHECK("forced-csv", "\"Name\",\"E-mail\"\n\n\nA,a@x.test\n", INTAKE_CSV,
+	    "e-mail",
+	    { 4, "a@x.test", NULL, 0 });
+	/* An empty field is a row with empty text, not a skipped row. */
+	CHECK("empty-field", "email,name\n,Nobody\n", INTAKE_AUTO, NULL,
+	    { 2, "", NULL, 0 });
+}
+
+static void
+test_csv_quoted(void **state)
+{
+	(void)state;
+	CHECK("quoted",
+	    "name,email\n"
+	    "\"Smith, John\",john@x.test\n"				/* 2 */
+	    "\"multi\nline\nname\",m@x.test\n"			/* 3-5 */
+	    "\"q\",\"\"\"a,b\"\"@x.test\"\n"			/* 6 */
+	    "x,\"a@x.test\nRCPT TO:<v@y.test>\"\n"			/* 7-8 */
+	    "last,last@x.test\n",					/* 9 */
+	    INTAKE_AUTO, NULL,
+	    { 2, "john@x.test", NULL, 0 },
+	    { 3, "m@x.test", NULL, 0 },
+	    { 6, "\"a,b\"@x.test", NULL, 0 },
+	    { 7, "a@x.test\nRCPT TO:<v@y.test>", NULL, 0 },
+	    { 9, "last@x.test", NULL, 0 });
+	/* CRLF inside a quoted field counts as one line. */
+	CHECK("quoted-crlf",
+	    "email,note\r\na@x.test,\"one\r\ntwo\r\nthree\"\r\nb@x.test,x\r\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 5, "b@x.test", NULL, 0 });
+}
+
+static void
+test_delimiters(void **state)
+{
+	(void)state;
+	CHECK("semicolon", "Name;Email\nA, Jr.;a@x.test\n\"B;C\";\"b@x.test\"\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "b@x.test", NULL, 0 });
+	CHECK("tsv", "email\tname\na@x.test\tA\n\tNo address\n", INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "", NULL, 0 });
+	CHECK("tsv-col2", "id\tmail\n1\ta@x.test\n", INTAKE_AUTO, "MAIL",
+	    { 2, "a@x.test", NULL, 0 });
+}
+
+static void
+test_column(void **state)
+{
+	(void)state;
+	CHECK("by-name", "id,Work Mail,email\n1,w@x.test,e@x.test\n", INTAKE_AUTO,
+	    "work mail",
+	    { 2, "w@x.test", NULL, 0 });
+	CHECK("by-number-header", "id,mail\n1,a@x.test\n2,b@x.test\n", INTAKE_AUTO,
+	    "2",
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "b@x.test", NULL, 0 });
+	/* First row's column holds an address: no header, it is data. */
+	CHECK("by-number-noheader", "1,a@x.test\n2,b@x.test\n", INTAKE_AUTO, "2",
+	    { 1, "a@x.test", NULL, 0 },
+	    { 2, "b@x.test", NULL, 0 });
+	CHECK("by-number-semicolon", "x;y;z\n1;2;c@x.test\n", INTAKE_AUTO, "3",
+	    { 2, "c@x.test", NULL, 0 });
+	CHECK("number-text", "a@x.test\nb@x.test\n", INTAKE_AUTO, "1",
+	    { 1, "a@x.test", NULL, 0 },
+	    { 2, "b@x.test", NULL, 0 });
+}
+
+static void
+test_missing_column(void **state)
+{
+	static const struct {
+		const char *data;
+		enum intake_format fmt;
+		const char *column;
+		const char *needles[3];
+	} cases[] = {
+		{ "name,mail\nA,a@x.test\n", INTAKE_AUTO, NULL,
+		    { "\"email\"", "\"name\"", "\"mail\"" } },
+		{ "name;mail\nA;a@x.test\n", INTAKE_AUTO, "phone",
+		    { "\"phone\"", "\"name\"", "\"mail\"" } },
+		{ "a@x.test\n", INTAKE_CSV, NULL,
+		    { "\"email\"", "\"a@x.test\"", "columns found" } },
+		{ "email,name\n", INTAKE_AUTO, "0",
+		    { "column number", "\"0\"", "1" } },
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct intake_opts o = { cases[i].fmt, cases[i].column };
+		char *path = write_temp(cases[i].data, strlen(cases[i].data));
+
+		err[0] = '\0';
+		assert_null(intake_open(path, &o, err, sizeof(err)));
+		for (int j = 0; j < 3; j++)
+			if (strstr(err, cases[i].needles[j]) == NULL)
+				fail_msg("case %zu: \"%s\" lacks %s", i, err,
+				    cases[i].needles[j]);
+		unlink(path);
+		free(path);
+	}
+	assert_null(intake_open("/nonexistent/mxsift/list.csv", NULL, err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/mxsift/list.csv"));
+}
+
+static void
+test_short_rows(void **state)
+{
+	(void)state;
+	CHECK("short", "name,email\nAlice\nBob,bob@x.test\nCarol,\n", INTAKE_AUTO,
+	    NULL,
+	    { 2, "", "missing column", 0 },
+	    { 3, "bob@x.test", NULL, 0 },
+	    { 4, "", NULL, 0 });
+}
+
+static void
+test_empty(void **state)
+{
+	(void)state;
+	CHECK_NONE("empty", "", INTAKE_AUTO, NULL);
+	CHECK_NONE("empty-csv", "", INTAKE_CSV, NULL);
+	CHECK_NONE("blank-lines", "\n\n  \n\r\n", INTAKE_TEXT, NULL);
+	CHECK_NONE("header-only", "email,name\n", INTAKE_AUTO, NULL);
+}
+
+static void
+test_broken_quote(void **state)
+{
+	(void)state;
+	/* The rows the open quote swallowed still come out, own lines. */
+	CHECK("open-quote",
+	    "name,email\nA,a@x.test\n\"B,b@x.test\nC,c@x.test\nD,d@x.test",
+	    INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "b@x.test", "unterminated quote", 0 },
+	    { 4, "c@x.test", NULL, 0 },
+	    { 5, "d@x.test", NULL, 0 });
+	CHECK("open-quote-addr",
+	    "email,name\r\n\"x@y.test,X\r\nz@y.test,Z\r\n", INTAKE_AUTO, NULL,
+	    { 2, "x@y.test", "unterminated quote", 0 },
+	    { 3, "z@y.test", NULL, 0 });
+	CHECK("open-quote-eol", "email\na@x.test\n\"\nc@x.test\n", INTAKE_AUTO,
+	    NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "", "unterminated quote", 0 },
+	    { 4, "c@x.test", NULL, 0 });
+	CHECK("open-quote-eof", "email\na@x.test\n\"", INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "", "unterminated quote", 0 });
+	/* A quote opened after an embedded-newline field. */
+	CHECK("open-quote-late",
+	    "note,email\n\"1\n2\",a@x.test\nn,\"b@x.test\nn,c@x.test\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 4, "b@x.test", "unterminated quote", 0 },
+	    { 5, "c@x.test", NULL, 0 });
+	/* Stray quotes inside unquoted fields are literal (non-strict). */
+	CHECK("stray", "email,n\na\"b@x.test,1\n", INTAKE_AUTO, NULL,
+	    { 2, "a\"b@x.test", NULL, 0 });
+}
+
+/* A 1 MiB line is capped, flagged, and the next row is intact. */
+static void
+test_long_line(void **state)
+{
+	size_t big = 1u << 20, i;
+	char *data = malloc(big + 64), *path;
+	struct got g;
+	struct intake_opts o = { INTAKE_AUTO, NULL };
+	size_t off;
+
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		off = 0;
+		if (mode == 1)
+			off += (size_t)sprintf(data, "email,n\n");
+		memset(data + off, 'a', big);
+		off += big;
+		off += (size_t)sprintf(data + off, "@x.test%s\nb@x.test%s\n",
+		    mode ? ",1" : "", mode ? ",2" : "");
+		path = write_temp(data, off);
+		assert_int_equal(read_all(path, &o, &g), 0);
+		assert_int_equal(g.n, 2);
+		assert_int_equal(g.line[0], 1 + mode);
+		assert_int_equal(g.len[0], 65536);
+		for (i = 0; i < g.len[0]; i++)
+			assert_int_equal(g.text[0][i], 'a');
+		assert_string_equal(g.problem[0], "field too long");
+		assert_int_equal(g.line[1], 2 + mode);
+		assert_string_equal(g.text[1], "b@x.test");
+		assert_null(g.problem[1]);
+		got_free(&g);
+		unlink(path);
+		free(path);
+	}
+	free(data);
+}
+
+static void
+test_nul_bytes(void **state)
+{
+	(void)state;
+	CHECK("nul-text", "a\0b@x.test\nc@x.test\n\0\n", INTAKE_AUTO, NULL,
+	    { 1, "a\x1a" "b@x.test", "NUL byte in row", 0 },
+	    { 2, "c@x.test", NULL, 0 },
+	    { 3, "\x1a", "NUL byte in row", 0 });
+	CHECK("nul-csv", "email,name\na@x.test,B\0b\nc\0@x.test,C\nd@x.test,D\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", "NUL byte in row", 0 },
+	    { 3, "c\x1a@x.test", "NUL byte in row", 0 },
+	    { 4, "d@x.test", NULL, 0 });
+}
+
+/* Many rows crossing the 64 KiB read size: lines stay exact, CRLF pairs
+ * split across reads count once, quoted newlines are followed. */
+static void
+test_chunk_boundaries(void **state)
+{
+	size_t nrows = 20000, i, off = 0, cap = nrows * 64 + 64;
+	char *data = malloc(cap), *path;
+	uint64_t line = 2;
+	struct intake_opts o = { INTAKE_AUTO, NULL };
+	char err[256], want[64];
+	struct intake *in;
+	struct intake_row r;
+
+	(void)state;
+	off += (size_t)sprintf(data, "email,note\r\n");
+	for (i = 0; i < nrows; i++) {
+		if (i % 3 == 0)
+			off += (size_t)sprintf(data + off,
+			    "u%zu@x.test,\"a\r\nb\"\r\n", i);
+		else
+			off += (size_t)sprintf(data + off, "u%zu@x.test,%zu\r\n",
+			    i, i);
+	}
+	path = write_temp(data, off);
+	in = intake_open(path, &o, err, sizeof(err));
+	assert_non_null(in);
+	for (i = 0; i < nrows; i++) {
+		assert_int_equal(intake_next(in, &r, err, sizeof(err)), 1);
+		snprintf(want, sizeof(want), "u%zu@x.test", i);
+		assert_string_equal(r.text, want);
+		assert_int_equal(r.line, line);
+		assert_null(r.problem);
+		line += i % 3 == 0 ? 2 : 1;
+	}
+	assert_int_equal(intake_next(in, &r, err, sizeof(err)), 0);
+	intake_close(in);
+	unlink(path);
+	free(path);
+	free(data);
+}
+
+/* "-" reads standard input. */
+static void
+test_stdin(void **state)
+{
+	static const char data[] = "email\nS@x.test\n";
+	char *path = write_temp(data, sizeof(data) - 1);
+	FILE *f;
+	struct got g;
+	int saved = dup(0);
+
+	(void)state;
+	f = freopen(path, "r", stdin);
+	assert_non_null(f);
+	assert_int_equal(read_all("-", NULL, &g), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.line[0], 2);
+	assert_string_equal(g.text[0], "S@x.test");
+	got_free(&g);
+	dup2(saved, 0);
+	close(saved);
+	unlink(path);
+	free(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_plain_text),
+		cmocka_unit_test(test_crlf),
+		cmocka_unit_test(test_bom),
+		cmocka_unit_test(test_csv_header),
+		cmocka_unit_test(test_csv_quoted),
+		cmocka_unit_test(test_delimiters),
+		cmocka_unit_test(test_column),
+		cmocka_unit_test(test_missing_column),
+		cmocka_unit_test(test_short_rows),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_broken_quote),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_chunk_boundaries),
+		cmocka_unit_test(test_stdin),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
