@@ -15,7 +15,9 @@
  *     addresses, or cb.verdict for each of them (no_mail_server with detail
  *     nxdomain / null_mx / no_mx_no_address; dns_error with c-ares' text);
  *   - cb.done once, after the last of those.
- * Exactly one of cb.verdict / cb.domain covers each uid.
+ * Exactly one of cb.verdict / cb.domain covers each uid.  cb.domain's
+ * addrs array and mx result live for the call; the plan_addr records (and
+ * rows) until plan_free().
  *
  * Dedupe key: the normalised address (address_parse(): domain lowercased,
  * local part kept as given, so "Bob@x" and "bob@x" are two addresses).
