@@ -274,7 +274,8 @@ engine_lane(struct engine *e, const char *key)
 	struct lane **found, *l;
 	size_t lo = 0, hi = e->nlanes;
 
-	found = bsearch(key, e->lanes, e->nlanes, sizeof(*e->lanes), lane_cmp);
+	found = e->nlanes == 0 ? NULL :
+	    bsearch(key, e->lanes, e->nlanes, sizeof(*e->lanes), lane_cmp);
 	if (found != NULL)
 		return *found;
 	if (e->nlanes == e->lanes_cap) {

@@ -478,6 +478,12 @@ session_fail(struct smtp_session *s, enum smtp_fail kind, const struct smtp_repl
 static void
 session_ready(struct smtp_session *s)
 {
+	/* Nothing is outstanding now: input already waiting is out of turn,
+	 * and must not be mistaken for the answer to our first MAIL. */
+	if (smtp_reply_pending(s->rd) > 0) {
+		session_fail(s, SMTP_FAIL_PROTO, NULL, "input before command was sent", 0);
+		return;
+	}
 	smtp_session_state(s, SMTP_S_READY);
 	if (s->quit_wanted) {
 		session_send_quit(s);

@@ -222,12 +222,12 @@ fake_watchdog_cb(evutil_socket_t fd, short what, void *arg)
  * per-connection scripts); the fake and its results stay in *f.
  */
 static void
-run(struct fake *f, const struct engine_params *params, const char *const *const *scripts,
-    const char *const *addrs)
+run_hosts(struct fake *f, const struct engine_params *params,
+    const char *const *const *scripts, const char *const *addrs,
+    const struct engine_mx_host *hosts, size_t nhosts)
 {
 	struct sockaddr_in sin;
 	struct engine_params ep = { 0 };
-	struct engine_mx_host mx = { "127.0.0.1", 10 };
 	struct timeval tv = { 10, 0 };
 	socklen_t sl = sizeof(sin);
 
@@ -259,8 +259,8 @@ run(struct fake *f, const struct engine_params *params, const char *const *const
 			.address = addrs[f->nreq],
 			.domain = "x.test",
 			.mx_domain = "x.test",
-			.hosts = &mx,
-			.nhosts = 1,
+			.hosts = hosts,
+			.nhosts = nhosts,
 			.tag = (void *)(intptr_t)f->nreq,
 		};
 		/* Unusable addresses are refused at once (verdict later). */
@@ -286,6 +286,15 @@ run(struct fake *f, const struct engine_params *params, const char *const *const
 		free(f->conns[i]);
 	}
 	event_base_free(f->base);
+}
+
+static void
+run(struct fake *f, const struct engine_params *params, const char *const *const *scripts,
+    const char *const *addrs)
+{
+	static const struct engine_mx_host mx = { "127.0.0.1", 10 };
+
+	run_hosts(f, params, scripts, addrs, &mx, 1);
 }
 
 #define CONNS(f) ((int)(f)->st.connections)
@@ -524,6 +533,166 @@ test_control_chars_refused(void **state)
 	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
 }
 
+static void
+test_failover_refused(void **state)
+{
+	/* Nothing listens on 127.0.0.2: the next host by preference serves. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	static const struct engine_mx_host hosts[] = { { "127.0.0.2", 10 },
+		{ "127.0.0.1", 20 } };
+	struct fake f;
+
+	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
+	    "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_string_equal(f.v[0].mx_host, "127.0.0.1");
+	assert_int_equal(CONNS(&f), 2);
+}
+
+static void
+test_failover_421_greeting(void **state)
+{
+	/* Two host names, one address: the first greets 421 and is left
+	 * without a word; the second serves. */
+	static const char *const c1[] = { "<421 4.3.2 too busy", "~100", "X", NULL };
+	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, c2, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	static const struct engine_mx_host hosts[] = { { "127.0.0.1", 10 },
+		{ "[127.0.0.1]", 20 } };
+	struct fake f;
+
+	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
+	    "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_string_equal(f.v[0].mx_host, "[127.0.0.1]");
+}
+
+static void
+test_all_hosts_fail(void **state)
+{
+	static const char *const *const scripts[] = { NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	static const struct engine_mx_host hosts[] = { { "127.0.0.2", 10 },
+		{ "127.0.0.3", 20 } };
+	struct fake f;
+
+	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
+	assert_string_equal(f.rec, "");
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_CONNECTION_FAILED, 0);
+	assert_verdict(&f.v[1], VS_UNKNOWN, VR_CONNECTION_FAILED, 0);
+	assert_int_equal(CONNS(&f), 2);
+}
+
+static void
+test_reused_drop_requeued(void **state)
+{
+	/* The server drops a reused session at RSET: the request is tried
+	 * once more on a fresh connection. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "X", NULL };
+	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, c2, NULL };
+	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "RSET\n"
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n" "QUIT\n");
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(f.v[1].attempts, 2);
+}
+
+static void
+test_timeout_aborts(void **state)
+{
+	/* No reply to RCPT: timeout verdict, the connection is dropped
+	 * without QUIT and not reused. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"~1500", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct engine_params p = { .command_timeout_ms = 300 };
+	struct fake f;
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n");
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_TIMEOUT, 0);
+}
+
+static void
+test_smtputf8(void **state)
+{
+	/* Without SMTPUTF8 the UTF-8 address is not sent at all; with it, MAIL
+	 * carries the SMTPUTF8 parameter. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const c2[] = { "<220 mx", ">", "<250-mx", "<250 SMTPUTF8", ">",
+		"<250 ok", ">", "<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const s1[] = { c1, NULL };
+	static const char *const *const s2[] = { c2, NULL };
+	static const char *const a1[] = { "j\xc3\xb6rg@x.test", "ascii@x.test", NULL };
+	static const char *const a2[] = { "j\xc3\xb6rg@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, s1, a1);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<ascii@x.test>\n"
+	    "QUIT\n");
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_SMTPUTF8_UNSUPPORTED, 0);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+
+	run(&f, NULL, s2, a2);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<> SMTPUTF8\n"
+	    "RCPT TO:<j\xc3\xb6rg@x.test>\n" "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+static void
+test_452_retry_now(void **state)
+{
+	/* 452 4.5.3 too many recipients is not about the mailbox: asked
+	 * again once, on a fresh session. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<452 4.5.3 Too many recipients", ">", "<221 bye", NULL };
+	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, c2, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_string_equal(f.rec,
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "QUIT\n"
+	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(f.v[0].attempts, 2);
+}
+
+static void
+test_early_reply_is_protocol_error(void **state)
+{
+	/* Two replies to one EHLO (no PIPELINING): the second would be taken
+	 * for MAIL's answer.  The session must stop, not probe. */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, "<250 bonus", "~300",
+		NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct fake f;
+
+	run(&f, NULL, scripts, addrs);
+	assert_null(strstr(f.rec, "RCPT"));
+	assert_int_equal(f.v[0].status, VS_UNKNOWN);
+	assert_int_equal(f.v[0].reason, VR_PROTOCOL_ERROR);
+}
+
 int
 main(void)
 {
@@ -539,6 +708,14 @@ main(void)
 		cmocka_unit_test(test_pipelined_mail_rejected),
 		cmocka_unit_test(test_recycle_max_rcpt),
 		cmocka_unit_test(test_control_chars_refused),
+		cmocka_unit_test(test_failover_refused),
+		cmocka_unit_test(test_failover_421_greeting),
+		cmocka_unit_test(test_all_hosts_fail),
+		cmocka_unit_test(test_reused_drop_requeued),
+		cmocka_unit_test(test_timeout_aborts),
+		cmocka_unit_test(test_smtputf8),
+		cmocka_unit_test(test_452_retry_now),
+		cmocka_unit_test(test_early_reply_is_protocol_error),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
