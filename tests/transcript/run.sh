@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# run.sh — run one transcript scenario (tests/transcript/*.scn).
+#
+# usage: run.sh SMTPD PROBE SCENARIO.scn
+#   SMTPD  = path to mxsift-smtpd-script, PROBE = path to mxsift-probe.
+#
+# A scenario file has sections, each opened by a line "[name]":
+#   [description]  free text (printed on failure)
+#   [args]         mxsift-probe arguments (whitespace-separated, any number of
+#                  lines; "" is an empty argument); --host/--port are added here
+#   [server]       the mxsift-smtpd-script script (see smtpd_script.c)
+#   [transcript]   the exact lines the client must send, as the server records
+#                  them ("C1> EHLO probe.mxsift.test", "C1 * tls", ...)
+#   [verdicts]     the exact mxsift-probe output lines
+# Blank lines in [transcript] and [verdicts] are ignored.
+#
+# The server gets a free port (port 0), the probe runs against it bounded by
+# MXSIFT_SCN_TIMEOUT seconds (default 15), then the server is stopped with
+# SIGTERM and both outputs are diffed.  Exit 0 on a match, 1 on a mismatch
+# (unified diffs on stdout), 2 when the scenario cannot be run.
+# MXSIFT_SCN_DEBUG=1 passes --debug to the probe and shows its stderr;
+# MXSIFT_SCN_KEEP=1 keeps the work directory.
+set -u
+
+if [ $# -ne 3 ]; then
+	echo "usage: $0 SMTPD PROBE SCENARIO" >&2
+	exit 2
+fi
+smtpd=$1 probe=$2 scn=$3
+name=$(basename "$scn" .scn)
+bound=${MXSIFT_SCN_TIMEOUT:-15}
+work=$(mktemp -d "${TMPDIR:-/tmp}/mxsift-scn-$name.XXXXXX") || exit 2
+spid=
+
+cleanup() {
+	if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
+		kill -KILL "$spid" 2>/dev/null
+		wait "$spid" 2>/dev/null
+	fi
+	if [ "${MXSIFT_SCN_KEEP:-0}" = 1 ]; then
+		echo "work directory kept: $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+
+# section NAME: the lines of section [NAME]
+section() {
+	awk -v h="[$1]" '$0 == h { on = 1; next } /^\[[a-z-]+\]$/ { on = 0; next } on' "$scn"
+}
+
+for s in args server transcript verdicts; do
+	if ! grep -qx "\[$s\]" "$scn"; then
+		echo "$scn: missing section [$s]" >&2
+		exit 2
+	fi
+done
+section transcript | sed '/^[[:space:]]*$/d' >"$work/expected.transcript"
+section verdicts | sed '/^[[:space:]]*$/d' >"$work/expected.verdicts"
+
+args=()
+set -f
+while IFS= read -r line; do
+	case $line in \#*) continue ;; esac
+	for tok in $line; do
+		[ "$tok" = '""' ] && tok=
+		args+=("$tok")
+	done
+done < <(section args)
+set +f
+[ "${MXSIFT_SCN_DEBUG:-0}" = 1 ] && args=(--debug "${args[@]}")
+
+"$smtpd" -T $((bound + 10)) -t "$work/transcript" "$scn" >"$work/port" 2>"$work/smtpd.err" &
+spid=$!
+port=
+for _ in $(seq 1 100); do
+	port=$(awk '$1 == "port" { print $2 }' "$work/port")
+	[ -n "$port" ] && break
+	kill -0 "$spid" 2>/dev/null || break
+	sleep 0.05
+done
+if [ -z "$port" ]; then
+	echo "$name: the scripted server did not start:" >&2
+	cat "$work/smtpd.err" >&2
+	exit 2
+fi
+
+start=$(date +%s%N)
+timeout -k 2 "$bound" "$probe" --host 127.0.0.1 --port "$port" "${args[@]}" \
+	>"$work/verdicts" 2>"$work/probe.err"
+prc=$?
+elapsed=$((($(date +%s%N) - start) / 1000000))
+
+kill -TERM "$spid" 2>/dev/null
+wait "$spid"
+src=$?
+spid=
+if [ "$src" -eq 2 ]; then
+	echo "$name: the scripted server failed:" >&2
+	cat "$work/smtpd.err" >&2
+	exit 2
+fi
+
+fail=0
+if ! diff -u --label "expected transcript" --label "client sent" \
+	"$work/expected.transcript" "$work/transcript" >"$work/transcript.diff"; then
+	fail=1
+fi
+if ! diff -u --label "expected verdicts" --label "probe printed" \
+	"$work/expected.verdicts" "$work/verdicts" >"$work/verdicts.diff"; then
+	fail=1
+fi
+if [ "$prc" -eq 124 ] || [ "$prc" -eq 137 ]; then
+	echo "probe did not finish within ${bound}s (killed)" >>"$work/verdicts.diff"
+	fail=1
+fi
+
+if [ "$fail" -eq 0 ]; then
+	echo "PASS transcript.$name (${elapsed} ms)"
+	[ "${MXSIFT_SCN_DEBUG:-0}" = 1 ] && cat "$work/probe.err"
+	exit 0
+fi
+echo "FAIL transcript.$name (${elapsed} ms, probe exit $prc)"
+section description | sed 's/^/  | /'
+cat "$work/transcript.diff" "$work/verdicts.diff"
+if [ -s "$work/probe.err" ]; then
+	echo "--- probe stderr (last 30 lines)"
+	tail -n 30 "$work/probe.err"
+fi
+exit 1

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# smtpd_selftest.sh — tests of mxsift-smtpd-script itself, with bash's
+# /dev/tcp as a deliberately misbehaving client.  The transcript scenarios
+# trust the server to notice early data, pipelining without PIPELINING,
+# bare LF, a missing line end, a failed expect and a client that vanished;
+# this checks that it does, and that it sends exactly what the script says.
+#
+# usage: smtpd_selftest.sh SMTPD      exit 0 when every check passed
+set -u
+smtpd=$1
+work=$(mktemp -d "${TMPDIR:-/tmp}/mxsift-smtpd-selftest.XXXXXX") || exit 2
+spid=
+pass=0 fail=0
+trap 'if [ -n "$spid" ]; then kill -KILL "$spid" 2>/dev/null; fi; rm -rf "$work"' EXIT
+
+# start SCRIPT-TEXT: start the server on a free port; sets $port, $spid
+start() {
+	printf '%s\n' "$1" >"$work/s.scn"
+	: >"$work/port"
+	"$smtpd" -T 10 -t "$work/t" "$work/s.scn" >"$work/port" 2>"$work/err" &
+	spid=$!
+	port=
+	for _ in $(seq 1 100); do
+		port=$(awk '$1 == "port" { print $2 }' "$work/port")
+		[ -n "$port" ] && return 0
+		sleep 0.05
+	done
+	echo "server did not start: $(cat "$work/err")"
+	return 1
+}
+
+# finish: wait for the server (it exits after max-conns); sets $src
+finish() {
+	local i
+	for i in $(seq 1 100); do
+		kill -0 "$spid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -TERM "$spid" 2>/dev/null
+	wait "$spid"
+	src=$?
+	spid=
+}
+
+# check NAME COND-DESCRIPTION: record the result of the last test command
+check() {
+	if [ "$1" -eq 0 ]; then
+		pass=$((pass + 1))
+		echo "ok   $2"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $2"
+		echo "---- transcript:"
+		cat "$work/t" 2>/dev/null
+		echo "----"
+	fi
+}
+
+has() { grep -qxF -- "$1" "$work/t"; }
+
+# 1. A clean exchange: exact bytes out (trickle, split, escapes), exit 0.
+start 'max-conns 1
+conn 1
+trickle 2 10 220 hi\r\n
+expect EHLO
+split 20 3,9 250-a\r\n250 b\r\n
+expect QUIT
+reply 221 bye
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+printf 'EHLO x\r\n' >&3
+IFS= read -r -t 3 l1 <&3
+IFS= read -r -t 3 l2 <&3
+printf 'QUIT\r\n' >&3
+IFS= read -r -t 3 l3 <&3
+exec 3>&-
+finish
+[ "$g" = $'220 hi\r' ] && [ "$l1" = $'250-a\r' ] && [ "$l2" = $'250 b\r' ] &&
+	[ "$l3" = $'221 bye\r' ]
+check $? "trickle/split deliver the exact bytes"
+[ "$src" -eq 0 ] && has "C1> EHLO x" && has "C1> QUIT" && [ "$(wc -l <"$work/t")" -eq 2 ]
+check $? "clean exchange: exit 0, two lines recorded"
+
+# 2. Talking before the greeting is complete.
+start 'max-conns 1
+conn 1
+send 220-wait\r\n
+pause 300
+reply 220 ok
+expect EHLO
+reply 250 ok
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'EHLO early\r\n' >&3
+sleep 0.5
+exec 3>&-
+finish
+[ "$src" -eq 1 ] && has "C1 ! early data: client sent before the server's reply was complete" &&
+	has "C1> EHLO early"
+check $? "early data before the end of a multi-line greeting"
+
+# 3. Line endings: bare LF, escapes, bytes without a line end at EOF.
+start 'max-conns 1
+conn 1
+reply 220 ok
+pause 500
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+printf 'EHLO a\nMAIL\001 \\\r\nQUI' >&3
+exec 3>&-
+finish
+has "C1>lf EHLO a" && has 'C1> MAIL\x01 \\' && has "C1>eof QUI"
+check $? "bare LF, control bytes, backslash and a missing line end are marked"
+
+# 4. Pipelining while the connection is strict.
+start 'max-conns 1
+conn 1
+strict 100
+reply 220 ok
+expect MAIL
+reply 250 ok
+expect RCPT
+reply 250 ok
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+printf 'MAIL FROM:<>\r\n' >&3
+sleep 0.02
+printf 'RCPT TO:<a@b>\r\n' >&3
+sleep 0.5
+exec 3>&-
+finish
+[ "$src" -eq 1 ] &&
+	has "C1 ! pipelining without PIPELINING: line sent before the previous command was answered"
+check $? "strict: a command sent before the previous reply is caught"
+
+# 5. An expect that does not match, and a client that leaves early.
+start 'max-conns 1
+conn 1
+reply 220 ok
+expect HELO
+reply 250 ok
+expect QUIT
+reply 221 bye
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+printf 'EHLO x\r\n' >&3
+IFS= read -r -t 3 l1 <&3
+exec 3>&-
+finish
+has 'C1 ! script line 4: expected "HELO..."' &&
+	grep -q '^C1 ! client closed while the script still expected a line (script line 6: "QUIT")' "$work/t"
+check $? "expect mismatch and a vanished client are failures"
+
+# 6. max-conns: the second connection is refused and the server exits.
+start 'max-conns 1
+conn *
+reply 220 ok
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+exec 3>&-
+sleep 0.2
+( exec 4<>"/dev/tcp/127.0.0.1/$port" ) 2>/dev/null
+refused=$?
+finish
+[ "$refused" -ne 0 ] && [ "$src" -eq 0 ]
+check $? "max-conns: further connections refused, server exits by itself"
+
+# 7. A connection without a script, and quiet periods.
+start 'max-conns 2
+conn 1
+reply 220 ok
+quiet 300
+close' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+printf 'NOOP\r\n' >&3
+sleep 0.4
+exec 3>&-
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+sleep 0.2
+exec 3>&-
+finish
+grep -q '^C1 ! client sent data during a quiet period' "$work/t" &&
+	has "C2 ! unexpected connection (no script for it)"
+check $? "quiet periods and unexpected connections are failures"
+
+# 8. Only loopback addresses are served.
+"$smtpd" -a 192.0.2.1 -p 0 "$work/s.scn" >/dev/null 2>"$work/err"
+[ $? -eq 2 ] && grep -q "not a loopback address" "$work/err"
+check $? "refuses to listen on a non-loopback address"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
