@@ -157,14 +157,24 @@ static const char *const verdict_columns[] = {
 	"enhanced_code", "mx_host", "detail", "reply",
 };
 
+/* Fixed-size fields of struct verdict are read up to their size even if a
+ * caller forgot the terminating NUL. */
+#define VERDICT_FIELD(f) (f), strnlen((f), sizeof(f))
+
 static int
-verdict_csv_field(FILE *out, const char *s, int first)
+verdict_csv_field(FILE *out, const char *s, size_t len)
 {
-	if (!first && putc(',', out) == EOF)
+	if (putc(',', out) == EOF)
 		return -1;
 	if (s == NULL)
 		s = "";
-	return csv_fwrite(out, s, strlen(s)) == 0 ? 0 : -1;
+	return csv_fwrite(out, s, len) == 0 ? 0 : -1;
+}
+
+static int
+verdict_csv_str(FILE *out, const char *s)
+{
+	return verdict_csv_field(out, s, s != NULL ? strlen(s) : 0);
 }
 
 int
@@ -191,18 +201,18 @@ verdict_write_csv(FILE *out, const struct verdict_row *row)
 
 	if (row->line != 0 && fprintf(out, "%" PRIu64, row->line) < 0)
 		return -1;
-	rc |= verdict_csv_field(out, row->input, 0);
-	rc |= verdict_csv_field(out, row->address, 0);
-	rc |= verdict_csv_field(out, verdict_status_name(v->status), 0);
-	rc |= verdict_csv_field(out, verdict_reason_name(v->reason), 0);
+	rc |= verdict_csv_str(out, row->input);
+	rc |= verdict_csv_str(out, row->address);
+	rc |= verdict_csv_str(out, verdict_status_name(v->status));
+	rc |= verdict_csv_str(out, verdict_reason_name(v->reason));
 	if (putc(',', out) == EOF)
 		return -1;
 	if (v->smtp_code != 0 && fprintf(out, "%d", v->smtp_code) < 0)
 		return -1;
-	rc |= verdict_csv_field(out, v->enhanced, 0);
-	rc |= verdict_csv_field(out, v->mx_host, 0);
-	rc |= verdict_csv_field(out, v->detail, 0);
-	rc |= verdict_csv_field(out, v->text, 0);
+	rc |= verdict_csv_field(out, VERDICT_FIELD(v->enhanced));
+	rc |= verdict_csv_field(out, VERDICT_FIELD(v->mx_host));
+	rc |= verdict_csv_field(out, VERDICT_FIELD(v->detail));
+	rc |= verdict_csv_field(out, VERDICT_FIELD(v->text));
 	if (rc != 0 || putc('\n', out) == EOF)
 		return -1;
 	return 0;
@@ -210,26 +220,27 @@ verdict_write_csv(FILE *out, const struct verdict_row *row)
 
 /* ---- JSON -------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 if the byte starts none. */
+/* Length of the valid UTF-8 sequence at s, of at most n bytes (RFC 3629:
+ * no overlongs, no surrogates, nothing above U+10FFFF), or 0 if the byte
+ * starts none. */
 static size_t
-verdict_utf8_len(const unsigned char *s)
+verdict_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 
 	if (c < 0x80)
 		return 1;
 	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+		return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
 	if (c >= 0xe0 && c <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+		if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
 			return 0;
 		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
 			return 0;
 		return 3;
 	}
 	if (c >= 0xf0 && c <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
 		    (s[3] & 0xc0) != 0x80)
 			return 0;
 		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
@@ -239,12 +250,12 @@ verdict_utf8_len(const unsigned char *s)
 	return 0;
 }
 
-/* A JSON string; NULL is written as null.  The continuation-byte checks in
- * verdict_utf8_len() stop at the terminating NUL, so no read runs past it. */
+/* A JSON string of len bytes; NULL is written as null. */
 static void
-verdict_json_string(FILE *out, const char *str)
+verdict_json_field(FILE *out, const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	const unsigned char *end = s + len;
 	size_t n;
 
 	if (str == NULL) {
@@ -252,7 +263,7 @@ verdict_json_string(FILE *out, const char *str)
 		return;
 	}
 	putc('"', out);
-	while (*s != '\0') {
+	while (s < end) {
 		switch (*s) {
 		case '"':
 			fputs("\\\"", out);
@@ -274,7 +285,7 @@ verdict_json_string(FILE *out, const char *str)
 				fprintf(out, "\\u%04x", *s);
 				break;
 			}
-			if ((n = verdict_utf8_len(s)) == 0) {
+			if ((n = verdict_utf8_len(s, (size_t)(end - s))) == 0) {
 				fputs("\\ufffd", out);
 				break;
 			}
@@ -285,6 +296,12 @@ verdict_json_string(FILE *out, const char *str)
 		s++;
 	}
 	putc('"', out);
+}
+
+static void
+verdict_json_string(FILE *out, const char *str)
+{
+	verdict_json_field(out, str, str != NULL ? strlen(str) : 0);
 }
 
 static void
@@ -319,13 +336,13 @@ verdict_write_jsonl(FILE *out, const struct verdict_row *row)
 	else
 		fputs("null", out);
 	verdict_json_key(out, "enhanced_code", 0);
-	verdict_json_string(out, v->enhanced);
+	verdict_json_field(out, VERDICT_FIELD(v->enhanced));
 	verdict_json_key(out, "mx_host", 0);
-	verdict_json_string(out, v->mx_host);
+	verdict_json_field(out, VERDICT_FIELD(v->mx_host));
 	verdict_json_key(out, "detail", 0);
-	verdict_json_string(out, v->detail);
+	verdict_json_field(out, VERDICT_FIELD(v->detail));
 	verdict_json_key(out, "reply", 0);
-	verdict_json_string(out, v->text);
+	verdict_json_field(out, VERDICT_FIELD(v->text));
 	verdict_json_key(out, "tls", 0);
 	fputs(v->tls ? "true" : "false", out);
 	fprintf(out, ",\"attempts\":%u,\"duration_ms\":%" PRIu64

@@ -253,13 +253,13 @@ classify_reply(enum classify_stage stage, const struct smtp_reply *r,
 	memcpy(enh, r->enhanced, sizeof(enh));
 	enh[sizeof(enh) - 1] = '\0';
 	if (enh[0] != '\0' && enh[0] != '0' + r->code / 100)
-		enh[0] = '\0';
+		memset(enh, 0, sizeof(enh));
 	v->smtp_code = r->code;
 	memcpy(v->enhanced, enh, sizeof(v->enhanced));
 	verdict_set_text(v, text, r->text != NULL ? r->text_len : 0);
 	/* X.0.0 ("other undefined status") tells nothing: treat as absent
 	 * for matching, but keep it as evidence. */
-	if (strcmp(enh + 1, ".0.0") == 0)
+	if (enh[0] != '\0' && strcmp(enh + 1, ".0.0") == 0)
 		enh[0] = '\0';
 
 	for (i = 0; i < sizeof(classify_rules) / sizeof(classify_rules[0]); i++) {

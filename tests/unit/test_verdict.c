@@ -399,6 +399,34 @@ test_json_all_bytes(void **state)
 	free(out);
 }
 
+/* A caller that fills a fixed-size field without its NUL must not make the
+ * writers run into the next field. */
+static void
+test_unterminated_fields(void **state)
+{
+	struct verdict v;
+	struct verdict_row row = { 1, "in", "a@b.test", &v };
+	char want[VERDICT_HOST_MAX + 3];
+	char *out;
+
+	(void)state;
+	verdict_init(&v, VR_ACCEPTED);
+	memset(v.mx_host, 'A', sizeof(v.mx_host));
+	memset(v.detail, 'B', sizeof(v.detail));
+	v.detail[5] = '\0';
+	want[0] = '"';
+	memset(want + 1, 'A', VERDICT_HOST_MAX);
+	memcpy(want + 1 + VERDICT_HOST_MAX, "\"", 2);
+	out = capture(VF_JSONL, &row, 0);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "\"detail\":\"BBBBB\""));
+	free(out);
+	out = capture(VF_CSV, &row, 0);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, ",\"BBBBB\","));
+	free(out);
+}
+
 static void
 test_write_errors(void **state)
 {
@@ -435,6 +463,7 @@ main(void)
 		cmocka_unit_test(test_jsonl_exact),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_json_all_bytes),
+		cmocka_unit_test(test_unterminated_fields),
 		cmocka_unit_test(test_write_errors),
 	};
 
