@@ -25,10 +25,10 @@
 #include <time.h>
 
 static const char *const verdict_status_names[VS__COUNT] = {
-	[VS_DELIVERABLE] = "deliverable",
-	[VS_UNDELIVERABLE] = "undeliverable",
-	[VS_RISKY] = "risky",
-	[VS_UNKNOWN] = "unknown",
+    [VS_DELIVERABLE] = "deliverable",
+    [VS_UNDELIVERABLE] = "undeliverable",
+    [VS_RISKY] = "risky",
+    [VS_UNKNOWN] = "unknown",
 };
 
 /* Name and implied status of every reason: one row per reason so the two
@@ -37,39 +37,36 @@ static const struct {
 	const char *name;
 	enum verdict_status status;
 } verdict_reasons[VR__COUNT] = {
-	[VR_ACCEPTED] = { "accepted", VS_DELIVERABLE },
-	[VR_MAILBOX_NOT_FOUND] = { "mailbox_not_found", VS_UNDELIVERABLE },
-	[VR_INVALID_SYNTAX] = { "invalid_syntax", VS_UNDELIVERABLE },
-	[VR_NO_MAIL_SERVER] = { "no_mail_server", VS_UNDELIVERABLE },
-	[VR_MAILBOX_DISABLED] = { "mailbox_disabled", VS_UNDELIVERABLE },
-	[VR_CATCH_ALL] = { "catch_all", VS_RISKY },
-	[VR_MAILBOX_FULL] = { "mailbox_full", VS_RISKY },
-	[VR_DISPOSABLE] = { "disposable", VS_RISKY },
-	[VR_ROLE_ACCOUNT] = { "role_account", VS_RISKY },
-	[VR_GREYLISTED] = { "greylisted", VS_UNKNOWN },
-	[VR_TEMP_FAILURE] = { "temp_failure", VS_UNKNOWN },
-	[VR_TIMEOUT] = { "timeout", VS_UNKNOWN },
-	[VR_BLOCKED] = { "blocked", VS_UNKNOWN },
-	[VR_PROTOCOL_ERROR] = { "protocol_error", VS_UNKNOWN },
-	[VR_TLS_FAILED] = { "tls_failed", VS_UNKNOWN },
-	[VR_DNS_ERROR] = { "dns_error", VS_UNKNOWN },
-	[VR_CONNECTION_FAILED] = { "connection_failed", VS_UNKNOWN },
-	[VR_SMTPUTF8_UNSUPPORTED] = { "smtputf8_unsupported", VS_UNKNOWN },
-	/* A 5xx we could not place: the server refused, but we cannot tell
-	 * that the mailbox does not exist, so it is not undeliverable. */
-	[VR_REJECTED] = { "rejected", VS_UNKNOWN },
+    [VR_ACCEPTED] = {"accepted", VS_DELIVERABLE},
+    [VR_MAILBOX_NOT_FOUND] = {"mailbox_not_found", VS_UNDELIVERABLE},
+    [VR_INVALID_SYNTAX] = {"invalid_syntax", VS_UNDELIVERABLE},
+    [VR_NO_MAIL_SERVER] = {"no_mail_server", VS_UNDELIVERABLE},
+    [VR_MAILBOX_DISABLED] = {"mailbox_disabled", VS_UNDELIVERABLE},
+    [VR_CATCH_ALL] = {"catch_all", VS_RISKY},
+    [VR_MAILBOX_FULL] = {"mailbox_full", VS_RISKY},
+    [VR_DISPOSABLE] = {"disposable", VS_RISKY},
+    [VR_ROLE_ACCOUNT] = {"role_account", VS_RISKY},
+    [VR_GREYLISTED] = {"greylisted", VS_UNKNOWN},
+    [VR_TEMP_FAILURE] = {"temp_failure", VS_UNKNOWN},
+    [VR_TIMEOUT] = {"timeout", VS_UNKNOWN},
+    [VR_BLOCKED] = {"blocked", VS_UNKNOWN},
+    [VR_PROTOCOL_ERROR] = {"protocol_error", VS_UNKNOWN},
+    [VR_TLS_FAILED] = {"tls_failed", VS_UNKNOWN},
+    [VR_DNS_ERROR] = {"dns_error", VS_UNKNOWN},
+    [VR_CONNECTION_FAILED] = {"connection_failed", VS_UNKNOWN},
+    [VR_SMTPUTF8_UNSUPPORTED] = {"smtputf8_unsupported", VS_UNKNOWN},
+    /* A 5xx we could not place: the server refused, but we cannot tell
+     * that the mailbox does not exist, so it is not undeliverable. */
+    [VR_REJECTED] = {"rejected", VS_UNKNOWN},
 };
 
 static const struct {
 	unsigned bit;
 	const char *name;
 } verdict_flag_names[] = {
-	{ VERDICT_F_DISPOSABLE, "disposable" },
-	{ VERDICT_F_ROLE, "role" },
-	{ VERDICT_F_FREE_PROVIDER, "free_provider" },
-	{ VERDICT_F_CATCH_ALL, "catch_all" },
-	{ VERDICT_F_SMTPUTF8, "smtputf8" },
-	{ VERDICT_F_IMPLICIT_MX, "implicit_mx" },
+    {VERDICT_F_DISPOSABLE, "disposable"},       {VERDICT_F_ROLE, "role"},
+    {VERDICT_F_FREE_PROVIDER, "free_provider"}, {VERDICT_F_CATCH_ALL, "catch_all"},
+    {VERDICT_F_SMTPUTF8, "smtputf8"},           {VERDICT_F_IMPLICIT_MX, "implicit_mx"},
 };
 
 const char *
@@ -153,8 +150,8 @@ verdict_set_text(struct verdict *v, const char *text, size_t len)
 /* ---- CSV --------------------------------------------------------------- */
 
 static const char *const verdict_columns[] = {
-	"line", "input", "address", "status", "reason", "smtp_code",
-	"enhanced_code", "mx_host", "detail", "reply",
+    "line",      "input",         "address", "status", "reason",
+    "smtp_code", "enhanced_code", "mx_host", "detail", "reply",
 };
 
 /* Fixed-size fields of struct verdict are read up to their size even if a
@@ -265,21 +262,11 @@ verdict_json_field(FILE *out, const char *str, size_t len)
 	putc('"', out);
 	while (s < end) {
 		switch (*s) {
-		case '"':
-			fputs("\\\"", out);
-			break;
-		case '\\':
-			fputs("\\\\", out);
-			break;
-		case '\n':
-			fputs("\\n", out);
-			break;
-		case '\r':
-			fputs("\\r", out);
-			break;
-		case '\t':
-			fputs("\\t", out);
-			break;
+		case '"': fputs("\\\"", out); break;
+		case '\\': fputs("\\\\", out); break;
+		case '\n': fputs("\\n", out); break;
+		case '\r': fputs("\\r", out); break;
+		case '\t': fputs("\\t", out); break;
 		default:
 			if (*s < 0x20 || *s == 0x7f) {
 				fprintf(out, "\\u%04x", *s);
@@ -345,13 +332,13 @@ verdict_write_jsonl(FILE *out, const struct verdict_row *row)
 	verdict_json_field(out, VERDICT_FIELD(v->text));
 	verdict_json_key(out, "tls", 0);
 	fputs(v->tls ? "true" : "false", out);
-	fprintf(out, ",\"attempts\":%u,\"duration_ms\":%" PRIu64
-	    ",\"checked_at\":%" PRId64 ",\"flags\":[", v->attempts,
-	    v->duration_ms, v->checked_at);
+	fprintf(out,
+	        ",\"attempts\":%u,\"duration_ms\":%" PRIu64 ",\"checked_at\":%" PRId64
+	        ",\"flags\":[",
+	        v->attempts, v->duration_ms, v->checked_at);
 	for (i = 0; i < sizeof(verdict_flag_names) / sizeof(verdict_flag_names[0]); i++)
 		if (v->flags & verdict_flag_names[i].bit)
-			fprintf(out, "%s\"%s\"", nflags++ ? "," : "",
-			    verdict_flag_names[i].name);
+			fprintf(out, "%s\"%s\"", nflags++ ? "," : "", verdict_flag_names[i].name);
 	fputs("]}\n", out);
 	return ferror(out) ? -1 : 0;
 }

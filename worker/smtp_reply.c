@@ -37,29 +37,29 @@
 
 struct smtp_reply_reader {
 	struct smtp_reply_limits lim;
-	size_t	 buf_max;	/* cap on raw bytes held */
+	size_t buf_max; /* cap on raw bytes held */
 
-	char	*buf;		/* raw input; [off, len) not yet parsed */
-	size_t	 buf_size;
-	size_t	 off;
-	size_t	 len;
-	size_t	 scan;		/* memchr for LF already done up to here */
+	char *buf; /* raw input; [off, len) not yet parsed */
+	size_t buf_size;
+	size_t off;
+	size_t len;
+	size_t scan; /* memchr for LF already done up to here */
 
 	/* the reply being assembled */
-	int	 code;
-	int	 nlines;
-	char	 enhanced[16];
-	char	*text;		/* reply_max + 1 bytes */
-	size_t	 text_len;
-	size_t	 partial_raw;	/* raw bytes of lines consumed into it */
-	int	 returned;	/* the reply was handed out; clear on next get */
+	int code;
+	int nlines;
+	char enhanced[16];
+	char *text; /* reply_max + 1 bytes */
+	size_t text_len;
+	size_t partial_raw; /* raw bytes of lines consumed into it */
+	int returned;       /* the reply was handed out; clear on next get */
 
-	int	 failed;
-	char	 err[128];
+	int failed;
+	char err[128];
 };
 
 static void smtp_reply_fail(struct smtp_reply_reader *, const char *, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void
 smtp_reply_fail(struct smtp_reply_reader *r, const char *fmt, ...)
@@ -90,9 +90,8 @@ struct smtp_reply_reader *
 smtp_reply_reader_new(const struct smtp_reply_limits *limits)
 {
 	struct smtp_reply_reader *r;
-	struct smtp_reply_limits lim = {
-		SMTP_LINE_MAX_DEFAULT, SMTP_REPLY_MAX_DEFAULT, SMTP_LINES_MAX_DEFAULT
-	};
+	struct smtp_reply_limits lim = {SMTP_LINE_MAX_DEFAULT, SMTP_REPLY_MAX_DEFAULT,
+	                                SMTP_LINES_MAX_DEFAULT};
 
 	if (limits != NULL) {
 		if (limits->line_max != 0)
@@ -104,8 +103,7 @@ smtp_reply_reader_new(const struct smtp_reply_limits *limits)
 	}
 	/* "250\n" is the shortest possible line. */
 	if (lim.line_max < 4 || lim.lines_max < 1 ||
-	    lim.line_max > SIZE_MAX / 4 / (size_t)lim.lines_max ||
-	    lim.reply_max > SIZE_MAX / 4)
+	    lim.line_max > SIZE_MAX / 4 / (size_t)lim.lines_max || lim.reply_max > SIZE_MAX / 4)
 		return NULL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
@@ -147,8 +145,7 @@ smtp_reply_feed(struct smtp_reply_reader *r, const char *buf, size_t len)
 		r->off = 0;
 	}
 	if (len > r->buf_max - r->len) {
-		smtp_reply_fail(r, "more than %zu bytes of unread input",
-		    r->buf_max);
+		smtp_reply_fail(r, "more than %zu bytes of unread input", r->buf_max);
 		return -1;
 	}
 	need = r->len + len;
@@ -181,8 +178,8 @@ smtp_reply_enhanced_len(const char *s, size_t n, int code)
 	size_t i = 0, k;
 	int part;
 
-	if (n < 5 || s[0] != '0' + code / 100 || (s[0] != '2' && s[0] != '4' &&
-	    s[0] != '5') || s[1] != '.')
+	if (n < 5 || s[0] != '0' + code / 100 || (s[0] != '2' && s[0] != '4' && s[0] != '5') ||
+	    s[1] != '.')
 		return 0;
 	i = 2;
 	for (part = 0; part < 2; part++) {
@@ -212,10 +209,9 @@ smtp_reply_line(struct smtp_reply_reader *r, const char *s, size_t n)
 
 	if (n > 0 && s[n - 1] == '\r')
 		n--;
-	if (n < 3 || s[0] < '2' || s[0] > '5' || s[1] < '0' || s[1] > '9' ||
-	    s[2] < '0' || s[2] > '9' || (n > 3 && s[3] != ' ' && s[3] != '-')) {
-		smtp_reply_fail(r, "line %d of reply has no valid reply code",
-		    r->nlines + 1);
+	if (n < 3 || s[0] < '2' || s[0] > '5' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
+	    s[2] > '9' || (n > 3 && s[3] != ' ' && s[3] != '-')) {
+		smtp_reply_fail(r, "line %d of reply has no valid reply code", r->nlines + 1);
 		return -1;
 	}
 	code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
@@ -223,13 +219,14 @@ smtp_reply_line(struct smtp_reply_reader *r, const char *s, size_t n)
 	if (r->nlines == 0)
 		r->code = code;
 	else if (code != r->code) {
-		smtp_reply_fail(r, "reply code changed from %d to %d inside a "
-		    "multi-line reply", r->code, code);
+		smtp_reply_fail(r,
+		                "reply code changed from %d to %d inside a "
+		                "multi-line reply",
+		                r->code, code);
 		return -1;
 	}
 	if (r->nlines >= r->lim.lines_max) {
-		smtp_reply_fail(r, "reply has more than %d lines",
-		    r->lim.lines_max);
+		smtp_reply_fail(r, "reply has more than %d lines", r->lim.lines_max);
 		return -1;
 	}
 	r->nlines++;
@@ -249,8 +246,7 @@ smtp_reply_line(struct smtp_reply_reader *r, const char *s, size_t n)
 		tn -= e;
 	}
 	if ((r->nlines > 1 ? 1 : 0) + tn > r->lim.reply_max - r->text_len) {
-		smtp_reply_fail(r, "reply text longer than %zu bytes",
-		    r->lim.reply_max);
+		smtp_reply_fail(r, "reply text longer than %zu bytes", r->lim.reply_max);
 		return -1;
 	}
 	if (r->nlines > 1)
@@ -273,8 +269,7 @@ smtp_reply_get(struct smtp_reply_reader *r, struct smtp_reply *out)
 	if (r->returned)
 		smtp_reply_clear_current(r);
 	for (;;) {
-		lf = r->scan < r->len ?
-		    memchr(r->buf + r->scan, '\n', r->len - r->scan) : NULL;
+		lf = r->scan < r->len ? memchr(r->buf + r->scan, '\n', r->len - r->scan) : NULL;
 		if (lf == NULL) {
 			r->scan = r->len;
 			/* Without its LF, this line is already too long. */
@@ -307,7 +302,7 @@ smtp_reply_get(struct smtp_reply_reader *r, struct smtp_reply *out)
 
 toolong:
 	smtp_reply_fail(r, "line %d of reply longer than %zu bytes", r->nlines + 1,
-	    r->lim.line_max);
+	                r->lim.line_max);
 	return SMTP_REPLY_ERROR;
 }
 
@@ -336,13 +331,13 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } smtp_ext_names[] = {
-	{ "PIPELINING", SMTP_EXT_PIPELINING },
-	{ "STARTTLS", SMTP_EXT_STARTTLS },
-	{ "SMTPUTF8", SMTP_EXT_SMTPUTF8 },
-	{ "8BITMIME", SMTP_EXT_8BITMIME },
-	{ "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCEDSTATUSCODES },
-	{ "SIZE", SMTP_EXT_SIZE },
-	{ "CHUNKING", SMTP_EXT_CHUNKING },
+    {"PIPELINING", SMTP_EXT_PIPELINING},
+    {"STARTTLS", SMTP_EXT_STARTTLS},
+    {"SMTPUTF8", SMTP_EXT_SMTPUTF8},
+    {"8BITMIME", SMTP_EXT_8BITMIME},
+    {"ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCEDSTATUSCODES},
+    {"SIZE", SMTP_EXT_SIZE},
+    {"CHUNKING", SMTP_EXT_CHUNKING},
 };
 
 unsigned

@@ -28,13 +28,14 @@
 #include "log.h"
 #include "smtp_reply.h"
 
-#define FUZZ_CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_reply: %s:%d: check failed: %s\n",	\
-		    __FILE__, __LINE__, #cond);				\
-		abort();						\
-	}								\
-} while (0)
+#define FUZZ_CHECK(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_reply: %s:%d: check failed: %s\n", __FILE__,         \
+			        __LINE__, #cond);                                                  \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,8 +45,8 @@ struct fuzz_trace {
 	size_t len;
 	size_t cap;
 	int nreplies;
-	int error;		/* ended in SMTP_REPLY_ERROR */
-	int feed_failed;	/* a feed hit the buffering cap */
+	int error;       /* ended in SMTP_REPLY_ERROR */
+	int feed_failed; /* a feed hit the buffering cap */
 	size_t pending;
 };
 
@@ -87,7 +88,7 @@ fuzz_check_enhanced(const char *e, int code)
 
 static void
 fuzz_check_reply(const struct smtp_reply *r, const struct smtp_reply_limits *lim,
-    enum classify_stage stage)
+                 enum classify_stage stage)
 {
 	struct verdict v;
 	enum classify_action a;
@@ -99,10 +100,9 @@ fuzz_check_reply(const struct smtp_reply *r, const struct smtp_reply_limits *lim
 	FUZZ_CHECK(r->text != NULL);
 	FUZZ_CHECK(r->text[r->text_len] == '\0');
 	FUZZ_CHECK(strlen(r->text) == r->text_len);
-	FUZZ_CHECK(r->text_len <= (lim->reply_max ? lim->reply_max :
-	    SMTP_REPLY_MAX_DEFAULT));
-	FUZZ_CHECK(r->nlines >= 1 && r->nlines <= (lim->lines_max ?
-	    lim->lines_max : SMTP_LINES_MAX_DEFAULT));
+	FUZZ_CHECK(r->text_len <= (lim->reply_max ? lim->reply_max : SMTP_REPLY_MAX_DEFAULT));
+	FUZZ_CHECK(r->nlines >= 1 &&
+	           r->nlines <= (lim->lines_max ? lim->lines_max : SMTP_LINES_MAX_DEFAULT));
 	for (i = 0; i < r->text_len; i++)
 		nl += r->text[i] == '\n';
 	FUZZ_CHECK(nl == (size_t)r->nlines - 1);
@@ -110,8 +110,7 @@ fuzz_check_reply(const struct smtp_reply *r, const struct smtp_reply_limits *lim
 
 	verdict_init(&v, VR_TIMEOUT);
 	a = classify_reply(stage, r, &v);
-	FUZZ_CHECK(a == CLASSIFY_FINAL || a == CLASSIFY_RETRY_LATER ||
-	    a == CLASSIFY_RETRY_NOW);
+	FUZZ_CHECK(a == CLASSIFY_FINAL || a == CLASSIFY_RETRY_LATER || a == CLASSIFY_RETRY_NOW);
 	FUZZ_CHECK(v.status == verdict_reason_status(v.reason));
 	FUZZ_CHECK(v.smtp_code == r->code);
 	if (r->code / 100 == 4 || strncmp(r->enhanced, "5.7.", 4) == 0)
@@ -124,8 +123,8 @@ fuzz_check_reply(const struct smtp_reply *r, const struct smtp_reply_limits *lim
 }
 
 static void
-fuzz_drain(struct smtp_reply_reader *rd, struct fuzz_trace *t,
-    const struct smtp_reply_limits *lim, enum classify_stage stage)
+fuzz_drain(struct smtp_reply_reader *rd, struct fuzz_trace *t, const struct smtp_reply_limits *lim,
+           enum classify_stage stage)
 {
 	struct smtp_reply r;
 	enum smtp_reply_rc rc;
@@ -154,7 +153,7 @@ fuzz_drain(struct smtp_reply_reader *rd, struct fuzz_trace *t,
 /* mode 0: one byte at a time; 1: chunks from the seed; 2: all at once */
 static void
 fuzz_pass(const uint8_t *s, size_t n, const struct smtp_reply_limits *lim,
-    enum classify_stage stage, int mode, uint32_t seed, struct fuzz_trace *t)
+          enum classify_stage stage, int mode, uint32_t seed, struct fuzz_trace *t)
 {
 	struct smtp_reply_reader *rd;
 	size_t off = 0, chunk, maxchunk;
@@ -198,23 +197,17 @@ fuzz_pass(const uint8_t *s, size_t n, const struct smtp_reply_limits *lim,
 static int
 fuzz_same(const struct fuzz_trace *a, const struct fuzz_trace *b)
 {
-	return a->nreplies == b->nreplies && a->error == b->error &&
-	    a->len == b->len && (a->len == 0 || memcmp(a->buf, b->buf, a->len) == 0) &&
-	    (a->error || a->pending == b->pending);
+	return a->nreplies == b->nreplies && a->error == b->error && a->len == b->len &&
+	       (a->len == 0 || memcmp(a->buf, b->buf, a->len) == 0) &&
+	       (a->error || a->pending == b->pending);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct smtp_reply_limits limits[] = {
-		{ 0, 0, 0 },		/* the defaults */
-		{ 16, 0, 0 },
-		{ 0, 24, 0 },
-		{ 0, 0, 2 },
-		{ 8, 12, 3 },
-		{ 64, 100, 4 },
-		{ 512, 0, 1 },
-		{ 5, 1, 1 },
+	    {0, 0, 0}, /* the defaults */
+	    {16, 0, 0}, {0, 24, 0}, {0, 0, 2}, {8, 12, 3}, {64, 100, 4}, {512, 0, 1}, {5, 1, 1},
 	};
 	struct fuzz_trace ref, chunked, whole;
 	const struct smtp_reply_limits *lim;
@@ -222,7 +215,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	log_set_level((enum log_level)(LOG_ERROR + 1));	/* 503s log loudly */
+	log_set_level((enum log_level)(LOG_ERROR + 1)); /* 503s log loudly */
 	lim = &limits[data[0] % (sizeof(limits) / sizeof(limits[0]))];
 	stage = (enum classify_stage)((data[0] >> 4) % 4);
 

@@ -31,8 +31,7 @@ replay_file(const char *path)
 		return -1;
 	}
 	/* +1: malloc(0) may return NULL */
-	if ((buf = malloc((size_t)n + 1)) == NULL ||
-	    fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+	if ((buf = malloc((size_t)n + 1)) == NULL || fread(buf, 1, (size_t)n, fp) != (size_t)n) {
 		perror(path);
 		free(buf);
 		fclose(fp);

@@ -29,102 +29,124 @@ struct exp_reply {
 struct reply_case {
 	const char *name;
 	const char *in;
-	size_t len;			/* 0: strlen(in) */
+	size_t len; /* 0: strlen(in) */
 	int nexp;
 	struct exp_reply exp[MAXR];
-	int error;			/* 1: ends in SMTP_REPLY_ERROR after exp */
-	size_t pending;			/* smtp_reply_pending() at end (no error) */
+	int error;      /* 1: ends in SMTP_REPLY_ERROR after exp */
+	size_t pending; /* smtp_reply_pending() at end (no error) */
 };
 
-static const char ehlo10[] =
-    "250-mx.example.com Hello client [192.0.2.1]\r\n"
-    "250-SIZE 52428800\r\n"
-    "250-8BITMIME\r\n"
-    "250-PIPELINING\r\n"
-    "250-AUTH=PLAIN LOGIN\r\n"
-    "250-auth PLAIN LOGIN\r\n"
-    "250-chunking\r\n"
-    "250-StartTLS\r\n"
-    "250-ENHANCEDSTATUSCODES\r\n"
-    "250 SMTPUTF8\r\n";
+static const char ehlo10[] = "250-mx.example.com Hello client [192.0.2.1]\r\n"
+                             "250-SIZE 52428800\r\n"
+                             "250-8BITMIME\r\n"
+                             "250-PIPELINING\r\n"
+                             "250-AUTH=PLAIN LOGIN\r\n"
+                             "250-auth PLAIN LOGIN\r\n"
+                             "250-chunking\r\n"
+                             "250-StartTLS\r\n"
+                             "250-ENHANCEDSTATUSCODES\r\n"
+                             "250 SMTPUTF8\r\n";
 
 static const struct reply_case cases[] = {
-	{ "simple", "220 mx.example.com ESMTP\r\n", 0, 1,
-	    { { 220, "", "mx.example.com ESMTP", 1 } }, 0, 0 },
-	{ "bare LF", "250 ok\n", 0, 1, { { 250, "", "ok", 1 } }, 0, 0 },
-	{ "code only", "250\r\n", 0, 1, { { 250, "", "", 1 } }, 0, 0 },
-	{ "code and space", "250 \r\n", 0, 1, { { 250, "", "", 1 } }, 0, 0 },
-	{ "enhanced", "550 5.1.1 <x@y>: Recipient address rejected\r\n", 0, 1,
-	    { { 550, "5.1.1", "<x@y>: Recipient address rejected", 1 } }, 0, 0 },
-	{ "enhanced only", "250 2.0.0\r\n", 0, 1, { { 250, "2.0.0", "", 1 } }, 0, 0 },
-	{ "enhanced 3 digits", "550 5.123.456 x\r\n", 0, 1,
-	    { { 550, "5.123.456", "x", 1 } }, 0, 0 },
-	{ "enhanced class mismatch dropped", "550 2.1.1 x\r\n", 0, 1,
-	    { { 550, "", "2.1.1 x", 1 } }, 0, 0 },
-	{ "enhanced class 3 dropped", "354 3.0.0 go\r\n", 0, 1,
-	    { { 354, "", "3.0.0 go", 1 } }, 0, 0 },
-	{ "enhanced 4 digits dropped", "550 5.1111.1 x\r\n", 0, 1,
-	    { { 550, "", "5.1111.1 x", 1 } }, 0, 0 },
-	{ "enhanced no separator dropped", "550 5.1.1x y\r\n", 0, 1,
-	    { { 550, "", "5.1.1x y", 1 } }, 0, 0 },
-	{ "enhanced missing detail dropped", "550 5.1. x\r\n", 0, 1,
-	    { { 550, "", "5.1. x", 1 } }, 0, 0 },
-	{ "enhanced two parts dropped", "550 5.1 x\r\n", 0, 1,
-	    { { 550, "", "5.1 x", 1 } }, 0, 0 },
-	{ "enhanced 4xx", "451 4.7.1 Try again later\r\n", 0, 1,
-	    { { 451, "4.7.1", "Try again later", 1 } }, 0, 0 },
-	{ "enhanced wrong class 4 vs 5", "450 5.7.1 x\r\n", 0, 1,
-	    { { 450, "", "5.7.1 x", 1 } }, 0, 0 },
-	{ "gmail multi-line", "550-5.1.1 The email account that you tried to reach does\r\n"
-	    "550-5.1.1 not exist. Please try double-checking the recipient's\r\n"
-	    "550 5.1.1 https://support.google.com/mail/?p=NoSuchUser x1si\r\n", 0, 1,
-	    { { 550, "5.1.1", "The email account that you tried to reach does\n"
-	    "not exist. Please try double-checking the recipient's\n"
-	    "https://support.google.com/mail/?p=NoSuchUser x1si", 3 } }, 0, 0 },
-	{ "enhanced only on first line counts", "550-x\r\n550 5.1.1 y\r\n", 0, 1,
-	    { { 550, "", "x\ny", 2 } }, 0, 0 },
-	{ "empty continuation", "250-\r\n250 done\r\n", 0, 1,
-	    { { 250, "", "\ndone", 2 } }, 0, 0 },
-	{ "two replies one feed", "250 ok\r\n250 2.1.0 sender ok\r\n", 0, 2,
-	    { { 250, "", "ok", 1 }, { 250, "2.1.0", "sender ok", 1 } }, 0, 0 },
-	{ "pipelined three", "250 2.0.0 reset\r\n250 2.1.0 ok\r\n550 5.1.1 no\r\n", 0, 3,
-	    { { 250, "2.0.0", "reset", 1 }, { 250, "2.1.0", "ok", 1 },
-	    { 550, "5.1.1", "no", 1 } }, 0, 0 },
-	{ "ehlo 10 lines", ehlo10, 0, 1,
-	    { { 250, "", "mx.example.com Hello client [192.0.2.1]\nSIZE 52428800\n"
-	    "8BITMIME\nPIPELINING\nAUTH=PLAIN LOGIN\nauth PLAIN LOGIN\nchunking\n"
-	    "StartTLS\nENHANCEDSTATUSCODES\nSMTPUTF8", 10 } }, 0, 0 },
-	{ "incomplete line", "250 o", 0, 0, { { 0 } }, 0, 5 },
-	{ "incomplete multi-line", "250-a\r\n250-b\r\n", 0, 0, { { 0 } }, 0, 14 },
-	{ "reply then partial", "250 ok\r\n220-a\r\n22", 0, 1,
-	    { { 250, "", "ok", 1 } }, 0, 9 },
-	{ "CR kept without LF", "250 a\rb\r\n", 0, 1, { { 250, "", "a\rb", 1 } }, 0, 0 },
-	{ "NUL in text", "250 a\0b\r\n", 9, 1, { { 250, "", "a?b", 1 } }, 0, 0 },
-	{ "8-bit text passes", "250 \xc3\xa9t\xe9\r\n", 0, 1,
-	    { { 250, "", "\xc3\xa9t\xe9", 1 } }, 0, 0 },
-	{ "max code", "599 x\r\n", 0, 1, { { 599, "", "x", 1 } }, 0, 0 },
-	/* errors */
-	{ "empty line", "\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "no code", "hello\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "short code", "25\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "1xx code", "150 x\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "6xx code", "650 x\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "bad separator", "250_x\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "four digits", "2500 x\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "letter in code", "2a0 x\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "leading space", " 250 x\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "NUL in code", "25\0 x\r\n", 7, 0, { { 0 } }, 1, 0 },
-	{ "NUL separator", "250\0x\r\n", 7, 0, { { 0 } }, 1, 0 },
-	{ "code changes", "250-a\r\n251 b\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "code changes class", "250-a\r\n550 b\r\n", 0, 0, { { 0 } }, 1, 0 },
-	{ "good then garbage", "250 ok\r\nxyz\r\n250 never\r\n", 0, 1,
-	    { { 250, "", "ok", 1 } }, 1, 0 },
-	/* the byte right after a consumed line is scanned too */
-	{ "good then empty bare LF line", "250 ok\n\n", 0, 1,
-	    { { 250, "", "ok", 1 } }, 1, 0 },
-	{ "binary garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n", 12, 0,
-	    { { 0 } }, 1, 0 },
-	{ "http answer", "HTTP/1.1 400 Bad Request\r\n", 0, 0, { { 0 } }, 1, 0 },
+    {"simple", "220 mx.example.com ESMTP\r\n", 0, 1, {{220, "", "mx.example.com ESMTP", 1}}, 0, 0},
+    {"bare LF", "250 ok\n", 0, 1, {{250, "", "ok", 1}}, 0, 0},
+    {"code only", "250\r\n", 0, 1, {{250, "", "", 1}}, 0, 0},
+    {"code and space", "250 \r\n", 0, 1, {{250, "", "", 1}}, 0, 0},
+    {"enhanced",
+     "550 5.1.1 <x@y>: Recipient address rejected\r\n",
+     0,
+     1,
+     {{550, "5.1.1", "<x@y>: Recipient address rejected", 1}},
+     0,
+     0},
+    {"enhanced only", "250 2.0.0\r\n", 0, 1, {{250, "2.0.0", "", 1}}, 0, 0},
+    {"enhanced 3 digits", "550 5.123.456 x\r\n", 0, 1, {{550, "5.123.456", "x", 1}}, 0, 0},
+    {"enhanced class mismatch dropped", "550 2.1.1 x\r\n", 0, 1, {{550, "", "2.1.1 x", 1}}, 0, 0},
+    {"enhanced class 3 dropped", "354 3.0.0 go\r\n", 0, 1, {{354, "", "3.0.0 go", 1}}, 0, 0},
+    {"enhanced 4 digits dropped", "550 5.1111.1 x\r\n", 0, 1, {{550, "", "5.1111.1 x", 1}}, 0, 0},
+    {"enhanced no separator dropped", "550 5.1.1x y\r\n", 0, 1, {{550, "", "5.1.1x y", 1}}, 0, 0},
+    {"enhanced missing detail dropped", "550 5.1. x\r\n", 0, 1, {{550, "", "5.1. x", 1}}, 0, 0},
+    {"enhanced two parts dropped", "550 5.1 x\r\n", 0, 1, {{550, "", "5.1 x", 1}}, 0, 0},
+    {"enhanced 4xx",
+     "451 4.7.1 Try again later\r\n",
+     0,
+     1,
+     {{451, "4.7.1", "Try again later", 1}},
+     0,
+     0},
+    {"enhanced wrong class 4 vs 5", "450 5.7.1 x\r\n", 0, 1, {{450, "", "5.7.1 x", 1}}, 0, 0},
+    {"gmail multi-line",
+     "550-5.1.1 The email account that you tried to reach does\r\n"
+     "550-5.1.1 not exist. Please try double-checking the recipient's\r\n"
+     "550 5.1.1 https://support.google.com/mail/?p=NoSuchUser x1si\r\n",
+     0,
+     1,
+     {{550, "5.1.1",
+       "The email account that you tried to reach does\n"
+       "not exist. Please try double-checking the recipient's\n"
+       "https://support.google.com/mail/?p=NoSuchUser x1si",
+       3}},
+     0,
+     0},
+    {"enhanced only on first line counts",
+     "550-x\r\n550 5.1.1 y\r\n",
+     0,
+     1,
+     {{550, "", "x\ny", 2}},
+     0,
+     0},
+    {"empty continuation", "250-\r\n250 done\r\n", 0, 1, {{250, "", "\ndone", 2}}, 0, 0},
+    {"two replies one feed",
+     "250 ok\r\n250 2.1.0 sender ok\r\n",
+     0,
+     2,
+     {{250, "", "ok", 1}, {250, "2.1.0", "sender ok", 1}},
+     0,
+     0},
+    {"pipelined three",
+     "250 2.0.0 reset\r\n250 2.1.0 ok\r\n550 5.1.1 no\r\n",
+     0,
+     3,
+     {{250, "2.0.0", "reset", 1}, {250, "2.1.0", "ok", 1}, {550, "5.1.1", "no", 1}},
+     0,
+     0},
+    {"ehlo 10 lines",
+     ehlo10,
+     0,
+     1,
+     {{250, "",
+       "mx.example.com Hello client [192.0.2.1]\nSIZE 52428800\n"
+       "8BITMIME\nPIPELINING\nAUTH=PLAIN LOGIN\nauth PLAIN LOGIN\nchunking\n"
+       "StartTLS\nENHANCEDSTATUSCODES\nSMTPUTF8",
+       10}},
+     0,
+     0},
+    {"incomplete line", "250 o", 0, 0, {{0}}, 0, 5},
+    {"incomplete multi-line", "250-a\r\n250-b\r\n", 0, 0, {{0}}, 0, 14},
+    {"reply then partial", "250 ok\r\n220-a\r\n22", 0, 1, {{250, "", "ok", 1}}, 0, 9},
+    {"CR kept without LF", "250 a\rb\r\n", 0, 1, {{250, "", "a\rb", 1}}, 0, 0},
+    {"NUL in text", "250 a\0b\r\n", 9, 1, {{250, "", "a?b", 1}}, 0, 0},
+    {"8-bit text passes", "250 \xc3\xa9t\xe9\r\n", 0, 1, {{250, "", "\xc3\xa9t\xe9", 1}}, 0, 0},
+    {"max code", "599 x\r\n", 0, 1, {{599, "", "x", 1}}, 0, 0},
+    /* errors */
+    {"empty line", "\r\n", 0, 0, {{0}}, 1, 0},
+    {"no code", "hello\r\n", 0, 0, {{0}}, 1, 0},
+    {"short code", "25\r\n", 0, 0, {{0}}, 1, 0},
+    {"1xx code", "150 x\r\n", 0, 0, {{0}}, 1, 0},
+    {"6xx code", "650 x\r\n", 0, 0, {{0}}, 1, 0},
+    {"bad separator", "250_x\r\n", 0, 0, {{0}}, 1, 0},
+    {"four digits", "2500 x\r\n", 0, 0, {{0}}, 1, 0},
+    {"letter in code", "2a0 x\r\n", 0, 0, {{0}}, 1, 0},
+    {"leading space", " 250 x\r\n", 0, 0, {{0}}, 1, 0},
+    {"NUL in code", "25\0 x\r\n", 7, 0, {{0}}, 1, 0},
+    {"NUL separator", "250\0x\r\n", 7, 0, {{0}}, 1, 0},
+    {"code changes", "250-a\r\n251 b\r\n", 0, 0, {{0}}, 1, 0},
+    {"code changes class", "250-a\r\n550 b\r\n", 0, 0, {{0}}, 1, 0},
+    {"good then garbage", "250 ok\r\nxyz\r\n250 never\r\n", 0, 1, {{250, "", "ok", 1}}, 1, 0},
+    /* the byte right after a consumed line is scanned too */
+    {"good then empty bare LF line", "250 ok\n\n", 0, 1, {{250, "", "ok", 1}}, 1, 0},
+    {"binary garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n", 12, 0, {{0}}, 1, 0},
+    {"http answer", "HTTP/1.1 400 Bad Request\r\n", 0, 0, {{0}}, 1, 0},
 };
 
 struct got {
@@ -204,20 +226,16 @@ check(const struct reply_case *c, const struct got *g, const char *how)
 	int i;
 
 	if (g->n != c->nexp || g->error != c->error)
-		fail_msg("%s (%s): got %d replies error=%d, want %d error=%d",
-		    c->name, how, g->n, g->error, c->nexp, c->error);
+		fail_msg("%s (%s): got %d replies error=%d, want %d error=%d", c->name, how, g->n,
+		         g->error, c->nexp, c->error);
 	for (i = 0; i < c->nexp; i++) {
-		if (g->r[i].code != c->exp[i].code ||
-		    strcmp(g->r[i].enh, c->exp[i].enh) != 0 ||
-		    strcmp(g->r[i].text, c->exp[i].text) != 0 ||
-		    g->r[i].nlines != c->exp[i].nlines)
-			fail_msg("%s (%s) reply %d: got %d [%s] \"%s\" lines=%d",
-			    c->name, how, i, g->r[i].code, g->r[i].enh,
-			    g->r[i].text, g->r[i].nlines);
+		if (g->r[i].code != c->exp[i].code || strcmp(g->r[i].enh, c->exp[i].enh) != 0 ||
+		    strcmp(g->r[i].text, c->exp[i].text) != 0 || g->r[i].nlines != c->exp[i].nlines)
+			fail_msg("%s (%s) reply %d: got %d [%s] \"%s\" lines=%d", c->name, how, i,
+			         g->r[i].code, g->r[i].enh, g->r[i].text, g->r[i].nlines);
 	}
 	if (!c->error && g->pending != c->pending)
-		fail_msg("%s (%s): pending %zu, want %zu", c->name, how,
-		    g->pending, c->pending);
+		fail_msg("%s (%s): pending %zu, want %zu", c->name, how, g->pending, c->pending);
 }
 
 static void
@@ -289,9 +307,9 @@ test_ehlo_extensions(void **state)
 	assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_OK);
 	assert_int_equal(rep.nlines, 10);
 	assert_int_equal(smtp_ehlo_extensions(&rep),
-	    SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_PIPELINING |
-	    SMTP_EXT_CHUNKING | SMTP_EXT_STARTTLS | SMTP_EXT_ENHANCEDSTATUSCODES |
-	    SMTP_EXT_SMTPUTF8);
+	                 SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_PIPELINING |
+	                     SMTP_EXT_CHUNKING | SMTP_EXT_STARTTLS | SMTP_EXT_ENHANCEDSTATUSCODES |
+	                     SMTP_EXT_SMTPUTF8);
 	assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_NONE);
 	assert_int_equal(smtp_reply_pending(rd), 0);
 	smtp_reply_reader_free(rd);
@@ -303,20 +321,19 @@ struct ehlo_case {
 };
 
 static const struct ehlo_case ehlo_cases[] = {
-	/* the greeting line never counts, even if it looks like a keyword */
-	{ "250 PIPELINING\r\n", 0 },
-	{ "250-PIPELINING\r\n250 STARTTLS\r\n", SMTP_EXT_STARTTLS },
-	{ "250-host\r\n250-pipelining\r\n250 8bitmime\r\n",
-	    SMTP_EXT_PIPELINING | SMTP_EXT_8BITMIME },
-	/* prefixes and suffixes are other keywords */
-	{ "250-host\r\n250-PIPELININGX\r\n250-XSTARTTLS\r\n250 SIZ\r\n", 0 },
-	{ "250-host\r\n250-SIZE\r\n250 SMTPUTF8 x\r\n", SMTP_EXT_SIZE | SMTP_EXT_SMTPUTF8 },
-	/* keyword only as the first word */
-	{ "250-host\r\n250 AUTH PLAIN STARTTLS\r\n", 0 },
-	/* a failed EHLO advertises nothing */
-	{ "550-host\r\n550 PIPELINING\r\n", 0 },
-	{ "250-host\n250-CHUNKING\n250 ENHANCEDSTATUSCODES\n",
-	    SMTP_EXT_CHUNKING | SMTP_EXT_ENHANCEDSTATUSCODES },
+    /* the greeting line never counts, even if it looks like a keyword */
+    {"250 PIPELINING\r\n", 0},
+    {"250-PIPELINING\r\n250 STARTTLS\r\n", SMTP_EXT_STARTTLS},
+    {"250-host\r\n250-pipelining\r\n250 8bitmime\r\n", SMTP_EXT_PIPELINING | SMTP_EXT_8BITMIME},
+    /* prefixes and suffixes are other keywords */
+    {"250-host\r\n250-PIPELININGX\r\n250-XSTARTTLS\r\n250 SIZ\r\n", 0},
+    {"250-host\r\n250-SIZE\r\n250 SMTPUTF8 x\r\n", SMTP_EXT_SIZE | SMTP_EXT_SMTPUTF8},
+    /* keyword only as the first word */
+    {"250-host\r\n250 AUTH PLAIN STARTTLS\r\n", 0},
+    /* a failed EHLO advertises nothing */
+    {"550-host\r\n550 PIPELINING\r\n", 0},
+    {"250-host\n250-CHUNKING\n250 ENHANCEDSTATUSCODES\n",
+     SMTP_EXT_CHUNKING | SMTP_EXT_ENHANCEDSTATUSCODES},
 };
 
 static void
@@ -329,12 +346,12 @@ test_ehlo_table(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(ehlo_cases) / sizeof(ehlo_cases[0]); i++) {
 		rd = smtp_reply_reader_new(NULL);
-		assert_int_equal(smtp_reply_feed(rd, ehlo_cases[i].in,
-		    strlen(ehlo_cases[i].in)), 0);
+		assert_int_equal(smtp_reply_feed(rd, ehlo_cases[i].in, strlen(ehlo_cases[i].in)),
+		                 0);
 		assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_OK);
 		if (smtp_ehlo_extensions(&rep) != ehlo_cases[i].want)
-			fail_msg("ehlo case %zu: got %#x want %#x", i,
-			    smtp_ehlo_extensions(&rep), ehlo_cases[i].want);
+			fail_msg("ehlo case %zu: got %#x want %#x", i, smtp_ehlo_extensions(&rep),
+			         ehlo_cases[i].want);
 		smtp_reply_reader_free(rd);
 	}
 	assert_int_equal(smtp_ehlo_extensions(NULL), 0);
@@ -345,7 +362,7 @@ test_ehlo_table(void **state)
 static void
 test_line_limit(void **state)
 {
-	struct smtp_reply_limits lim = { 64, 0, 0 };
+	struct smtp_reply_limits lim = {64, 0, 0};
 	struct smtp_reply_reader *rd;
 	struct smtp_reply rep;
 	char line[128];
@@ -414,7 +431,7 @@ test_default_line_limit(void **state)
 static void
 test_lines_limit(void **state)
 {
-	struct smtp_reply_limits lim = { 0, 0, 3 };
+	struct smtp_reply_limits lim = {0, 0, 3};
 	struct smtp_reply_reader *rd;
 	struct smtp_reply rep;
 	const char *three = "250-a\r\n250-b\r\n250 c\r\n";
@@ -445,7 +462,7 @@ test_lines_limit(void **state)
 		n = 0;
 		for (i = 0; i < 64; i++)
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "250%c%d\r\n",
-			    i == 63 ? ' ' : '-', i);
+			                      i == 63 ? ' ' : '-', i);
 		rd = smtp_reply_reader_new(NULL);
 		assert_int_equal(smtp_reply_feed(rd, buf, n), 0);
 		assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_OK);
@@ -457,7 +474,7 @@ test_lines_limit(void **state)
 static void
 test_reply_limit(void **state)
 {
-	struct smtp_reply_limits lim = { 0, 10, 0 };
+	struct smtp_reply_limits lim = {0, 10, 0};
 	struct smtp_reply_reader *rd;
 	struct smtp_reply rep;
 
@@ -477,7 +494,7 @@ test_reply_limit(void **state)
 static void
 test_buffer_cap(void **state)
 {
-	struct smtp_reply_limits lim = { 16, 16, 2 };
+	struct smtp_reply_limits lim = {16, 16, 2};
 	struct smtp_reply_reader *rd;
 	struct smtp_reply rep;
 	char junk[64];
@@ -548,9 +565,9 @@ test_pending_reset(void **state)
 static void
 test_new_limits(void **state)
 {
-	struct smtp_reply_limits bad1 = { 3, 0, 0 };
-	struct smtp_reply_limits bad2 = { 0, 0, -1 };
-	struct smtp_reply_limits huge = { SIZE_MAX / 2, 0, 64 };
+	struct smtp_reply_limits bad1 = {3, 0, 0};
+	struct smtp_reply_limits bad2 = {0, 0, -1};
+	struct smtp_reply_limits huge = {SIZE_MAX / 2, 0, 64};
 	struct smtp_reply_reader *rd;
 
 	(void)state;
@@ -568,19 +585,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_whole),
-		cmocka_unit_test(test_table_byte_by_byte),
-		cmocka_unit_test(test_table_split_everywhere),
-		cmocka_unit_test(test_ehlo_extensions),
-		cmocka_unit_test(test_ehlo_table),
-		cmocka_unit_test(test_line_limit),
-		cmocka_unit_test(test_default_line_limit),
-		cmocka_unit_test(test_lines_limit),
-		cmocka_unit_test(test_reply_limit),
-		cmocka_unit_test(test_buffer_cap),
-		cmocka_unit_test(test_long_session),
-		cmocka_unit_test(test_pending_reset),
-		cmocka_unit_test(test_new_limits),
+	    cmocka_unit_test(test_table_whole),
+	    cmocka_unit_test(test_table_byte_by_byte),
+	    cmocka_unit_test(test_table_split_everywhere),
+	    cmocka_unit_test(test_ehlo_extensions),
+	    cmocka_unit_test(test_ehlo_table),
+	    cmocka_unit_test(test_line_limit),
+	    cmocka_unit_test(test_default_line_limit),
+	    cmocka_unit_test(test_lines_limit),
+	    cmocka_unit_test(test_reply_limit),
+	    cmocka_unit_test(test_buffer_cap),
+	    cmocka_unit_test(test_long_session),
+	    cmocka_unit_test(test_pending_reset),
+	    cmocka_unit_test(test_new_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,25 +22,25 @@ static const struct {
 	const char *name;
 	enum verdict_status s;
 } reason_table[] = {
-	{ VR_ACCEPTED, "accepted", VS_DELIVERABLE },
-	{ VR_MAILBOX_NOT_FOUND, "mailbox_not_found", VS_UNDELIVERABLE },
-	{ VR_INVALID_SYNTAX, "invalid_syntax", VS_UNDELIVERABLE },
-	{ VR_NO_MAIL_SERVER, "no_mail_server", VS_UNDELIVERABLE },
-	{ VR_MAILBOX_DISABLED, "mailbox_disabled", VS_UNDELIVERABLE },
-	{ VR_CATCH_ALL, "catch_all", VS_RISKY },
-	{ VR_MAILBOX_FULL, "mailbox_full", VS_RISKY },
-	{ VR_DISPOSABLE, "disposable", VS_RISKY },
-	{ VR_ROLE_ACCOUNT, "role_account", VS_RISKY },
-	{ VR_GREYLISTED, "greylisted", VS_UNKNOWN },
-	{ VR_TEMP_FAILURE, "temp_failure", VS_UNKNOWN },
-	{ VR_TIMEOUT, "timeout", VS_UNKNOWN },
-	{ VR_BLOCKED, "blocked", VS_UNKNOWN },
-	{ VR_PROTOCOL_ERROR, "protocol_error", VS_UNKNOWN },
-	{ VR_TLS_FAILED, "tls_failed", VS_UNKNOWN },
-	{ VR_DNS_ERROR, "dns_error", VS_UNKNOWN },
-	{ VR_CONNECTION_FAILED, "connection_failed", VS_UNKNOWN },
-	{ VR_SMTPUTF8_UNSUPPORTED, "smtputf8_unsupported", VS_UNKNOWN },
-	{ VR_REJECTED, "rejected", VS_UNKNOWN },
+    {VR_ACCEPTED, "accepted", VS_DELIVERABLE},
+    {VR_MAILBOX_NOT_FOUND, "mailbox_not_found", VS_UNDELIVERABLE},
+    {VR_INVALID_SYNTAX, "invalid_syntax", VS_UNDELIVERABLE},
+    {VR_NO_MAIL_SERVER, "no_mail_server", VS_UNDELIVERABLE},
+    {VR_MAILBOX_DISABLED, "mailbox_disabled", VS_UNDELIVERABLE},
+    {VR_CATCH_ALL, "catch_all", VS_RISKY},
+    {VR_MAILBOX_FULL, "mailbox_full", VS_RISKY},
+    {VR_DISPOSABLE, "disposable", VS_RISKY},
+    {VR_ROLE_ACCOUNT, "role_account", VS_RISKY},
+    {VR_GREYLISTED, "greylisted", VS_UNKNOWN},
+    {VR_TEMP_FAILURE, "temp_failure", VS_UNKNOWN},
+    {VR_TIMEOUT, "timeout", VS_UNKNOWN},
+    {VR_BLOCKED, "blocked", VS_UNKNOWN},
+    {VR_PROTOCOL_ERROR, "protocol_error", VS_UNKNOWN},
+    {VR_TLS_FAILED, "tls_failed", VS_UNKNOWN},
+    {VR_DNS_ERROR, "dns_error", VS_UNKNOWN},
+    {VR_CONNECTION_FAILED, "connection_failed", VS_UNKNOWN},
+    {VR_SMTPUTF8_UNSUPPORTED, "smtputf8_unsupported", VS_UNKNOWN},
+    {VR_REJECTED, "rejected", VS_UNKNOWN},
 };
 
 static void
@@ -53,16 +53,14 @@ test_reason_table(void **state)
 	assert_int_equal(sizeof(reason_table) / sizeof(reason_table[0]), VR__COUNT);
 	for (i = 0; i < VR__COUNT; i++) {
 		assert_int_equal(reason_table[i].r, i);
-		assert_string_equal(verdict_reason_name(reason_table[i].r),
-		    reason_table[i].name);
-		assert_int_equal(verdict_reason_parse(reason_table[i].name),
-		    reason_table[i].r);
+		assert_string_equal(verdict_reason_name(reason_table[i].r), reason_table[i].name);
+		assert_int_equal(verdict_reason_parse(reason_table[i].name), reason_table[i].r);
 		if (verdict_reason_status(reason_table[i].r) != reason_table[i].s)
 			fail_msg("reason %s: status %s", reason_table[i].name,
-			    verdict_status_name(verdict_reason_status(reason_table[i].r)));
+			         verdict_status_name(verdict_reason_status(reason_table[i].r)));
 	}
 	assert_string_equal(verdict_reason_name(VR__COUNT), "invalid");
-	assert_string_equal(verdict_reason_name((enum verdict_reason)-1), "invalid");
+	assert_string_equal(verdict_reason_name((enum verdict_reason) - 1), "invalid");
 	assert_int_equal(verdict_reason_status(VR__COUNT), VS_UNKNOWN);
 	assert_int_equal(verdict_reason_parse("Accepted"), -1);
 	assert_int_equal(verdict_reason_parse(""), -1);
@@ -73,8 +71,7 @@ test_reason_table(void **state)
 static void
 test_status_names(void **state)
 {
-	static const char *const names[] = { "deliverable", "undeliverable",
-	    "risky", "unknown" };
+	static const char *const names[] = {"deliverable", "undeliverable", "risky", "unknown"};
 	int i;
 
 	(void)state;
@@ -117,14 +114,14 @@ static const struct {
 	size_t len;
 	const char *want;
 } text_cases[] = {
-	{ "plain text", 0, "plain text" },
-	{ "a\r\nb\tc", 0, "a  b c" },
-	{ "x\ny", 0, "x y" },
-	{ "caf\xc3\xa9", 0, "caf??" },
-	{ "del\x7f", 0, "del " },
-	{ "nul\0after", 9, "nul after" },
-	{ "\x1b[31mred", 0, " [31mred" },
-	{ "", 0, "" },
+    {"plain text", 0, "plain text"},
+    {"a\r\nb\tc", 0, "a  b c"},
+    {"x\ny", 0, "x y"},
+    {"caf\xc3\xa9", 0, "caf??"},
+    {"del\x7f", 0, "del "},
+    {"nul\0after", 9, "nul after"},
+    {"\x1b[31mred", 0, " [31mred"},
+    {"", 0, ""},
 };
 
 static void
@@ -137,8 +134,8 @@ test_set_text(void **state)
 	(void)state;
 	verdict_init(&v, VR_ACCEPTED);
 	for (i = 0; i < sizeof(text_cases) / sizeof(text_cases[0]); i++) {
-		verdict_set_text(&v, text_cases[i].in, text_cases[i].len ?
-		    text_cases[i].len : strlen(text_cases[i].in));
+		verdict_set_text(&v, text_cases[i].in,
+		                 text_cases[i].len ? text_cases[i].len : strlen(text_cases[i].in));
 		assert_string_equal(v.text, text_cases[i].want);
 	}
 	/* len, not NUL, bounds the copy */
@@ -176,8 +173,7 @@ sample(struct verdict *v)
 	v->smtp_code = 550;
 	strcpy(v->enhanced, "5.1.1");
 	strcpy(v->mx_host, "mx1.alpha.test");
-	verdict_set_text(v, "<x@alpha.test>: Recipient address rejected: \"User\" unknown",
-	    58);
+	verdict_set_text(v, "<x@alpha.test>: Recipient address rejected: \"User\" unknown", 58);
 	v->tls = 1;
 	v->attempts = 2;
 	v->duration_ms = 1234;
@@ -189,17 +185,17 @@ static void
 test_csv_exact(void **state)
 {
 	struct verdict v;
-	struct verdict_row row = { 7, "x@Alpha.test", "x@alpha.test", &v };
+	struct verdict_row row = {7, "x@Alpha.test", "x@alpha.test", &v};
 	char *out;
 
 	(void)state;
 	sample(&v);
 	out = capture(VF_CSV, &row, 1);
-	assert_string_equal(out,
-	    "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply\n"
-	    "7,\"x@Alpha.test\",\"x@alpha.test\",\"undeliverable\",\"mailbox_not_found\","
-	    "550,\"5.1.1\",\"mx1.alpha.test\",\"\","
-	    "\"<x@alpha.test>: Recipient address rejected: \"\"User\"\" unknown\"\n");
+	assert_string_equal(
+	    out, "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply\n"
+	         "7,\"x@Alpha.test\",\"x@alpha.test\",\"undeliverable\",\"mailbox_not_found\","
+	         "550,\"5.1.1\",\"mx1.alpha.test\",\"\","
+	         "\"<x@alpha.test>: Recipient address rejected: \"\"User\"\" unknown\"\n");
 	free(out);
 
 	/* no SMTP reply, no line, no input: empty fields, not 0 */
@@ -210,7 +206,7 @@ test_csv_exact(void **state)
 	row.address = "";
 	out = capture(VF_CSV, &row, 0);
 	assert_string_equal(out, ",\"\",\"\",\"undeliverable\",\"invalid_syntax\",,\"\",\"\","
-	    "\"no @\",\"\"\n");
+	                         "\"no @\",\"\"\n");
 	free(out);
 }
 
@@ -246,8 +242,8 @@ static void
 test_csv_roundtrip(void **state)
 {
 	static const char *const inputs[] = {
-		"a,b", "\"quoted\"", "line1\nline2", "cr\rlf", "  spaces  ",
-		"caf\xc3\xa9,\xff\xfe", "=cmd()", "\"", ",,,",
+	    "a,b",    "\"quoted\"", "line1\nline2", "cr\rlf", "  spaces  ", "caf\xc3\xa9,\xff\xfe",
+	    "=cmd()", "\"",         ",,,",
 	};
 	struct verdict v;
 	struct verdict_row row;
@@ -266,8 +262,8 @@ test_csv_roundtrip(void **state)
 		out = capture(VF_CSV, &row, 0);
 		memset(&b, 0, sizeof(b));
 		assert_int_equal(csv_init(&p, CSV_STRICT), 0);
-		assert_int_equal(csv_parse(&p, out, strlen(out), csv_back_field,
-		    csv_back_row, &b), strlen(out));
+		assert_int_equal(csv_parse(&p, out, strlen(out), csv_back_field, csv_back_row, &b),
+		                 strlen(out));
 		csv_fini(&p, csv_back_field, csv_back_row, &b);
 		csv_free(&p);
 		assert_int_equal(b.nrows, 1);
@@ -285,70 +281,70 @@ static void
 test_jsonl_exact(void **state)
 {
 	struct verdict v;
-	struct verdict_row row = { 7, "x@Alpha.test", "x@alpha.test", &v };
+	struct verdict_row row = {7, "x@Alpha.test", "x@alpha.test", &v};
 	char *out;
 
 	(void)state;
 	sample(&v);
-	out = capture(VF_JSONL, &row, 1);	/* header is a no-op */
-	assert_string_equal(out,
-	    "{\"line\":7,\"input\":\"x@Alpha.test\",\"address\":\"x@alpha.test\","
-	    "\"status\":\"undeliverable\",\"reason\":\"mailbox_not_found\","
-	    "\"smtp_code\":550,\"enhanced_code\":\"5.1.1\",\"mx_host\":\"mx1.alpha.test\","
-	    "\"detail\":\"\",\"reply\":\"<x@alpha.test>: Recipient address rejected: "
-	    "\\\"User\\\" unknown\",\"tls\":true,\"attempts\":2,\"duration_ms\":1234,"
-	    "\"checked_at\":1700000000,\"flags\":[\"role\",\"free_provider\"]}\n");
+	out = capture(VF_JSONL, &row, 1); /* header is a no-op */
+	assert_string_equal(
+	    out, "{\"line\":7,\"input\":\"x@Alpha.test\",\"address\":\"x@alpha.test\","
+	         "\"status\":\"undeliverable\",\"reason\":\"mailbox_not_found\","
+	         "\"smtp_code\":550,\"enhanced_code\":\"5.1.1\",\"mx_host\":\"mx1.alpha.test\","
+	         "\"detail\":\"\",\"reply\":\"<x@alpha.test>: Recipient address rejected: "
+	         "\\\"User\\\" unknown\",\"tls\":true,\"attempts\":2,\"duration_ms\":1234,"
+	         "\"checked_at\":1700000000,\"flags\":[\"role\",\"free_provider\"]}\n");
 	free(out);
 
 	verdict_init(&v, VR_DNS_ERROR);
 	v.checked_at = 5;
-	v.flags = VERDICT_F_DISPOSABLE | VERDICT_F_CATCH_ALL | VERDICT_F_SMTPUTF8 |
-	    VERDICT_F_IMPLICIT_MX;
+	v.flags =
+	    VERDICT_F_DISPOSABLE | VERDICT_F_CATCH_ALL | VERDICT_F_SMTPUTF8 | VERDICT_F_IMPLICIT_MX;
 	row.line = 0;
 	row.input = NULL;
 	row.address = NULL;
 	out = capture(VF_JSONL, &row, 0);
-	assert_string_equal(out,
-	    "{\"line\":null,\"input\":null,\"address\":\"\",\"status\":\"unknown\","
-	    "\"reason\":\"dns_error\",\"smtp_code\":null,\"enhanced_code\":\"\","
-	    "\"mx_host\":\"\",\"detail\":\"\",\"reply\":\"\",\"tls\":false,\"attempts\":0,"
-	    "\"duration_ms\":0,\"checked_at\":5,\"flags\":[\"disposable\",\"catch_all\","
-	    "\"smtputf8\",\"implicit_mx\"]}\n");
+	assert_string_equal(
+	    out, "{\"line\":null,\"input\":null,\"address\":\"\",\"status\":\"unknown\","
+	         "\"reason\":\"dns_error\",\"smtp_code\":null,\"enhanced_code\":\"\","
+	         "\"mx_host\":\"\",\"detail\":\"\",\"reply\":\"\",\"tls\":false,\"attempts\":0,"
+	         "\"duration_ms\":0,\"checked_at\":5,\"flags\":[\"disposable\",\"catch_all\","
+	         "\"smtputf8\",\"implicit_mx\"]}\n");
 	free(out);
 }
 
 static const struct {
 	const char *in;
-	const char *want;	/* the JSON string literal, quotes included */
+	const char *want; /* the JSON string literal, quotes included */
 } json_cases[] = {
-	{ "plain", "\"plain\"" },
-	{ "q\"b\\s/", "\"q\\\"b\\\\s/\"" },
-	{ "\n\r\t", "\"\\n\\r\\t\"" },
-	{ "\x01\x08\x0c\x1f\x7f", "\"\\u0001\\u0008\\u000c\\u001f\\u007f\"" },
-	/* valid UTF-8 passes as is: 2, 3 and 4 byte forms, U+10FFFF */
-	{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
-	    "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"" },
-	/* invalid: lone continuation, Latin-1, overlong, surrogate,
-	 * above U+10FFFF, F5+, truncated sequences */
-	{ "\x80", "\"\\ufffd\"" },
-	{ "caf\xe9!", "\"caf\\ufffd!\"" },
-	{ "\xc0\xaf", "\"\\ufffd\\ufffd\"" },
-	{ "\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"" },
-	{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },
-	{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" },
-	{ "\xf5\x80", "\"\\ufffd\\ufffd\"" },
-	{ "\xff", "\"\\ufffd\"" },
-	{ "\xe2\x82", "\"\\ufffd\\ufffd\"" },
-	{ "\xe2\x82x", "\"\\ufffd\\ufffdx\"" },
-	{ "\xf0\x9f\x98", "\"\\ufffd\\ufffd\\ufffd\"" },
-	{ "a\xc3", "\"a\\ufffd\"" },
+    {"plain", "\"plain\""},
+    {"q\"b\\s/", "\"q\\\"b\\\\s/\""},
+    {"\n\r\t", "\"\\n\\r\\t\""},
+    {"\x01\x08\x0c\x1f\x7f", "\"\\u0001\\u0008\\u000c\\u001f\\u007f\""},
+    /* valid UTF-8 passes as is: 2, 3 and 4 byte forms, U+10FFFF */
+    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
+     "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\""},
+    /* invalid: lone continuation, Latin-1, overlong, surrogate,
+     * above U+10FFFF, F5+, truncated sequences */
+    {"\x80", "\"\\ufffd\""},
+    {"caf\xe9!", "\"caf\\ufffd!\""},
+    {"\xc0\xaf", "\"\\ufffd\\ufffd\""},
+    {"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},
+    {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},
+    {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+    {"\xf5\x80", "\"\\ufffd\\ufffd\""},
+    {"\xff", "\"\\ufffd\""},
+    {"\xe2\x82", "\"\\ufffd\\ufffd\""},
+    {"\xe2\x82x", "\"\\ufffd\\ufffdx\""},
+    {"\xf0\x9f\x98", "\"\\ufffd\\ufffd\\ufffd\""},
+    {"a\xc3", "\"a\\ufffd\""},
 };
 
 static void
 test_json_escaping(void **state)
 {
 	struct verdict v;
-	struct verdict_row row = { 1, NULL, "a@b.test", &v };
+	struct verdict_row row = {1, NULL, "a@b.test", &v};
 	char *out, *p, *q;
 	size_t i;
 
@@ -375,7 +371,7 @@ static void
 test_json_all_bytes(void **state)
 {
 	struct verdict v;
-	struct verdict_row row = { 1, NULL, "a@b.test", &v };
+	struct verdict_row row = {1, NULL, "a@b.test", &v};
 	char in[256];
 	char *out;
 	size_t i, nl = 0;
@@ -392,7 +388,7 @@ test_json_all_bytes(void **state)
 		if (c == '\n')
 			nl++;
 		else
-			assert_true(c >= 0x20 && c < 0x7f);	/* 0x80.. all invalid alone */
+			assert_true(c >= 0x20 && c < 0x7f); /* 0x80.. all invalid alone */
 	}
 	assert_int_equal(nl, 1);
 	assert_int_equal(out[i - 1], '\n');
@@ -405,7 +401,7 @@ static void
 test_unterminated_fields(void **state)
 {
 	struct verdict v;
-	struct verdict_row row = { 1, "in", "a@b.test", &v };
+	struct verdict_row row = {1, "in", "a@b.test", &v};
 	char want[VERDICT_HOST_MAX + 3];
 	char *out;
 
@@ -431,7 +427,7 @@ static void
 test_write_errors(void **state)
 {
 	struct verdict v;
-	struct verdict_row row = { 1, "a@b.test", "a@b.test", &v };
+	struct verdict_row row = {1, "a@b.test", "a@b.test", &v};
 	FILE *fp;
 
 	(void)state;
@@ -454,17 +450,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reason_table),
-		cmocka_unit_test(test_status_names),
-		cmocka_unit_test(test_init),
-		cmocka_unit_test(test_set_text),
-		cmocka_unit_test(test_csv_exact),
-		cmocka_unit_test(test_csv_roundtrip),
-		cmocka_unit_test(test_jsonl_exact),
-		cmocka_unit_test(test_json_escaping),
-		cmocka_unit_test(test_json_all_bytes),
-		cmocka_unit_test(test_unterminated_fields),
-		cmocka_unit_test(test_write_errors),
+	    cmocka_unit_test(test_reason_table),   cmocka_unit_test(test_status_names),
+	    cmocka_unit_test(test_init),           cmocka_unit_test(test_set_text),
+	    cmocka_unit_test(test_csv_exact),      cmocka_unit_test(test_csv_roundtrip),
+	    cmocka_unit_test(test_jsonl_exact),    cmocka_unit_test(test_json_escaping),
+	    cmocka_unit_test(test_json_all_bytes), cmocka_unit_test(test_unterminated_fields),
+	    cmocka_unit_test(test_write_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
