@@ -84,10 +84,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#define LINE_CAP        4096    /* longest client line recorded whole */
-#define GRACE_MS        500     /* after SIGTERM: read what is still in flight */
-#define CLOSE_WAIT_MS   2000    /* after "close": wait this long for the client's FIN */
-#define MAX_CONNS_ALL   64      /* connections recorded per run */
+#define LINE_CAP 4096      /* longest client line recorded whole */
+#define GRACE_MS 500       /* after SIGTERM: read what is still in flight */
+#define CLOSE_WAIT_MS 2000 /* after "close": wait this long for the client's FIN */
+#define MAX_CONNS_ALL 64   /* connections recorded per run */
 
 enum step_kind {
 	ST_SEND,
@@ -107,20 +107,20 @@ enum step_kind {
 
 struct step {
 	enum step_kind kind;
-	char *data;             /* text to send, or expect prefix */
+	char *data; /* text to send, or expect prefix */
 	size_t len;
 	regex_t re;
-	unsigned n;             /* sendrep count, trickle chunk, batch count */
+	unsigned n; /* sendrep count, trickle chunk, batch count */
 	unsigned ms;
-	size_t *offs;           /* split offsets, ascending */
+	size_t *offs; /* split offsets, ascending */
 	size_t noffs;
 	int lineno;
 };
 
 struct script {
-	unsigned conn_no;       /* 0 = default ("conn *") */
+	unsigned conn_no; /* 0 = default ("conn *") */
 	int strict;
-	unsigned strict_ms;     /* "strict MS": wait MS after each command, fail on input */
+	unsigned strict_ms; /* "strict MS": wait MS after each command, fail on input */
 	struct step *steps;
 	size_t nsteps;
 };
@@ -135,26 +135,26 @@ struct conn {
 	struct bufferevent *bev;
 	evutil_socket_t fd;
 	const struct script *sc;
-	size_t pc;              /* next step */
-	size_t sub;             /* progress inside a step */
+	size_t pc;  /* next step */
+	size_t sub; /* progress inside a step */
 	struct event *timer;
 	int timer_armed;
-	int waiting_close;      /* at expect-close, or after our half-close */
+	int waiting_close; /* at expect-close, or after our half-close */
 	int half_closed;
 	int ssl_shut;
-	int closing;            /* "close" waiting for the output to drain */
-	int running;            /* conn_run() re-entrancy guard */
-	int done;               /* connection gone */
+	int closing; /* "close" waiting for the output to drain */
+	int running; /* conn_run() re-entrancy guard */
+	int done;    /* connection gone */
 	int tls;
 	int strict;
 	/* reply tracking over what the server sent: is a reply incomplete? */
 	int reply_open;
-	unsigned out_col;       /* bytes on the current output line */
+	unsigned out_col; /* bytes on the current output line */
 	char out_head[4];
-	int awaiting_reply;     /* strict: a command was taken and not yet answered */
+	int awaiting_reply; /* strict: a command was taken and not yet answered */
 	int early_noted;
-	int quiet;              /* inside "quiet": any byte is a failure */
-	int auto_quiet;         /* the quiet is strict MS's, after a command */
+	int quiet;      /* inside "quiet": any byte is a failure */
+	int auto_quiet; /* the quiet is strict MS's, after a command */
 	/* client lines taken from the socket and not yet consumed by the script */
 	char **q;
 	size_t qhead, qlen, qcap;
@@ -166,7 +166,7 @@ static struct {
 	struct evconnlistener *lst;
 	struct script *scripts;
 	size_t nscripts;
-	unsigned max_conns;     /* 0 = unlimited */
+	unsigned max_conns; /* 0 = unlimited */
 	unsigned timeout_s;
 	struct conn *conns[MAX_CONNS_ALL];
 	unsigned nconns;
@@ -182,6 +182,9 @@ static void conn_run(struct conn *c);
 static void conn_finish(struct conn *c, const char *why);
 static void conn_read_lines(struct conn *c);
 static void srv_check_exit(void);
+static void tbuf_printf(struct tbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_fail(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -203,7 +206,7 @@ tbuf_add(struct tbuf *t, const char *p, size_t n)
 	t->p[t->len] = '\0';
 }
 
-static void __attribute__((format(printf, 2, 3)))
+static void
 tbuf_printf(struct tbuf *t, const char *fmt, ...)
 {
 	char buf[1024];
@@ -236,7 +239,7 @@ tbuf_escaped(struct tbuf *t, const unsigned char *p, size_t n)
 	}
 }
 
-static void __attribute__((format(printf, 2, 3)))
+static void
 conn_fail(struct conn *c, const char *fmt, ...)
 {
 	char buf[768];
@@ -304,8 +307,7 @@ script_unescape(const char *s, size_t *lenp, const char *file, int lineno)
 			i += 2;
 			break;
 		}
-		default:
-			die("%s:%d: unknown escape \\%c", file, lineno, s[i] ? s[i] : '0');
+		default: die("%s:%d: unknown escape \\%c", file, lineno, s[i] ? s[i] : '0');
 		}
 	}
 	out[o] = '\0';
@@ -392,7 +394,8 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		st.kind = ST_SEND;
 		st.data = script_unescape(rest, &st.len, file, lineno);
 		if (kw[0] == 'r') {
-			st.data = realloc(st.data, st.len + 3);
+			if ((st.data = realloc(st.data, st.len + 3)) == NULL)
+				die("out of memory");
 			memcpy(st.data + st.len, "\r\n", 3);
 			st.len += 2;
 		}
@@ -417,12 +420,17 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 			die("%s:%d: split MS OFFSETS TEXT", file, lineno);
 		*rest++ = '\0';
 		st.data = script_unescape(rest, &st.len, file, lineno);
-		for (tok = strtok_r(offs, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		for (tok = strtok_r(offs, ",", &save); tok != NULL;
+		     tok = strtok_r(NULL, ",", &save)) {
 			const char *t = tok;
 			size_t off = script_num(&t, file, lineno);
-			if (off == 0 || off >= st.len || (st.noffs > 0 && off <= st.offs[st.noffs - 1]))
-				die("%s:%d: split offsets must ascend inside the text", file, lineno);
+			if (off == 0 || off >= st.len ||
+			    (st.noffs > 0 && off <= st.offs[st.noffs - 1]))
+				die("%s:%d: split offsets must ascend inside the text", file,
+				    lineno);
 			st.offs = realloc(st.offs, (st.noffs + 1) * sizeof(*st.offs));
+			if (st.offs == NULL)
+				die("out of memory");
 			st.offs[st.noffs++] = off;
 		}
 	} else if (strcmp(kw, "pause") == 0 || strcmp(kw, "sleep") == 0) {
@@ -433,7 +441,8 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		st.data = script_unescape(rest, &st.len, file, lineno);
 	} else if (strcmp(kw, "expect-re") == 0) {
 		st.kind = ST_EXPECT_RE;
-		st.data = strdup(rest);
+		if ((st.data = strdup(rest)) == NULL)
+			die("out of memory");
 		if (regcomp(&st.re, rest, REG_EXTENDED | REG_NOSUB) != 0)
 			die("%s:%d: bad regex", file, lineno);
 	} else if (strcmp(kw, "batch") == 0) {
@@ -484,8 +493,8 @@ script_load(const char *file)
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		char *p = line;
 		lineno++;
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' ||
-		    line[n - 1] == ' ' || line[n - 1] == '\t'))
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+		                 line[n - 1] == '\t'))
 			line[--n] = '\0';
 		if (has_sections && line[0] == '[' && n > 2 && line[n - 1] == ']') {
 			in = strcmp(line, "[server]") == 0;
@@ -526,7 +535,7 @@ tls_ctx(void)
 	X509_set_pubkey(x, pk);
 	nm = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"mx.smtpd-script.test", -1, -1, 0);
+	                           (const unsigned char *)"mx.smtpd-script.test", -1, -1, 0);
 	X509_set_issuer_name(x, nm);
 	if (X509_sign(x, pk, EVP_sha256()) == 0)
 		die("cannot sign the TLS certificate");
@@ -622,7 +631,7 @@ conn_read_lines(struct conn *c)
 		return;
 	if (c->quiet && !c->auto_quiet)
 		conn_fail(c, "client sent data during a quiet period (script line %d)",
-		    c->sc->steps[c->pc].lineno);
+		          c->sc->steps[c->pc].lineno);
 	if (c->reply_open && !c->early_noted) {
 		conn_fail(c, "early data: client sent before the server's reply was complete");
 		c->early_noted = 1;
@@ -652,7 +661,7 @@ conn_read_lines(struct conn *c)
 		}
 		if (c->strict && (c->awaiting_reply || c->qlen > 0))
 			conn_fail(c, "pipelining without PIPELINING: line sent before "
-			    "the previous command was answered");
+			             "the previous command was answered");
 		conn_record(c, buf, len, mark);
 		conn_queue(c, buf, len);
 	}
@@ -661,7 +670,7 @@ conn_read_lines(struct conn *c)
 static void
 conn_timer_arm(struct conn *c, unsigned ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	evtimer_add(c->timer, &tv);
 	c->timer_armed = 1;
@@ -734,13 +743,13 @@ conn_finish(struct conn *c, const char *why)
 	if (why != NULL && (i = script_expects_more(c)) >= 0) {
 		const struct step *st = &c->sc->steps[i];
 		conn_fail(c, "%s while the script still expected a line (script line %d%s%s%s)",
-		    why, st->lineno, st->data && *st->data ? ": \"" : "",
-		    st->data && *st->data ? st->data : "", st->data && *st->data ? "\"" : "");
+		          why, st->lineno, st->data && *st->data ? ": \"" : "",
+		          st->data && *st->data ? st->data : "", st->data && *st->data ? "\"" : "");
 	}
 	c->done = 1;
 	evtimer_del(c->timer);
 	if (c->bev != NULL) {
-		bufferevent_free(c->bev);      /* closes the socket */
+		bufferevent_free(c->bev); /* closes the socket */
 		c->bev = NULL;
 	}
 	srv.open--;
@@ -763,7 +772,7 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	char err[256] = "";
 
 	if (what & BEV_EVENT_CONNECTED)
-		return;         /* TLS handshake done */
+		return; /* TLS handshake done */
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e;
 		if (c->tls) {
@@ -813,11 +822,11 @@ conn_starttls(struct conn *c)
 		while (c->qlen > 0)
 			free(conn_dequeue(c));
 		evbuffer_drain(bufferevent_get_input(c->bev),
-		    evbuffer_get_length(bufferevent_get_input(c->bev)));
+		               evbuffer_get_length(bufferevent_get_input(c->bev)));
 	}
 	tbuf_printf(&c->log, "C%u * tls\n", c->no);
 	tb = bufferevent_openssl_filter_new(srv.base, c->bev, SSL_new(tls_ctx()),
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	                                    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL)
 		die("bufferevent_openssl_filter_new failed");
 	c->bev = tb;
@@ -855,23 +864,19 @@ conn_timercb(evutil_socket_t fd, short what, void *arg)
 	}
 	st = &c->sc->steps[c->pc];
 	switch (st->kind) {
-	case ST_PAUSE:
-		c->pc++;
-		break;
+	case ST_PAUSE: c->pc++; break;
 	case ST_QUIET:
 		c->quiet = 0;
 		c->pc++;
 		break;
 	case ST_EXPECT_CLOSE:
 		conn_fail(c, "script line %d: client did not close within %u ms", st->lineno,
-		    st->ms);
+		          st->ms);
 		conn_finish(c, NULL);
 		return;
 	case ST_TRICKLE:
-	case ST_SPLIT:
-		break;          /* conn_run sends the next piece */
-	default:
-		break;
+	case ST_SPLIT: break; /* conn_run sends the next piece */
+	default: break;
 	}
 	conn_run(c);
 }
@@ -884,7 +889,7 @@ conn_run(struct conn *c)
 		return;
 	c->running = 1;
 	while (!c->done && !c->timer_armed && !c->closing && !c->waiting_close &&
-	    c->pc < c->sc->nsteps) {
+	       c->pc < c->sc->nsteps) {
 		const struct step *st = &c->sc->steps[c->pc];
 		char *line;
 
@@ -923,9 +928,7 @@ conn_run(struct conn *c)
 			}
 			break;
 		}
-		case ST_PAUSE:
-			conn_timer_arm(c, st->ms);
-			break;
+		case ST_PAUSE: conn_timer_arm(c, st->ms); break;
 		case ST_EXPECT:
 		case ST_EXPECT_RE:
 			if ((line = conn_dequeue(c)) == NULL)
@@ -948,8 +951,10 @@ conn_run(struct conn *c)
 			break;
 		case ST_QUIET:
 			if (c->qlen > 0)
-				conn_fail(c, "script line %d: unanswered client line before a "
-				    "quiet period", st->lineno);
+				conn_fail(c,
+				          "script line %d: unanswered client line before a "
+				          "quiet period",
+				          st->lineno);
 			c->quiet = 1;
 			conn_timer_arm(c, st->ms);
 			break;
@@ -963,7 +968,7 @@ conn_run(struct conn *c)
 			conn_half_close(c);
 			break;
 		case ST_RESET: {
-			struct linger l = { 1, 0 };
+			struct linger l = {1, 0};
 			c->pc++;
 			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 			conn_finish(c, NULL);
@@ -1012,7 +1017,7 @@ srv_script_for(unsigned no)
 
 static void
 srv_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-    void *arg)
+             void *arg)
 {
 	struct conn *c;
 	int one = 1;
@@ -1027,7 +1032,7 @@ srv_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, 
 	srv.conns[c->no - 1] = c;
 	srv.open++;
 	c->fd = fd;
-	c->reply_open = 1;      /* the greeting is due: the client must wait */
+	c->reply_open = 1; /* the greeting is due: the client must wait */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(srv.base, conn_timercb, c);
 	c->bev = bufferevent_socket_new(srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -1061,7 +1066,7 @@ srv_gracecb(evutil_socket_t fd, short what, void *arg)
 static void
 srv_sigcb(evutil_socket_t sig, short what, void *arg)
 {
-	struct timeval tv = { GRACE_MS / 1000, (GRACE_MS % 1000) * 1000 };
+	struct timeval tv = {GRACE_MS / 1000, (GRACE_MS % 1000) * 1000};
 
 	if (srv.terminating)
 		return;
@@ -1101,7 +1106,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mxsift-smtpd-script [-a ADDR] [-p PORT] [-n MAXCONN] "
-	    "[-T SECONDS] [-t TRANSCRIPT] SCRIPT\n");
+	                "[-T SECONDS] [-t TRANSCRIPT] SCRIPT\n");
 	exit(2);
 }
 
@@ -1151,16 +1156,17 @@ main(int argc, char **argv)
 	if ((srv.base = event_base_new()) == NULL)
 		die("event_base_new failed");
 	srv.lst = evconnlistener_new_bind(srv.base, srv_acceptcb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&ss, sslen);
+	                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	                                  (struct sockaddr *)&ss, sslen);
 	if (srv.lst == NULL)
 		die("cannot listen on %s port %u: %s", addr, port, strerror(errno));
 	if (port == 0) {
 		struct sockaddr_storage bound;
 		socklen_t blen = sizeof(bound);
 		getsockname(evconnlistener_get_fd(srv.lst), (struct sockaddr *)&bound, &blen);
-		port = ntohs(bound.ss_family == AF_INET ?
-		    ((struct sockaddr_in *)&bound)->sin_port :
-		    ((struct sockaddr_in6 *)&bound)->sin6_port);
+		port =
+		    ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+		                                     : ((struct sockaddr_in6 *)&bound)->sin6_port);
 	}
 	printf("port %u\n", port);
 	fflush(stdout);

@@ -114,6 +114,17 @@ fi
 if [ "$prc" -eq 124 ] || [ "$prc" -eq 137 ]; then
 	echo "probe did not finish within ${bound}s (killed)" >>"$work/verdicts.diff"
 	fail=1
+elif [ "$prc" -ne 0 ]; then
+	# mxsift-probe exits 0 whenever it ran; anything else is a crash,
+	# a usage error or a sanitizer report.
+	echo "probe exited with status $prc" >>"$work/verdicts.diff"
+	fail=1
+fi
+# The server writes to stderr only when something went wrong with it
+# (a sanitizer report included).
+if [ -s "$work/smtpd.err" ]; then
+	{ echo "--- scripted server stderr"; cat "$work/smtpd.err"; } >>"$work/transcript.diff"
+	fail=1
 fi
 
 if [ "$fail" -eq 0 ]; then
