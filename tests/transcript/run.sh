@@ -7,11 +7,13 @@
 # A scenario file has sections, each opened by a line "[name]":
 #   [description]  free text (printed on failure)
 #   [args]         mxsift-probe arguments (whitespace-separated, any number of
-#                  lines; "" is an empty argument); --host/--port are added here
+#                  lines; "" is an empty argument; printf %b escapes such as
+#                  \r \n \x20 are expanded); --host/--port are added here
 #   [server]       the mxsift-smtpd-script script (see smtpd_script.c)
 #   [transcript]   the exact lines the client must send, as the server records
 #                  them ("C1> EHLO probe.mxsift.test", "C1 * tls", ...)
-#   [verdicts]     the exact mxsift-probe output lines
+#   [verdicts]     the exact mxsift-probe output lines (bytes outside printable
+#                  ASCII written as \xHH)
 # Blank lines in [transcript] and [verdicts] are ignored.
 #
 # The server gets a free port (port 0), the probe runs against it bounded by
@@ -65,6 +67,8 @@ while IFS= read -r line; do
 	case $line in \#*) continue ;; esac
 	for tok in $line; do
 		[ "$tok" = '""' ] && tok=
+		# \r \n \xHH ... let a scenario pass hostile bytes
+		printf -v tok '%b' "$tok"
 		args+=("$tok")
 	done
 done < <(section args)
@@ -88,8 +92,12 @@ fi
 
 start=$(date +%s%N)
 timeout -k 2 "$bound" "$probe" --host 127.0.0.1 --port "$port" "${args[@]}" \
-	>"$work/verdicts" 2>"$work/probe.err"
+	>"$work/verdicts.raw" 2>"$work/probe.err"
 prc=$?
+# Bytes outside printable ASCII in the output (an address given with
+# control characters) are compared as \xHH, as the transcript writes them.
+perl -pe 's/([^\x20-\x7e\n])/sprintf("\\x%02X", ord($1))/ge' \
+	<"$work/verdicts.raw" >"$work/verdicts"
 elapsed=$((($(date +%s%N) - start) / 1000000))
 
 kill -TERM "$spid" 2>/dev/null
