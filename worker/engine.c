@@ -93,6 +93,7 @@ struct conn {
 	struct verdict lastfail;
 	int failover;               /* the last attempt failed before READY */
 	int plan_fatal;             /* a refusal that failover will not fix */
+	int notls;                  /* "may": handshake failed, retry in plaintext */
 
 	struct ereq *cur;           /* request being probed */
 	unsigned served;            /* results on this session */
@@ -521,8 +522,9 @@ conn_dns_cb(void *arg, const char *host, enum dns_status status,
 		memcpy(c->addrs, addrs, n * sizeof(*addrs));
 		c->naddrs = n;
 	} else {
-		verdict_init(&c->lastfail, status == DNS_ERROR ? VR_DNS_ERROR :
-		    VR_NO_MAIL_SERVER);
+		/* An MX host without an address is a broken (maybe only
+		 * for now) DNS setup, not proof that the mailbox is gone. */
+		verdict_init(&c->lastfail, VR_DNS_ERROR);
 		snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
 		    "no address for %s", host);
 		snprintf(c->lastfail.mx_host, sizeof(c->lastfail.mx_host), "%s", host);
@@ -547,8 +549,12 @@ conn_next(struct conn *c)
 			ss = &c->addrs[c->addr_idx++];
 			len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 			    sizeof(struct sockaddr_in);
-			e->sp.host_name = c->host;
-			c->s = smtp_session_new(e->base, &e->sp, &conn_session_cbs, c);
+			struct smtp_session_params sp = e->sp;
+
+			sp.host_name = c->host;
+			if (c->notls)
+				sp.tls = SMTP_TLS_OFF;
+			c->s = smtp_session_new(e->base, &sp, &conn_session_cbs, c);
 			if (c->s == NULL) {
 				verdict_init(&c->lastfail, VR_TEMP_FAILURE);
 				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
@@ -577,6 +583,7 @@ conn_next(struct conn *c)
 			return;
 		}
 		snprintf(c->host, sizeof(c->host), "%s", c->hosts[c->host_idx++]);
+		c->notls = 0;
 		free(c->addrs);
 		c->addrs = NULL;
 		c->naddrs = c->addr_idx = 0;
@@ -711,6 +718,13 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 		c->lastfail = v;
 		if (f->reply != NULL && f->reply->code >= 500 && f->kind != SMTP_FAIL_TLS)
 			c->plan_fatal = 1;
+		if (f->kind == SMTP_FAIL_TLS && f->reply == NULL && e->sp.tls == SMTP_TLS_MAY &&
+		    !c->notls && c->addr_idx > 0) {
+			/* Opportunistic TLS that breaks (old ciphers, broken
+			 * server): the same address once more, in plaintext. */
+			c->notls = 1;
+			c->addr_idx--;
+		}
 		c->failover = 1;
 	} else if (r != NULL) {
 		c->cur = NULL;

@@ -62,6 +62,7 @@ struct fake {
 	struct verdict v[MAXV];
 	int have[MAXV];
 	int nreq, ndone;
+	int no_shutdown;                /* let the idle timer end the session */
 	struct event *watchdog;
 };
 
@@ -204,7 +205,7 @@ fake_done(void *arg, void *tag, const char *address, const struct verdict *v)
 	assert_false(f->have[i]);     /* exactly one verdict per request */
 	f->have[i] = 1;
 	f->v[i] = *v;
-	if (++f->ndone == f->nreq)
+	if (++f->ndone == f->nreq && !f->no_shutdown)
 		engine_shutdown(f->engine);
 	fake_maybe_end(f);
 }
@@ -231,7 +232,10 @@ run_hosts(struct fake *f, const struct engine_params *params,
 	struct timeval tv = { 10, 0 };
 	socklen_t sl = sizeof(sin);
 
+	int no_shutdown = f->no_shutdown;
+
 	memset(f, 0, sizeof(*f));
+	f->no_shutdown = no_shutdown;
 	for (int i = 0; scripts[i] != NULL && i < 4; i++)
 		f->scripts[i] = scripts[i];
 	f->base = event_base_new();
@@ -693,6 +697,23 @@ test_early_reply_is_protocol_error(void **state)
 	assert_int_equal(f.v[0].reason, VR_PROTOCOL_ERROR);
 }
 
+static void
+test_idle_close(void **state)
+{
+	/* Nothing more to do: the idle session is QUIT after idle_close_ms,
+	 * without engine_shutdown(). */
+	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+		"<250 ok", ">", "<221 bye", NULL };
+	static const char *const *const scripts[] = { c1, NULL };
+	static const char *const addrs[] = { "a@x.test", NULL };
+	struct engine_params p = { .idle_close_ms = 100 };
+	struct fake f = { .no_shutdown = 1 };
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
+	    "QUIT\n");
+}
+
 int
 main(void)
 {
@@ -716,6 +737,7 @@ main(void)
 		cmocka_unit_test(test_smtputf8),
 		cmocka_unit_test(test_452_retry_now),
 		cmocka_unit_test(test_early_reply_is_protocol_error),
+		cmocka_unit_test(test_idle_close),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
