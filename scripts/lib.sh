@@ -69,3 +69,28 @@ world_wait_for() {
 	done
 	return 1
 }
+
+# world_pids_with_env NAME=VALUE: pids of live processes whose environment
+# holds exactly NAME=VALUE, other than this shell and its ancestors.  Such a
+# mark is inherited by everything a process starts, so it finds exactly the
+# processes one of ours started (all of a Postfix instance carries
+# MAIL_CONFIG=<its config dir>), with no guessing by program name.
+world_pids_with_env() {
+	local mark=$1 ancestors=" " p e pid
+	p=$$
+	while [ "${p:-1}" -gt 1 ]; do
+		ancestors+="$p "
+		# Field 4 of stat is the parent; cut after the ")" ending the name.
+		p=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2)
+	done
+	# One grep over every environ file: -z splits at NULs, -x matches a
+	# whole NAME=VALUE entry.  Unreadable files (kernel threads, processes
+	# gone meanwhile) are skipped silently.
+	for e in $(grep -lzxF -- "$mark" /proc/[0-9]*/environ 2>/dev/null); do
+		pid=${e#/proc/}
+		pid=${pid%/environ}
+		[[ $ancestors == *" $pid "* ]] && continue
+		world_pid_alive "$pid" && echo "$pid"
+	done
+	return 0
+}
