@@ -41,7 +41,7 @@
 #include "log.h"
 #include "smtp_session.h"
 
-#define ENGINE_ADDR_MAX 1024    /* bytes; UTF-8 local parts may be long */
+#define ENGINE_ADDR_MAX 1024 /* bytes; UTF-8 local parts may be long */
 
 struct lane;
 
@@ -54,9 +54,9 @@ struct ereq {
 	size_t nhosts;
 	unsigned flags;
 	void *tag;
-	unsigned attempts;          /* probes started for this request */
-	int retried_now;            /* RETRY_NOW used once */
-	int requeued;               /* requeued after a dropped reused session */
+	unsigned attempts; /* probes started for this request */
+	int retried_now;   /* RETRY_NOW used once */
+	int requeued;      /* requeued after a dropped reused session */
 	uint64_t submitted_ms;
 	struct verdict v;
 };
@@ -64,14 +64,14 @@ TAILQ_HEAD(ereq_q, ereq);
 
 enum conn_state {
 	CONN_RESOLVING = 0,
-	CONN_CONNECTING,            /* TCP, greeting, EHLO, TLS */
+	CONN_CONNECTING, /* TCP, greeting, EHLO, TLS */
 	CONN_READY,
 	CONN_BUSY,
 	CONN_CLOSING
 };
 
 struct dns_ticket {
-	struct conn *c;             /* NULL once the conn is gone */
+	struct conn *c; /* NULL once the conn is gone */
 };
 
 struct conn {
@@ -84,20 +84,20 @@ struct conn {
 	/* connect plan */
 	char **hosts;
 	size_t nhosts;
-	size_t host_idx;            /* next host to try */
-	char host[VERDICT_HOST_MAX];  /* host of the current attempt */
+	size_t host_idx;             /* next host to try */
+	char host[VERDICT_HOST_MAX]; /* host of the current attempt */
 	struct sockaddr_storage *addrs;
 	size_t naddrs;
-	size_t addr_idx;            /* next address to try */
+	size_t addr_idx; /* next address to try */
 	struct dns_ticket *ticket;
 	struct verdict lastfail;
-	int failover;               /* the last attempt failed before READY */
-	int plan_fatal;             /* a refusal that failover will not fix */
-	int notls;                  /* "may": handshake failed, retry in plaintext */
+	int failover;   /* the last attempt failed before READY */
+	int plan_fatal; /* a refusal that failover will not fix */
+	int notls;      /* "may": handshake failed, retry in plaintext */
 
-	struct ereq *cur;           /* request being probed */
-	unsigned served;            /* results on this session */
-	unsigned rejects;           /* 5xx results on this session */
+	struct ereq *cur; /* request being probed */
+	unsigned served;  /* results on this session */
+	unsigned rejects; /* 5xx results on this session */
 	uint64_t ready_ms;
 	unsigned seen_rcpts, seen_503;
 	struct event *idle;
@@ -126,7 +126,7 @@ struct engine {
 	struct smtp_session_params sp;
 	void *ssl_ctx;
 
-	struct lane **lanes;        /* sorted by key */
+	struct lane **lanes; /* sorted by key */
 	size_t nlanes, lanes_cap;
 
 	struct ereq_q doneq;
@@ -190,15 +190,15 @@ engine_finish(struct engine *e, struct ereq *r, const struct verdict *v, const s
 	if (r->v.checked_at == 0)
 		r->v.checked_at = (int64_t)time(NULL);
 	log_debug("verdict", "address=%s status=%s reason=%s code=%d mx=%s", r->address,
-	    verdict_status_name(r->v.status), verdict_reason_name(r->v.reason),
-	    r->v.smtp_code, r->v.mx_host);
+	          verdict_status_name(r->v.status), verdict_reason_name(r->v.reason),
+	          r->v.smtp_code, r->v.mx_host);
 	TAILQ_INSERT_TAIL(&e->doneq, r, link);
 	event_active(e->done_ev, 0, 1);
 }
 
 static void
-engine_finish_reason(struct engine *e, struct ereq *r, enum verdict_reason why,
-    const char *detail, const struct conn *c)
+engine_finish_reason(struct engine *e, struct ereq *r, enum verdict_reason why, const char *detail,
+                     const struct conn *c)
 {
 	struct verdict v;
 
@@ -275,8 +275,8 @@ engine_lane(struct engine *e, const char *key)
 	struct lane **found, *l;
 	size_t lo = 0, hi = e->nlanes;
 
-	found = e->nlanes == 0 ? NULL :
-	    bsearch(key, e->lanes, e->nlanes, sizeof(*e->lanes), lane_cmp);
+	found =
+	    e->nlanes == 0 ? NULL : bsearch(key, e->lanes, e->nlanes, sizeof(*e->lanes), lane_cmp);
 	if (found != NULL)
 		return *found;
 	if (e->nlanes == e->lanes_cap) {
@@ -342,7 +342,7 @@ lane_drop(struct lane *l)
 	for (size_t i = 0; i < e->nlanes; i++) {
 		if (e->lanes[i] == l) {
 			memmove(e->lanes + i, e->lanes + i + 1,
-			    (e->nlanes - i - 1) * sizeof(*e->lanes));
+			        (e->nlanes - i - 1) * sizeof(*e->lanes));
 			e->nlanes--;
 			break;
 		}
@@ -388,7 +388,7 @@ conn_free(struct conn *c)
 	struct lane *l = c->lane;
 
 	if (c->ticket != NULL)
-		c->ticket->c = NULL;     /* the DNS callback frees the ticket */
+		c->ticket->c = NULL; /* the DNS callback frees the ticket */
 	if (c->s != NULL) {
 		conn_account(c);
 		smtp_session_free(c->s);
@@ -438,7 +438,7 @@ conn_plan_failed(struct conn *c)
 	struct ereq *r, *next;
 
 	log_warn("mx hosts failed", "lane=%s host=%s reason=%s detail=\"%s\"", l->key, c->host,
-	    verdict_reason_name(c->lastfail.reason), c->lastfail.detail);
+	         verdict_reason_name(c->lastfail.reason), c->lastfail.detail);
 	for (r = TAILQ_FIRST(&l->q); r != NULL; r = next) {
 		size_t i, j;
 
@@ -467,10 +467,10 @@ static void conn_session_failed(void *, struct smtp_session *, const struct smtp
 static void conn_session_closed(void *, struct smtp_session *);
 
 static const struct smtp_session_cbs conn_session_cbs = {
-	.ready = conn_session_ready,
-	.result = conn_session_result,
-	.failed = conn_session_failed,
-	.closed = conn_session_closed,
+    .ready = conn_session_ready,
+    .result = conn_session_result,
+    .failed = conn_session_failed,
+    .closed = conn_session_closed,
 };
 
 /* Parse a numeric host ("192.0.2.1", "::1", "[::1]") without DNS. */
@@ -506,7 +506,7 @@ engine_numeric_host(const char *host, int port, struct sockaddr_storage *ss)
 
 static void
 conn_dns_cb(void *arg, const char *host, enum dns_status status,
-    const struct sockaddr_storage *addrs, size_t n)
+            const struct sockaddr_storage *addrs, size_t n)
 {
 	struct dns_ticket *t = arg;
 	struct conn *c = t->c;
@@ -525,8 +525,7 @@ conn_dns_cb(void *arg, const char *host, enum dns_status status,
 		/* An MX host without an address is a broken (maybe only
 		 * for now) DNS setup, not proof that the mailbox is gone. */
 		verdict_init(&c->lastfail, VR_DNS_ERROR);
-		snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
-		    "no address for %s", host);
+		snprintf(c->lastfail.detail, sizeof(c->lastfail.detail), "no address for %s", host);
 		snprintf(c->lastfail.mx_host, sizeof(c->lastfail.mx_host), "%s", host);
 	}
 	conn_next(c);
@@ -547,8 +546,8 @@ conn_next(struct conn *c)
 		}
 		if (c->addr_idx < c->naddrs) {
 			ss = &c->addrs[c->addr_idx++];
-			len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-			    sizeof(struct sockaddr_in);
+			len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+			                                : sizeof(struct sockaddr_in);
 			struct smtp_session_params sp = e->sp;
 
 			sp.host_name = c->host;
@@ -558,7 +557,7 @@ conn_next(struct conn *c)
 			if (c->s == NULL) {
 				verdict_init(&c->lastfail, VR_TEMP_FAILURE);
 				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
-				    "cannot create session");
+				         "cannot create session");
 				c->plan_fatal = 1;
 				continue;
 			}
@@ -569,13 +568,13 @@ conn_next(struct conn *c)
 				c->s = NULL;
 				verdict_init(&c->lastfail, VR_CONNECTION_FAILED);
 				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
-				    "connect failed");
+				         "connect failed");
 				continue;
 			}
 			e->stats.connections++;
 			c->st = CONN_CONNECTING;
 			log_debug("smtp connect", "conn=%u lane=%s host=%s", c->id, c->lane->key,
-			    c->host);
+			          c->host);
 			return;
 		}
 		if (c->host_idx >= c->nhosts) {
@@ -650,7 +649,7 @@ conn_session_ready(void *tag, struct smtp_session *s)
 	c->st = CONN_READY;
 	c->ready_ms = engine_now_ms();
 	log_debug("smtp ready", "conn=%u host=%s tls=%d ext=0x%x", c->id, c->host,
-	    smtp_session_tls(s), smtp_session_extensions(s));
+	          smtp_session_tls(s), smtp_session_extensions(s));
 	lane_kick(c->lane);
 }
 
@@ -661,8 +660,8 @@ conn_worn_out(const struct conn *c)
 	const struct engine_params *p = &c->lane->e->p;
 
 	return smtp_session_rcpts(c->s) >= p->max_rcpt_per_session ||
-	    c->rejects >= p->max_rejects_per_session ||
-	    engine_now_ms() - c->ready_ms >= (uint64_t)p->max_session_age_s * 1000u;
+	       c->rejects >= p->max_rejects_per_session ||
+	       engine_now_ms() - c->ready_ms >= (uint64_t)p->max_session_age_s * 1000u;
 }
 
 static void
@@ -754,7 +753,7 @@ conn_session_closed(void *tag, struct smtp_session *s)
 		engine_finish_reason(e, c->cur, VR_TEMP_FAILURE, "session closed", c);
 		c->cur = NULL;
 	}
-	smtp_session_free(c->s);   /* deferred: we are inside its callback */
+	smtp_session_free(c->s); /* deferred: we are inside its callback */
 	c->s = NULL;
 	if (c->failover) {
 		c->failover = 0;
@@ -780,8 +779,8 @@ conn_feed(struct conn *c)
 			return;
 		}
 		TAILQ_FOREACH(r, &l->q, link)
-			if (ereq_has_host(r, c->host))
-				break;
+		if (ereq_has_host(r, c->host))
+			break;
 		if (r == NULL) {
 			struct timeval tv;
 
@@ -806,7 +805,7 @@ conn_feed(struct conn *c)
 			return;
 		case SMTP_PROBE_SMTPUTF8_UNSUPPORTED:
 			engine_finish_reason(e, r, VR_SMTPUTF8_UNSUPPORTED,
-			    "server does not offer SMTPUTF8", c);
+			                     "server does not offer SMTPUTF8", c);
 			break;
 		case SMTP_PROBE_BAD_ARG:
 			engine_finish_reason(e, r, VR_INVALID_SYNTAX, "refused to send", c);
@@ -838,8 +837,8 @@ lane_pump(struct lane *l)
 	for (;;) {
 		opening = 0;
 		TAILQ_FOREACH(c, &l->conns, link)
-			if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
-				opening++;
+		if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
+			opening++;
 		if (e->shutting || l->qlen <= opening || l->nconns >= e->p.max_conns_per_lane)
 			break;
 		conn_start(l, TAILQ_FIRST(&l->q));
@@ -864,7 +863,7 @@ lane_kick(struct lane *l)
 
 struct engine *
 engine_new(struct event_base *base, struct dns *dns, const struct engine_params *params,
-    engine_done_cb done, void *arg)
+           engine_done_cb done, void *arg)
 {
 	struct engine *e;
 	char host[256];
@@ -903,14 +902,15 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
 
 	e->sp.helo_name = e->helo;
 	e->sp.mail_from = e->mail_from;
-	e->sp.tls = e->p.tls == ENGINE_TLS_REQUIRE ? SMTP_TLS_REQUIRE :
-	    e->p.tls == ENGINE_TLS_OFF ? SMTP_TLS_OFF : SMTP_TLS_MAY;
+	e->sp.tls = e->p.tls == ENGINE_TLS_REQUIRE ? SMTP_TLS_REQUIRE
+	            : e->p.tls == ENGINE_TLS_OFF   ? SMTP_TLS_OFF
+	                                           : SMTP_TLS_MAY;
 	e->sp.timeout_ms[SMTP_S_CONNECTING] = e->p.connect_timeout_ms;
 	e->sp.timeout_ms[SMTP_S_GREETING] = e->p.greeting_timeout_ms;
 	if (e->p.command_timeout_ms != 0) {
-		static const enum smtp_state cmd_states[] = { SMTP_S_EHLO, SMTP_S_HELO,
-			SMTP_S_STARTTLS, SMTP_S_TLS_HANDSHAKE, SMTP_S_RSET, SMTP_S_MAIL,
-			SMTP_S_RCPT, SMTP_S_QUIT };
+		static const enum smtp_state cmd_states[] = {
+		    SMTP_S_EHLO, SMTP_S_HELO, SMTP_S_STARTTLS, SMTP_S_TLS_HANDSHAKE,
+		    SMTP_S_RSET, SMTP_S_MAIL, SMTP_S_RCPT,     SMTP_S_QUIT};
 
 		for (size_t i = 0; i < sizeof(cmd_states) / sizeof(cmd_states[0]); i++)
 			e->sp.timeout_ms[cmd_states[i]] = e->p.command_timeout_ms;
@@ -948,7 +948,7 @@ engine_submit(struct engine *e, const struct probe_req *req)
 	const char *key;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return -1;    /* cannot even remember it */
+		return -1; /* cannot even remember it */
 	r->submitted_ms = engine_now_ms();
 	r->tag = req->tag;
 	r->flags = req->flags;
@@ -987,8 +987,7 @@ engine_submit(struct engine *e, const struct probe_req *req)
 		}
 		r->nhosts++;
 	}
-	key = req->mx_domain != NULL && *req->mx_domain != '\0' ? req->mx_domain :
-	    r->hosts[0];
+	key = req->mx_domain != NULL && *req->mx_domain != '\0' ? req->mx_domain : r->hosts[0];
 	if ((l = engine_lane(e, key)) == NULL) {
 		engine_finish_reason(e, r, VR_TEMP_FAILURE, "out of memory", NULL);
 		return -1;

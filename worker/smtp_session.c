@@ -38,57 +38,43 @@
 #define SESSION_PEND_MAX 4
 
 static const char *const smtp_state_names[SMTP_S__COUNT] = {
-	[SMTP_S_NEW] = "NEW",
-	[SMTP_S_CONNECTING] = "CONNECTING",
-	[SMTP_S_GREETING] = "GREETING",
-	[SMTP_S_EHLO] = "EHLO",
-	[SMTP_S_HELO] = "HELO",
-	[SMTP_S_STARTTLS] = "STARTTLS",
-	[SMTP_S_TLS_HANDSHAKE] = "TLS_HANDSHAKE",
-	[SMTP_S_READY] = "READY",
-	[SMTP_S_RSET] = "RSET",
-	[SMTP_S_MAIL] = "MAIL",
-	[SMTP_S_RCPT] = "RCPT",
-	[SMTP_S_QUIT] = "QUIT",
-	[SMTP_S_CLOSED] = "CLOSED",
+    [SMTP_S_NEW] = "NEW",
+    [SMTP_S_CONNECTING] = "CONNECTING",
+    [SMTP_S_GREETING] = "GREETING",
+    [SMTP_S_EHLO] = "EHLO",
+    [SMTP_S_HELO] = "HELO",
+    [SMTP_S_STARTTLS] = "STARTTLS",
+    [SMTP_S_TLS_HANDSHAKE] = "TLS_HANDSHAKE",
+    [SMTP_S_READY] = "READY",
+    [SMTP_S_RSET] = "RSET",
+    [SMTP_S_MAIL] = "MAIL",
+    [SMTP_S_RCPT] = "RCPT",
+    [SMTP_S_QUIT] = "QUIT",
+    [SMTP_S_CLOSED] = "CLOSED",
 };
 
 /* Per-state timeouts (ms); 0 = no timer in that state. */
 static const unsigned smtp_state_timeout[SMTP_S__COUNT] = {
-	[SMTP_S_CONNECTING] = SMTP_TIMEOUT_CONNECT_MS,
-	[SMTP_S_GREETING] = SMTP_TIMEOUT_GREETING_MS,
-	[SMTP_S_EHLO] = SMTP_TIMEOUT_HELO_MS,
-	[SMTP_S_HELO] = SMTP_TIMEOUT_HELO_MS,
-	[SMTP_S_STARTTLS] = SMTP_TIMEOUT_STARTTLS_MS,
-	[SMTP_S_TLS_HANDSHAKE] = SMTP_TIMEOUT_TLS_MS,
-	[SMTP_S_RSET] = SMTP_TIMEOUT_RSET_MS,
-	[SMTP_S_MAIL] = SMTP_TIMEOUT_MAIL_MS,
-	[SMTP_S_RCPT] = SMTP_TIMEOUT_RCPT_MS,
-	[SMTP_S_QUIT] = SMTP_TIMEOUT_QUIT_MS,
+    [SMTP_S_CONNECTING] = SMTP_TIMEOUT_CONNECT_MS, [SMTP_S_GREETING] = SMTP_TIMEOUT_GREETING_MS,
+    [SMTP_S_EHLO] = SMTP_TIMEOUT_HELO_MS,          [SMTP_S_HELO] = SMTP_TIMEOUT_HELO_MS,
+    [SMTP_S_STARTTLS] = SMTP_TIMEOUT_STARTTLS_MS,  [SMTP_S_TLS_HANDSHAKE] = SMTP_TIMEOUT_TLS_MS,
+    [SMTP_S_RSET] = SMTP_TIMEOUT_RSET_MS,          [SMTP_S_MAIL] = SMTP_TIMEOUT_MAIL_MS,
+    [SMTP_S_RCPT] = SMTP_TIMEOUT_RCPT_MS,          [SMTP_S_QUIT] = SMTP_TIMEOUT_QUIT_MS,
 };
 
 /* Which classify stage a reply in a given state belongs to. */
 static const enum classify_stage smtp_state_stage[SMTP_S__COUNT] = {
-	[SMTP_S_GREETING] = CLASSIFY_GREETING,
-	[SMTP_S_EHLO] = CLASSIFY_HELO,
-	[SMTP_S_HELO] = CLASSIFY_HELO,
-	[SMTP_S_STARTTLS] = CLASSIFY_HELO,
-	[SMTP_S_TLS_HANDSHAKE] = CLASSIFY_HELO,
-	[SMTP_S_READY] = CLASSIFY_MAIL,
-	[SMTP_S_RSET] = CLASSIFY_MAIL,
-	[SMTP_S_MAIL] = CLASSIFY_MAIL,
-	[SMTP_S_RCPT] = CLASSIFY_RCPT,
-	[SMTP_S_QUIT] = CLASSIFY_RCPT,
+    [SMTP_S_GREETING] = CLASSIFY_GREETING,  [SMTP_S_EHLO] = CLASSIFY_HELO,
+    [SMTP_S_HELO] = CLASSIFY_HELO,          [SMTP_S_STARTTLS] = CLASSIFY_HELO,
+    [SMTP_S_TLS_HANDSHAKE] = CLASSIFY_HELO, [SMTP_S_READY] = CLASSIFY_MAIL,
+    [SMTP_S_RSET] = CLASSIFY_MAIL,          [SMTP_S_MAIL] = CLASSIFY_MAIL,
+    [SMTP_S_RCPT] = CLASSIFY_RCPT,          [SMTP_S_QUIT] = CLASSIFY_RCPT,
 };
 
 static const char *const smtp_fail_names[] = {
-	[SMTP_FAIL_NONE] = "none",
-	[SMTP_FAIL_CONN] = "conn",
-	[SMTP_FAIL_TIMEOUT] = "timeout",
-	[SMTP_FAIL_PROTO] = "proto",
-	[SMTP_FAIL_RESP] = "resp",
-	[SMTP_FAIL_TLS] = "tls",
-	[SMTP_FAIL_INTERNAL] = "internal",
+    [SMTP_FAIL_NONE] = "none",         [SMTP_FAIL_CONN] = "conn", [SMTP_FAIL_TIMEOUT] = "timeout",
+    [SMTP_FAIL_PROTO] = "proto",       [SMTP_FAIL_RESP] = "resp", [SMTP_FAIL_TLS] = "tls",
+    [SMTP_FAIL_INTERNAL] = "internal",
 };
 
 /* A reply kept beyond the reader's lifetime (MAIL refusal under
@@ -116,32 +102,32 @@ struct smtp_session {
 	struct smtp_reply_reader *rd;
 	struct bufferevent *bev;
 	struct event *timer;
-	struct event *defer;        /* delivers "closed" outside API calls */
+	struct event *defer; /* delivers "closed" outside API calls */
 
 	enum smtp_state state;
 	enum smtp_state pend[SESSION_PEND_MAX];
 	int npend;
-	unsigned long nsent;        /* command lines written, ever */
+	unsigned long nsent; /* command lines written, ever */
 
 	unsigned ext;
 	int tls;
 	int tls_tried;
 	int ready_sent;
-	int need_rset;              /* a MAIL was sent: next probe starts with RSET */
-	int probe_out;              /* a probe awaits its result */
-	int pipelined;              /* the outstanding probe was pipelined */
+	int need_rset; /* a MAIL was sent: next probe starts with RSET */
+	int probe_out; /* a probe awaits its result */
+	int pipelined; /* the outstanding probe was pipelined */
 	int rcpt_utf8;
 	char rcpt[SESSION_LINE_MAX];
-	int discard_rcpt;           /* MAIL refused under pipelining */
+	int discard_rcpt; /* MAIL refused under pipelining */
 	struct saved_reply mail_reply;
-	int closing;                /* QUIT sent: discard replies until its 221 */
-	int quit_wanted;            /* QUIT as soon as nothing is outstanding */
-	int broken;                 /* timeout, protocol error, refusal: no reuse */
+	int closing;     /* QUIT sent: discard replies until its 221 */
+	int quit_wanted; /* QUIT as soon as nothing is outstanding */
+	int broken;      /* timeout, protocol error, refusal: no reuse */
 	unsigned rcpts;
 	unsigned n503;
 
-	int depth;                  /* nesting of entries from the loop */
-	int dead;                   /* freed inside a callback: free on exit */
+	int depth; /* nesting of entries from the loop */
+	int dead;  /* freed inside a callback: free on exit */
 };
 
 static unsigned smtp_session_ids;
@@ -149,7 +135,7 @@ static unsigned smtp_session_ids;
 static void session_read_cb(struct bufferevent *, void *);
 static void session_event_cb(struct bufferevent *, short, void *);
 static void session_fail(struct smtp_session *, enum smtp_fail, const struct smtp_reply *,
-    const char *, int);
+                         const char *, int);
 static void session_abort(struct smtp_session *);
 
 const char *
@@ -301,13 +287,13 @@ session_defer_cb(evutil_socket_t fd, short what, void *arg)
 
 struct smtp_session *
 smtp_session_new(struct event_base *base, const struct smtp_session_params *p,
-    const struct smtp_session_cbs *cbs, void *tag)
+                 const struct smtp_session_cbs *cbs, void *tag)
 {
 	struct smtp_session *s;
 	const char *from = p->mail_from != NULL ? p->mail_from : "";
 
-	if (p->helo_name == NULL || *p->helo_name == '\0' ||
-	    !session_arg_ok(p->helo_name, 255) || !session_arg_ok(from, 256))
+	if (p->helo_name == NULL || *p->helo_name == '\0' || !session_arg_ok(p->helo_name, 255) ||
+	    !session_arg_ok(from, 256))
 		return NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
@@ -320,8 +306,9 @@ smtp_session_new(struct event_base *base, const struct smtp_session_params *p,
 	s->mail_from = strdup(from);
 	s->host = strdup(p->host_name != NULL ? p->host_name : "");
 	for (int i = 0; i < SMTP_S__COUNT; i++)
-		s->timeout[i] = p->timeout_ms[i] != 0 && smtp_state_timeout[i] != 0 ?
-		    p->timeout_ms[i] : smtp_state_timeout[i];
+		s->timeout[i] = p->timeout_ms[i] != 0 && smtp_state_timeout[i] != 0
+		                    ? p->timeout_ms[i]
+		                    : smtp_state_timeout[i];
 	s->rd = smtp_reply_reader_new(p->limits.line_max != 0 ? &p->limits : NULL);
 	s->timer = evtimer_new(base, session_timer_cb, s);
 	s->defer = event_new(base, -1, 0, session_defer_cb, s);
@@ -349,8 +336,8 @@ smtp_session_state(struct smtp_session *s, enum smtp_state next)
 	struct timeval tv;
 	unsigned ms;
 
-	log_debug("smtp state", "session=%u host=%s peer=%s transition=\"%s -> %s\"",
-	    s->id, s->host, s->peer, smtp_state_name(s->state), smtp_state_name(next));
+	log_debug("smtp state", "session=%u host=%s peer=%s transition=\"%s -> %s\"", s->id,
+	          s->host, s->peer, smtp_state_name(s->state), smtp_state_name(next));
 	s->state = next;
 	evtimer_del(s->timer);
 	ms = s->timeout[next];
@@ -369,8 +356,7 @@ smtp_session_state(struct smtp_session *s, enum smtp_state next)
  * checked already) and written with CRLF.  Returns 0 or -1 (refused).
  */
 static int
-session_cmd(struct smtp_session *s, struct evbuffer *out, enum smtp_state st,
-    const char *fmt, ...)
+session_cmd(struct smtp_session *s, struct evbuffer *out, enum smtp_state st, const char *fmt, ...)
 {
 	char line[SESSION_LINE_MAX + 3];
 	va_list ap;
@@ -445,7 +431,7 @@ session_abort(struct smtp_session *s)
  */
 static void
 session_fail(struct smtp_session *s, enum smtp_fail kind, const struct smtp_reply *r,
-    const char *detail, int polite)
+             const char *detail, int polite)
 {
 	struct smtp_failure f;
 
@@ -460,9 +446,10 @@ session_fail(struct smtp_session *s, enum smtp_fail kind, const struct smtp_repl
 	f.probe_lost = s->probe_out;
 	s->probe_out = 0;
 	s->broken = 1;
-	log_debug("smtp failed", "session=%u host=%s peer=%s state=%s kind=%s code=%d detail=\"%s\"",
-	    s->id, s->host, s->peer, smtp_state_name(s->state), smtp_fail_name(kind),
-	    r != NULL ? r->code : 0, detail);
+	log_debug("smtp failed",
+	          "session=%u host=%s peer=%s state=%s kind=%s code=%d detail=\"%s\"", s->id,
+	          s->host, s->peer, smtp_state_name(s->state), smtp_fail_name(kind),
+	          r != NULL ? r->code : 0, detail);
 	if (s->cbs.failed != NULL)
 		s->cbs.failed(s->tag, s, &f);
 	if (s->dead)
@@ -533,7 +520,7 @@ session_start_tls(struct smtp_session *s)
 	    inet_pton(AF_INET, s->host, &a6) != 1)
 		SSL_set_tlsext_host_name(ssl, s->host);
 	f = bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (f == NULL) {
 		SSL_free(ssl);
 		session_fail(s, SMTP_FAIL_TLS, NULL, "TLS filter failed", 0);
@@ -580,9 +567,9 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 	enum smtp_state head;
 	int ok = r->code >= 200 && r->code < 300;
 
-	log_debug("smtp reply", "session=%u host=%s state=%s code=%d enhanced=%s lines=%d",
-	    s->id, s->host, smtp_state_name(s->state), r->code,
-	    r->enhanced[0] != '\0' ? r->enhanced : "-", r->nlines);
+	log_debug("smtp reply", "session=%u host=%s state=%s code=%d enhanced=%s lines=%d", s->id,
+	          s->host, smtp_state_name(s->state), r->code,
+	          r->enhanced[0] != '\0' ? r->enhanced : "-", r->nlines);
 	if (r->code == 503)
 		s->n503++;
 	if (s->npend == 0) {
@@ -643,14 +630,15 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 		else if (s->tls_mode == SMTP_TLS_REQUIRE)
 			session_fail(s, SMTP_FAIL_TLS, r, "STARTTLS refused", 1);
 		else
-			session_ready(s);   /* opportunistic: go on in plaintext */
+			session_ready(s); /* opportunistic: go on in plaintext */
 		break;
 	case SMTP_S_RSET:
 		if (!ok) {
 			session_fail(s, SMTP_FAIL_RESP, r, "RSET refused", 1);
 		} else if (!s->pipelined) {
-			session_send(s, SMTP_S_MAIL, s->rcpt_utf8 ?
-			    "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>", s->mail_from);
+			session_send(s, SMTP_S_MAIL,
+			             s->rcpt_utf8 ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
+			             s->mail_from);
 		}
 		break;
 	case SMTP_S_MAIL:
@@ -675,10 +663,8 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 			session_result(s, CLASSIFY_RCPT, r);
 		}
 		break;
-	case SMTP_S_QUIT:        /* only reached when closing */
-	default:
-		session_fail(s, SMTP_FAIL_INTERNAL, NULL, "reply in unexpected state", 0);
-		break;
+	case SMTP_S_QUIT: /* only reached when closing */
+	default: session_fail(s, SMTP_FAIL_INTERNAL, NULL, "reply in unexpected state", 0); break;
 	}
 }
 
@@ -697,8 +683,10 @@ session_read(struct smtp_session *s)
 
 		if (smtp_reply_feed(s->rd, p, n) != 0) {
 			evbuffer_drain(in, evbuffer_get_length(in));
-			session_fail(s, SMTP_FAIL_PROTO, NULL, smtp_reply_error(s->rd) != NULL ?
-			    smtp_reply_error(s->rd) : "reply too large", 0);
+			session_fail(s, SMTP_FAIL_PROTO, NULL,
+			             smtp_reply_error(s->rd) != NULL ? smtp_reply_error(s->rd)
+			                                             : "reply too large",
+			             0);
 			return;
 		}
 		evbuffer_drain(in, n);
@@ -708,8 +696,10 @@ session_read(struct smtp_session *s)
 		if (rc == SMTP_REPLY_NONE)
 			break;
 		if (rc == SMTP_REPLY_ERROR) {
-			session_fail(s, SMTP_FAIL_PROTO, NULL, smtp_reply_error(s->rd) != NULL ?
-			    smtp_reply_error(s->rd) : "bad reply", 0);
+			session_fail(s, SMTP_FAIL_PROTO, NULL,
+			             smtp_reply_error(s->rd) != NULL ? smtp_reply_error(s->rd)
+			                                             : "bad reply",
+			             0);
 			return;
 		}
 		extra = smtp_reply_pending(s->rd) > 0;
@@ -729,8 +719,8 @@ session_read(struct smtp_session *s)
 			return;
 		}
 	}
-	if (!session_gone(s) && !s->closing && s->npend == 0 &&
-	    s->state != SMTP_S_TLS_HANDSHAKE && smtp_reply_pending(s->rd) > 0)
+	if (!session_gone(s) && !s->closing && s->npend == 0 && s->state != SMTP_S_TLS_HANDSHAKE &&
+	    smtp_reply_pending(s->rd) > 0)
 		session_fail(s, SMTP_FAIL_PROTO, NULL, "input with nothing outstanding", 0);
 }
 
@@ -767,7 +757,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			s->ext = 0;
 			smtp_reply_reset(s->rd);
 			log_debug("smtp tls", "session=%u host=%s version=%s", s->id, s->host,
-			    SSL_get_version(bufferevent_openssl_get_ssl(s->bev)));
+			          SSL_get_version(bufferevent_openssl_get_ssl(s->bev)));
 			session_send(s, SMTP_S_EHLO, "EHLO %s", s->helo);
 		}
 		goto out;
@@ -790,13 +780,13 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			session_fail(s, SMTP_FAIL_TLS, NULL, detail, 0);
 		} else if (s->state == SMTP_S_CONNECTING) {
 			snprintf(detail, sizeof(detail), "connect: %s",
-			    err != 0 ? evutil_socket_error_to_string(err) : "failed");
+			         err != 0 ? evutil_socket_error_to_string(err) : "failed");
 			session_fail(s, SMTP_FAIL_CONN, NULL, detail, 0);
 		} else if (what & BEV_EVENT_EOF) {
 			session_fail(s, SMTP_FAIL_CONN, NULL, "connection closed by peer", 0);
 		} else {
 			snprintf(detail, sizeof(detail), "socket: %s",
-			    err != 0 ? evutil_socket_error_to_string(err) : "error");
+			         err != 0 ? evutil_socket_error_to_string(err) : "error");
 			session_fail(s, SMTP_FAIL_CONN, NULL, detail, 0);
 		}
 	}
@@ -814,12 +804,13 @@ smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_
 	if (s->state != SMTP_S_NEW)
 		return -1;
 	if (getnameinfo(sa, salen, addr, sizeof(addr), port, sizeof(port),
-	    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		snprintf(s->peer, sizeof(s->peer), "%s%s%s:%s", sa->sa_family == AF_INET6 ?
-		    "[" : "", addr, sa->sa_family == AF_INET6 ? "]" : "", port);
+	                NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(s->peer, sizeof(s->peer), "%s%s%s:%s",
+		         sa->sa_family == AF_INET6 ? "[" : "", addr,
+		         sa->sa_family == AF_INET6 ? "]" : "", port);
 	/* Deferred callbacks: nothing reaches the owner from inside this call. */
-	s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE |
-	    BEV_OPT_DEFER_CALLBACKS);
+	s->bev =
+	    bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (s->bev == NULL)
 		return -1;
 	bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
@@ -841,8 +832,7 @@ smtp_session_probe(struct smtp_session *s, const char *rcpt)
 	struct evbuffer *batch;
 	int utf8, rc = 0;
 
-	if (s->state != SMTP_S_READY || s->npend != 0 || s->closing || s->quit_wanted ||
-	    s->dead)
+	if (s->state != SMTP_S_READY || s->npend != 0 || s->closing || s->quit_wanted || s->dead)
 		return SMTP_PROBE_BUSY;
 	if (*rcpt == '\0' || !session_arg_ok(rcpt, sizeof(s->rcpt) - 16))
 		return SMTP_PROBE_BAD_ARG;
@@ -860,8 +850,9 @@ smtp_session_probe(struct smtp_session *s, const char *rcpt)
 			return SMTP_PROBE_BUSY;
 		if (s->need_rset)
 			rc |= session_cmd(s, batch, SMTP_S_RSET, "RSET");
-		rc |= session_cmd(s, batch, SMTP_S_MAIL, utf8 ?
-		    "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>", s->mail_from);
+		rc |=
+		    session_cmd(s, batch, SMTP_S_MAIL,
+		                utf8 ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>", s->mail_from);
 		rc |= session_cmd(s, batch, SMTP_S_RCPT, "RCPT TO:<%s>", s->rcpt);
 		if (rc != 0) {
 			/* Nothing was written: forget what was queued. */
@@ -877,8 +868,9 @@ smtp_session_probe(struct smtp_session *s, const char *rcpt)
 		if (s->need_rset)
 			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_RSET, "RSET");
 		else
-			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_MAIL, utf8 ?
-			    "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>", s->mail_from);
+			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_MAIL,
+			                 utf8 ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
+			                 s->mail_from);
 		if (rc != 0)
 			return SMTP_PROBE_BAD_ARG;
 	}
@@ -906,8 +898,7 @@ smtp_session_quit(struct smtp_session *s)
 			session_send_quit(s);
 		break;
 	case SMTP_S_QUIT:
-	case SMTP_S_CLOSED:
-		break;
+	case SMTP_S_CLOSED: break;
 	default:
 		/* Commands outstanding: QUIT once they are answered. */
 		s->quit_wanted = 1;
@@ -924,8 +915,7 @@ smtp_session_get_state(const struct smtp_session *s)
 int
 smtp_session_reusable(const struct smtp_session *s)
 {
-	return s->state == SMTP_S_READY && !s->broken && !s->closing && !s->quit_wanted &&
-	    !s->dead;
+	return s->state == SMTP_S_READY && !s->broken && !s->closing && !s->quit_wanted && !s->dead;
 }
 
 int

@@ -62,7 +62,7 @@ enum smtp_state {
 	SMTP_S_HELO,
 	SMTP_S_STARTTLS,
 	SMTP_S_TLS_HANDSHAKE,
-	SMTP_S_READY,         /* idle, may probe */
+	SMTP_S_READY, /* idle, may probe */
 	SMTP_S_RSET,
 	SMTP_S_MAIL,
 	SMTP_S_RCPT,
@@ -81,31 +81,31 @@ enum smtp_state {
  * READY has no timeout in the session: the owner decides how long an idle
  * session lives.
  */
-#define SMTP_TIMEOUT_CONNECT_MS   30000u
-#define SMTP_TIMEOUT_GREETING_MS  60000u
-#define SMTP_TIMEOUT_HELO_MS      60000u
-#define SMTP_TIMEOUT_STARTTLS_MS  60000u
-#define SMTP_TIMEOUT_TLS_MS       30000u
-#define SMTP_TIMEOUT_RSET_MS      30000u
-#define SMTP_TIMEOUT_MAIL_MS      60000u
-#define SMTP_TIMEOUT_RCPT_MS      60000u
-#define SMTP_TIMEOUT_QUIT_MS      10000u
+#define SMTP_TIMEOUT_CONNECT_MS 30000u
+#define SMTP_TIMEOUT_GREETING_MS 60000u
+#define SMTP_TIMEOUT_HELO_MS 60000u
+#define SMTP_TIMEOUT_STARTTLS_MS 60000u
+#define SMTP_TIMEOUT_TLS_MS 30000u
+#define SMTP_TIMEOUT_RSET_MS 30000u
+#define SMTP_TIMEOUT_MAIL_MS 60000u
+#define SMTP_TIMEOUT_RCPT_MS 60000u
+#define SMTP_TIMEOUT_QUIT_MS 10000u
 
 enum smtp_tls_mode {
-	SMTP_TLS_MAY = 0,      /* STARTTLS when advertised; plaintext otherwise */
-	SMTP_TLS_REQUIRE,      /* fail (SMTP_FAIL_TLS) unless TLS is established */
+	SMTP_TLS_MAY = 0, /* STARTTLS when advertised; plaintext otherwise */
+	SMTP_TLS_REQUIRE, /* fail (SMTP_FAIL_TLS) unless TLS is established */
 	SMTP_TLS_OFF
 };
 
 struct smtp_session_params {
-	const char *helo_name;        /* EHLO/HELO argument (required) */
-	const char *mail_from;        /* reverse path; NULL or "" = <> */
-	const char *host_name;        /* peer's host name: logs, SNI; may be NULL */
+	const char *helo_name; /* EHLO/HELO argument (required) */
+	const char *mail_from; /* reverse path; NULL or "" = <> */
+	const char *host_name; /* peer's host name: logs, SNI; may be NULL */
 	enum smtp_tls_mode tls;
-	void *ssl_ctx;                /* SSL_CTX * to use (borrowed), or NULL: the
-	                                 session makes its own (verify none) */
-	unsigned timeout_ms[SMTP_S__COUNT];   /* 0 = default above */
-	struct smtp_reply_limits limits;      /* zeros = smtp_reply defaults */
+	void *ssl_ctx;                      /* SSL_CTX * to use (borrowed), or NULL: the
+	                                       session makes its own (verify none) */
+	unsigned timeout_ms[SMTP_S__COUNT]; /* 0 = default above */
+	struct smtp_reply_limits limits;    /* zeros = smtp_reply defaults */
 };
 
 enum smtp_fail {
@@ -121,17 +121,17 @@ enum smtp_fail {
 /* Why a session ended badly.  Valid only during the callback. */
 struct smtp_failure {
 	enum smtp_fail kind;
-	enum smtp_state state;        /* state in which it happened */
-	enum classify_stage stage;    /* stage of reply (when reply != NULL) */
-	const struct smtp_reply *reply;   /* the reply that ended it, or NULL */
-	const char *detail;           /* short human text */
-	int probe_lost;               /* a probe was outstanding and got no result */
+	enum smtp_state state;          /* state in which it happened */
+	enum classify_stage stage;      /* stage of reply (when reply != NULL) */
+	const struct smtp_reply *reply; /* the reply that ended it, or NULL */
+	const char *detail;             /* short human text */
+	int probe_lost;                 /* a probe was outstanding and got no result */
 };
 
 /* The answer to one probe.  Valid only during the callback. */
 struct smtp_result {
-	enum classify_stage stage;    /* CLASSIFY_RCPT, or CLASSIFY_MAIL when
-	                                 MAIL was refused (RCPT not answered) */
+	enum classify_stage stage; /* CLASSIFY_RCPT, or CLASSIFY_MAIL when
+	                              MAIL was refused (RCPT not answered) */
 	const struct smtp_reply *reply;
 };
 
@@ -155,8 +155,8 @@ struct smtp_session_cbs {
  * params are unusable (helo_name or mail_from containing controls, ...).
  */
 struct smtp_session *smtp_session_new(struct event_base *base,
-    const struct smtp_session_params *params, const struct smtp_session_cbs *cbs,
-    void *tag);
+                                      const struct smtp_session_params *params,
+                                      const struct smtp_session_cbs *cbs, void *tag);
 /* Free now; no callback fires afterwards.  Safe inside callbacks (deferred).
  * A live connection is dropped without QUIT: use smtp_session_quit() first
  * for a polite end. */
@@ -164,15 +164,14 @@ void smtp_session_free(struct smtp_session *s);
 
 /* Connect to sa (port included).  Returns 0 (progress reported through the
  * callbacks) or -1 (nothing happened, no callback will fire). */
-int smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa,
-    socklen_t salen);
+int smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_t salen);
 
 enum smtp_probe_rc {
-	SMTP_PROBE_STARTED = 0,       /* result or failed callback follows */
+	SMTP_PROBE_STARTED = 0,          /* result or failed callback follows */
 	SMTP_PROBE_SMTPUTF8_UNSUPPORTED, /* address needs SMTPUTF8, server did not
 	                                    offer it: nothing was sent */
-	SMTP_PROBE_BAD_ARG,           /* CR/LF/control char or too long: refused */
-	SMTP_PROBE_BUSY               /* not READY */
+	SMTP_PROBE_BAD_ARG,              /* CR/LF/control char or too long: refused */
+	SMTP_PROBE_BUSY                  /* not READY */
 };
 /* Probe one recipient (address without angle brackets). */
 enum smtp_probe_rc smtp_session_probe(struct smtp_session *s, const char *rcpt);
@@ -186,10 +185,10 @@ const char *smtp_state_name(enum smtp_state st);
 const char *smtp_fail_name(enum smtp_fail f);
 /* 1 if READY and no timeout/protocol error/refusal was ever seen. */
 int smtp_session_reusable(const struct smtp_session *s);
-int smtp_session_tls(const struct smtp_session *s);          /* 1 if TLS is up */
+int smtp_session_tls(const struct smtp_session *s);             /* 1 if TLS is up */
 unsigned smtp_session_extensions(const struct smtp_session *s); /* SMTP_EXT_* */
-unsigned smtp_session_rcpts(const struct smtp_session *s);   /* RCPTs sent */
-unsigned smtp_session_503s(const struct smtp_session *s);    /* 503s received */
+unsigned smtp_session_rcpts(const struct smtp_session *s);      /* RCPTs sent */
+unsigned smtp_session_503s(const struct smtp_session *s);       /* 503s received */
 void *smtp_session_tag(const struct smtp_session *s);
 
 /* 1 if the address needs SMTPUTF8 (has bytes >= 0x80). */

@@ -38,9 +38,10 @@ struct probe {
 static void
 probe_usage(void)
 {
-	fprintf(stderr, "usage: mxsift-probe --host HOST --port P [--helo NAME] "
-	    "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
-	    "[--timeout-ms N] [--dns HOST:PORT] [--debug] ADDR...\n");
+	fprintf(stderr,
+	        "usage: mxsift-probe --host HOST --port P [--helo NAME] "
+	        "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
+	        "[--timeout-ms N] [--dns HOST:PORT] [--debug] ADDR...\n");
 	exit(2);
 }
 
@@ -74,22 +75,22 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "host", required_argument, NULL, 'H' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "helo", required_argument, NULL, 'e' },
-		{ "mail-from", required_argument, NULL, 'f' },
-		{ "tls", required_argument, NULL, 't' },
-		{ "max-rcpt", required_argument, NULL, 'r' },
-		{ "max-rejects", required_argument, NULL, 'j' },
-		{ "timeout-ms", required_argument, NULL, 'T' },
-		{ "dns", required_argument, NULL, 'd' },
-		{ "debug", no_argument, NULL, 'D' },
-		{ NULL, 0, NULL, 0 },
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"helo", required_argument, NULL, 'e'},
+	    {"mail-from", required_argument, NULL, 'f'},
+	    {"tls", required_argument, NULL, 't'},
+	    {"max-rcpt", required_argument, NULL, 'r'},
+	    {"max-rejects", required_argument, NULL, 'j'},
+	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"dns", required_argument, NULL, 'd'},
+	    {"debug", no_argument, NULL, 'D'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct engine_params ep = { 0 };
+	struct engine_params ep = {0};
 	struct engine_stats st;
 	struct engine_mx_host mx;
-	struct probe p = { 0 };
+	struct probe p = {0};
 	struct event_base *base;
 	struct dns *dns = NULL;
 	const char *host = NULL, *dns_server = NULL;
@@ -148,12 +149,12 @@ main(int argc, char **argv)
 		const char *addr = argv[optind + (int)i];
 		const char *at = strrchr(addr, '@');
 		struct probe_req req = {
-			.address = addr,
-			.domain = at != NULL ? at + 1 : "",
-			.mx_domain = host,
-			.hosts = &mx,
-			.nhosts = 1,
-			.tag = (void *)(uintptr_t)i,
+		    .address = addr,
+		    .domain = at != NULL ? at + 1 : "",
+		    .mx_domain = host,
+		    .hosts = &mx,
+		    .nhosts = 1,
+		    .tag = (void *)(uintptr_t)i,
 		};
 
 		for (const unsigned char *c = (const unsigned char *)addr; *c; c++)
@@ -171,12 +172,12 @@ main(int argc, char **argv)
 			continue;
 		}
 		printf("%s %s %s %d %s\n", argv[optind + (int)i], verdict_status_name(v->status),
-		    verdict_reason_name(v->reason), v->smtp_code,
-		    v->enhanced[0] != '\0' ? v->enhanced : "-");
+		       verdict_reason_name(v->reason), v->smtp_code,
+		       v->enhanced[0] != '\0' ? v->enhanced : "-");
 	}
 	engine_get_stats(p.engine, &st);
 	printf("stats connections=%lu rcpts=%lu replies_503=%lu\n", st.connections, st.rcpts,
-	    st.replies_503);
+	       st.replies_503);
 	fflush(stdout);
 	engine_free(p.engine);
 	dns_free(dns);

@@ -41,7 +41,7 @@ struct fconn {
 	struct fake *f;
 	struct bufferevent *bev;
 	const char *const *step;
-	int want;                   /* lines still awaited by a ">" step */
+	int want; /* lines still awaited by a ">" step */
 	struct event *pause;
 	int closed;
 };
@@ -50,19 +50,19 @@ struct fake {
 	struct event_base *base;
 	struct evconnlistener *lis;
 	int port;
-	const char *const *scripts[4];  /* per connection, in accept order */
+	const char *const *scripts[4]; /* per connection, in accept order */
 	int nconns;
 	int open;
 	struct fconn *conns[4];
 	char rec[4096];
-	int max_batch;                  /* most client lines seen in one read */
+	int max_batch; /* most client lines seen in one read */
 	struct engine_stats st;
 	/* client side */
 	struct engine *engine;
 	struct verdict v[MAXV];
 	int have[MAXV];
 	int nreq, ndone;
-	int no_shutdown;                /* let the idle timer end the session */
+	int no_shutdown; /* let the idle timer end the session */
 	struct event *watchdog;
 };
 
@@ -122,7 +122,7 @@ fake_run(struct fconn *c)
 				c->want = s[1] != '\0' ? atoi(s + 1) : 1;
 			return;
 		} else if (s[0] == '~') {
-			struct timeval tv = { 0, atoi(s + 1) * 1000 };
+			struct timeval tv = {0, atoi(s + 1) * 1000};
 
 			if (c->pause == NULL)
 				c->pause = evtimer_new(c->f->base, fake_pause_cb, c);
@@ -149,8 +149,11 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 		int waiting = c->want > 0 && *c->step != NULL && (*c->step)[0] == '>';
 
 		lines++;
-		fake_record(c->f, !crlf ? "nocrlf:" : waiting || *c->step == NULL ? "" :
-		    "early:", line, crlf ? n - 1 : n);
+		fake_record(c->f,
+		            !crlf                         ? "nocrlf:"
+		            : waiting || *c->step == NULL ? ""
+		                                          : "early:",
+		            line, crlf ? n - 1 : n);
 		free(line);
 		if (waiting && --c->want == 0) {
 			c->step++;
@@ -174,7 +177,7 @@ fake_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void
 fake_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int len,
-    void *arg)
+               void *arg)
 {
 	struct fake *f = arg;
 	struct fconn *c;
@@ -202,7 +205,7 @@ fake_done(void *arg, void *tag, const char *address, const struct verdict *v)
 	int i = (int)(intptr_t)tag;
 
 	assert_true(i >= 0 && i < f->nreq);
-	assert_false(f->have[i]);     /* exactly one verdict per request */
+	assert_false(f->have[i]); /* exactly one verdict per request */
 	f->have[i] = 1;
 	f->v[i] = *v;
 	if (++f->ndone == f->nreq && !f->no_shutdown)
@@ -223,13 +226,12 @@ fake_watchdog_cb(evutil_socket_t fd, short what, void *arg)
  * per-connection scripts); the fake and its results stay in *f.
  */
 static void
-run_hosts(struct fake *f, const struct engine_params *params,
-    const char *const *const *scripts, const char *const *addrs,
-    const struct engine_mx_host *hosts, size_t nhosts)
+run_hosts(struct fake *f, const struct engine_params *params, const char *const *const *scripts,
+          const char *const *addrs, const struct engine_mx_host *hosts, size_t nhosts)
 {
 	struct sockaddr_in sin;
-	struct engine_params ep = { 0 };
-	struct timeval tv = { 10, 0 };
+	struct engine_params ep = {0};
+	struct timeval tv = {10, 0};
 	socklen_t sl = sizeof(sin);
 
 	int no_shutdown = f->no_shutdown;
@@ -244,7 +246,8 @@ run_hosts(struct fake *f, const struct engine_params *params,
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	f->lis = evconnlistener_new_bind(f->base, fake_accept_cb, f,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin, sizeof(sin));
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	                                 (struct sockaddr *)&sin, sizeof(sin));
 	assert_non_null(f->lis);
 	getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&sin, &sl);
 	f->port = ntohs(sin.sin_port);
@@ -260,16 +263,16 @@ run_hosts(struct fake *f, const struct engine_params *params,
 	assert_non_null(f->engine);
 	for (f->nreq = 0; addrs[f->nreq] != NULL; f->nreq++) {
 		struct probe_req r = {
-			.address = addrs[f->nreq],
-			.domain = "x.test",
-			.mx_domain = "x.test",
-			.hosts = hosts,
-			.nhosts = nhosts,
-			.tag = (void *)(intptr_t)f->nreq,
+		    .address = addrs[f->nreq],
+		    .domain = "x.test",
+		    .mx_domain = "x.test",
+		    .hosts = hosts,
+		    .nhosts = nhosts,
+		    .tag = (void *)(intptr_t)f->nreq,
 		};
 		/* Unusable addresses are refused at once (verdict later). */
 		assert_int_equal(engine_submit(f->engine, &r),
-		    strpbrk(addrs[f->nreq], "\r\n") != NULL ? -1 : 0);
+		                 strpbrk(addrs[f->nreq], "\r\n") != NULL ? -1 : 0);
 		/* Never from inside engine_submit(). */
 		assert_int_equal(f->ndone, 0);
 	}
@@ -296,7 +299,7 @@ static void
 run(struct fake *f, const struct engine_params *params, const char *const *const *scripts,
     const char *const *addrs)
 {
-	static const struct engine_mx_host mx = { "127.0.0.1", 10 };
+	static const struct engine_mx_host mx = {"127.0.0.1", 10};
 
 	run_hosts(f, params, scripts, addrs, &mx, 1);
 }
@@ -306,13 +309,13 @@ run(struct fake *f, const struct engine_params *params, const char *const *const
 #define RCPTS(f) ((int)(f)->st.rcpts)
 
 static void
-assert_verdict(const struct verdict *v, enum verdict_status st, enum verdict_reason why,
-    int code)
+assert_verdict(const struct verdict *v, enum verdict_status st, enum verdict_reason why, int code)
 {
 	if (v->status != st || v->reason != why || v->smtp_code != code)
 		fail_msg("verdict %s/%s %d, want %s/%s %d (detail %s)",
-		    verdict_status_name(v->status), verdict_reason_name(v->reason), v->smtp_code,
-		    verdict_status_name(st), verdict_reason_name(why), code, v->detail);
+		         verdict_status_name(v->status), verdict_reason_name(v->reason),
+		         v->smtp_code, verdict_status_name(st), verdict_reason_name(why), code,
+		         v->detail);
 }
 
 #define EHLO_PLAIN "<250-mx.x.test", "<250 8BITMIME"
@@ -320,18 +323,18 @@ assert_verdict(const struct verdict *v, enum verdict_status st, enum verdict_rea
 static void
 test_one_address(void **state)
 {
-	static const char *const c1[] = { "<220 mx.x.test ESMTP", ">", EHLO_PLAIN, ">",
-		"<250 2.1.0 Ok", ">", "<250 2.1.5 Ok", ">", "<221 2.0.0 Bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "alice@x.test", NULL };
+	static const char *const c1[] = {"<220 mx.x.test ESMTP", ">", EHLO_PLAIN,      ">",
+	                                 "<250 2.1.0 Ok",        ">", "<250 2.1.5 Ok", ">",
+	                                 "<221 2.0.0 Bye",       NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"alice@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n"
-	    "MAIL FROM:<>\n"
-	    "RCPT TO:<alice@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<alice@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 	assert_string_equal(f.v[0].enhanced, "2.1.5");
 	assert_string_equal(f.v[0].mx_host, "127.0.0.1");
@@ -344,23 +347,44 @@ test_one_address(void **state)
 static void
 test_three_one_connection(void **state)
 {
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN,
-		">", "<250 ok", ">", "<250 2.1.5 ok",
-		">", "<250 ok", ">", "<250 ok", ">", "<550 5.1.1 <b@x.test>: User unknown",
-		">", "<250 ok", ">", "<250 ok", ">", "<250 ok",
-		">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", "c@x.test", NULL };
-	struct engine_params p = { .mail_from = "probe@mxsift.test" };
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 2.1.5 ok",
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<550 5.1.1 <b@x.test>: User unknown",
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
+	struct engine_params p = {.mail_from = "probe@mxsift.test"};
 	struct fake f;
 
 	run(&f, &p, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n"
-	    "MAIL FROM:<probe@mxsift.test>\n" "RCPT TO:<a@x.test>\n"
-	    "RSET\n" "MAIL FROM:<probe@mxsift.test>\n" "RCPT TO:<b@x.test>\n"
-	    "RSET\n" "MAIL FROM:<probe@mxsift.test>\n" "RCPT TO:<c@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<probe@mxsift.test>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<probe@mxsift.test>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<probe@mxsift.test>\n"
+	                           "RCPT TO:<c@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 	assert_verdict(&f.v[1], VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
 	assert_verdict(&f.v[2], VS_DELIVERABLE, VR_ACCEPTED, 250);
@@ -372,21 +396,33 @@ test_three_one_connection(void **state)
 static void
 test_pipelining(void **state)
 {
-	static const char *const c1[] = { "<220 mx", ">",
-		"<250-mx", "<250-PIPELINING", "<250 ENHANCEDSTATUSCODES",
-		">2", "<250 2.1.0 ok", "<250 2.1.5 ok",
-		">3", "<250 2.0.0 ok", "<250 2.1.0 ok", "<550 5.1.1 no such user",
-		">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 "<250-mx",
+	                                 "<250-PIPELINING",
+	                                 "<250 ENHANCEDSTATUSCODES",
+	                                 ">2",
+	                                 "<250 2.1.0 ok",
+	                                 "<250 2.1.5 ok",
+	                                 ">3",
+	                                 "<250 2.0.0 ok",
+	                                 "<250 2.1.0 ok",
+	                                 "<550 5.1.1 no such user",
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n"
-	    "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
-	    "RSET\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "QUIT\n");
 	/* RSET+MAIL+RCPT left in one write. */
 	assert_int_equal(f.max_batch, 3);
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
@@ -397,26 +433,37 @@ static void
 test_multiline_greeting(void **state)
 {
 	/* The greeting's last line comes 150 ms late: EHLO must wait for it. */
-	static const char *const c1[] = { "<220-mx.x.test ESMTP", "<220-still talking", "~150",
-		"<220 done", ">", EHLO_PLAIN, ">", "<250 ok", ">", "<250 ok", ">", "<221 bye",
-		NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
+	static const char *const c1[] = {"<220-mx.x.test ESMTP",
+	                                 "<220-still talking",
+	                                 "~150",
+	                                 "<220 done",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 }
 
 static void
 test_greeting_554(void **state)
 {
-	static const char *const c1[] = { "<554 5.7.1 You are not welcome", ">", "<221 bye",
-		NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	static const char *const c1[] = {"<554 5.7.1 You are not welcome", ">", "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
@@ -432,14 +479,15 @@ static void
 test_421_mid_session(void **state)
 {
 	/* 421 to MAIL: nothing more may be sent, not even QUIT. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">",
-		"<421 4.3.2 Service shutting down", "~200", "X", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
+	static const char *const c1[] = {
+	    "<220 mx", ">", EHLO_PLAIN, ">", "<421 4.3.2 Service shutting down", "~200", "X", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n");
 	assert_int_equal(f.v[0].status, VS_UNKNOWN);
 	assert_int_equal(f.v[0].smtp_code, 421);
 }
@@ -447,15 +495,21 @@ test_421_mid_session(void **state)
 static void
 test_ehlo_502_helo(void **state)
 {
-	static const char *const c1[] = { "<220 mx", ">", "<502 5.5.2 Error: command not recognized",
-		">", "<250 mx", ">", "<250 ok", ">", "<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
+	static const char *const c1[] = {
+	    "<220 mx", ">",        "<502 5.5.2 Error: command not recognized",
+	    ">",       "<250 mx",  ">",
+	    "<250 ok", ">",        "<250 ok",
+	    ">",       "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec, "EHLO t.test\n" "HELO t.test\n" "MAIL FROM:<>\n"
-	    "RCPT TO:<a@x.test>\n" "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "HELO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 }
 
@@ -463,14 +517,16 @@ static void
 test_server_drop(void **state)
 {
 	/* The server vanishes after RCPT: abort, no QUIT, no reuse. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">", "X",
-		NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
+	                                 "<250 ok", ">", "X",        NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n");
 	assert_verdict(&f.v[0], VS_UNKNOWN, VR_CONNECTION_FAILED, 0);
 }
 
@@ -479,19 +535,32 @@ test_pipelined_mail_rejected(void **state)
 {
 	/* MAIL refused under pipelining: the RCPT reply is read and
 	 * discarded, the verdict comes from MAIL — never undeliverable. */
-	static const char *const c1[] = { "<220 mx", ">", "<250-mx", "<250 PIPELINING",
-		">2", "<550 5.7.1 Sender address rejected: Access denied",
-		"<503 5.5.1 Error: need MAIL command",
-		">3", "<250 ok", "<250 ok", "<250 2.1.5 ok",
-		">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 "<250-mx",
+	                                 "<250 PIPELINING",
+	                                 ">2",
+	                                 "<550 5.7.1 Sender address rejected: Access denied",
+	                                 "<503 5.5.1 Error: need MAIL command",
+	                                 ">3",
+	                                 "<250 ok",
+	                                 "<250 ok",
+	                                 "<250 2.1.5 ok",
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
-	    "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
-	    "RSET\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n" "QUIT\n");
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "QUIT\n");
 	assert_int_equal(f.v[0].status, VS_UNKNOWN);
 	assert_int_equal(f.v[0].smtp_code, 550);
 	assert_string_equal(f.v[0].enhanced, "5.7.1");
@@ -503,20 +572,28 @@ static void
 test_recycle_max_rcpt(void **state)
 {
 	/* max_rcpt_per_session 2: third address on a second connection. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<250 ok", ">", "<250 ok", ">", "<250 ok", ">", "<221 bye", NULL };
-	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, c2, NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", "c@x.test", NULL };
-	struct engine_params p = { .max_rcpt_per_session = 2 };
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
+	                                 "<250 ok", ">", "<250 ok",  ">", "<250 ok", ">",
+	                                 "<250 ok", ">", "<221 bye", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
+	struct engine_params p = {.max_rcpt_per_session = 2};
 	struct fake f;
 
 	run(&f, &p, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
-	    "RSET\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n" "QUIT\n"
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<c@x.test>\n" "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "QUIT\n"
+	                           "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<c@x.test>\n"
+	                           "QUIT\n");
 	assert_int_equal(CONNS(&f), 2);
 }
 
@@ -524,15 +601,17 @@ static void
 test_control_chars_refused(void **state)
 {
 	/* An address with CR LF never reaches the socket; the others go on. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test\r\nDATA", "ok@x.test", NULL };
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test\r\nDATA", "ok@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<ok@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<ok@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_UNDELIVERABLE, VR_INVALID_SYNTAX, 0);
 	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
 }
@@ -541,17 +620,18 @@ static void
 test_failover_refused(void **state)
 {
 	/* Nothing listens on 127.0.0.2: the next host by preference serves. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
-	static const struct engine_mx_host hosts[] = { { "127.0.0.2", 10 },
-		{ "127.0.0.1", 20 } };
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	static const struct engine_mx_host hosts[] = {{"127.0.0.2", 10}, {"127.0.0.1", 20}};
 	struct fake f;
 
 	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 	assert_string_equal(f.v[0].mx_host, "127.0.0.1");
 	assert_int_equal(CONNS(&f), 2);
@@ -562,18 +642,19 @@ test_failover_421_greeting(void **state)
 {
 	/* Two host names, one address: the first greets 421 and is left
 	 * without a word; the second serves. */
-	static const char *const c1[] = { "<421 4.3.2 too busy", "~100", "X", NULL };
-	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, c2, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
-	static const struct engine_mx_host hosts[] = { { "127.0.0.1", 10 },
-		{ "[127.0.0.1]", 20 } };
+	static const char *const c1[] = {"<421 4.3.2 too busy", "~100", "X", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	static const struct engine_mx_host hosts[] = {{"127.0.0.1", 10}, {"[127.0.0.1]", 20}};
 	struct fake f;
 
 	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 	assert_string_equal(f.v[0].mx_host, "[127.0.0.1]");
 }
@@ -581,10 +662,9 @@ test_failover_421_greeting(void **state)
 static void
 test_all_hosts_fail(void **state)
 {
-	static const char *const *const scripts[] = { NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
-	static const struct engine_mx_host hosts[] = { { "127.0.0.2", 10 },
-		{ "127.0.0.3", 20 } };
+	static const char *const *const scripts[] = {NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	static const struct engine_mx_host hosts[] = {{"127.0.0.2", 10}, {"127.0.0.3", 20}};
 	struct fake f;
 
 	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
@@ -599,18 +679,23 @@ test_reused_drop_requeued(void **state)
 {
 	/* The server drops a reused session at RSET: the request is tried
 	 * once more on a fresh connection. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "X", NULL };
-	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, c2, NULL };
-	static const char *const addrs[] = { "a@x.test", "b@x.test", NULL };
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">", "<250 ok",
+	                                 ">",       "<250 ok", ">",        "X", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "RSET\n"
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<b@x.test>\n" "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
 	assert_int_equal(f.v[1].attempts, 2);
 }
@@ -620,15 +705,17 @@ test_timeout_aborts(void **state)
 {
 	/* No reply to RCPT: timeout verdict, the connection is dropped
 	 * without QUIT and not reused. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"~1500", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
-	struct engine_params p = { .command_timeout_ms = 300 };
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
+	                                 "<250 ok", ">", "~1500",    NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.command_timeout_ms = 300};
 	struct fake f;
 
 	run(&f, &p, scripts, addrs);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n");
 	assert_verdict(&f.v[0], VS_UNKNOWN, VR_TIMEOUT, 0);
 }
 
@@ -637,25 +724,30 @@ test_smtputf8(void **state)
 {
 	/* Without SMTPUTF8 the UTF-8 address is not sent at all; with it, MAIL
 	 * carries the SMTPUTF8 parameter. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const c2[] = { "<220 mx", ">", "<250-mx", "<250 SMTPUTF8", ">",
-		"<250 ok", ">", "<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const s1[] = { c1, NULL };
-	static const char *const *const s2[] = { c2, NULL };
-	static const char *const a1[] = { "j\xc3\xb6rg@x.test", "ascii@x.test", NULL };
-	static const char *const a2[] = { "j\xc3\xb6rg@x.test", NULL };
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c2[] = {"<220 mx", ">",        "<250-mx", "<250 SMTPUTF8",
+	                                 ">",       "<250 ok",  ">",       "<250 ok",
+	                                 ">",       "<221 bye", NULL};
+	static const char *const *const s1[] = {c1, NULL};
+	static const char *const *const s2[] = {c2, NULL};
+	static const char *const a1[] = {"j\xc3\xb6rg@x.test", "ascii@x.test", NULL};
+	static const char *const a2[] = {"j\xc3\xb6rg@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, s1, a1);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<ascii@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<ascii@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_UNKNOWN, VR_SMTPUTF8_UNSUPPORTED, 0);
 	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
 
 	run(&f, NULL, s2, a2);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<> SMTPUTF8\n"
-	    "RCPT TO:<j\xc3\xb6rg@x.test>\n" "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<> SMTPUTF8\n"
+	                           "RCPT TO:<j\xc3\xb6rg@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 }
 
@@ -664,18 +756,24 @@ test_452_retry_now(void **state)
 {
 	/* 452 4.5.3 too many recipients is not about the mailbox: asked
 	 * again once, on a fresh session. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<452 4.5.3 Too many recipients", ">", "<221 bye", NULL };
-	static const char *const c2[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, c2, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
+	static const char *const c1[] = {
+	    "<220 mx",  ">", EHLO_PLAIN, ">", "<250 ok", ">", "<452 4.5.3 Too many recipients", ">",
+	    "<221 bye", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
-	assert_string_equal(f.rec,
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "QUIT\n"
-	    "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n" "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n"
+	                           "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n");
 	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
 	assert_int_equal(f.v[0].attempts, 2);
 }
@@ -685,10 +783,9 @@ test_early_reply_is_protocol_error(void **state)
 {
 	/* Two replies to one EHLO (no PIPELINING): the second would be taken
 	 * for MAIL's answer.  The session must stop, not probe. */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, "<250 bonus", "~300",
-		NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, "<250 bonus", "~300", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f;
 
 	run(&f, NULL, scripts, addrs);
@@ -702,42 +799,44 @@ test_idle_close(void **state)
 {
 	/* Nothing more to do: the idle session is QUIT after idle_close_ms,
 	 * without engine_shutdown(). */
-	static const char *const c1[] = { "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-		"<250 ok", ">", "<221 bye", NULL };
-	static const char *const *const scripts[] = { c1, NULL };
-	static const char *const addrs[] = { "a@x.test", NULL };
-	struct engine_params p = { .idle_close_ms = 100 };
-	struct fake f = { .no_shutdown = 1 };
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.idle_close_ms = 100};
+	struct fake f = {.no_shutdown = 1};
 
 	run(&f, &p, scripts, addrs);
-	assert_string_equal(f.rec, "EHLO t.test\n" "MAIL FROM:<>\n" "RCPT TO:<a@x.test>\n"
-	    "QUIT\n");
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "QUIT\n");
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_address),
-		cmocka_unit_test(test_three_one_connection),
-		cmocka_unit_test(test_pipelining),
-		cmocka_unit_test(test_multiline_greeting),
-		cmocka_unit_test(test_greeting_554),
-		cmocka_unit_test(test_421_mid_session),
-		cmocka_unit_test(test_ehlo_502_helo),
-		cmocka_unit_test(test_server_drop),
-		cmocka_unit_test(test_pipelined_mail_rejected),
-		cmocka_unit_test(test_recycle_max_rcpt),
-		cmocka_unit_test(test_control_chars_refused),
-		cmocka_unit_test(test_failover_refused),
-		cmocka_unit_test(test_failover_421_greeting),
-		cmocka_unit_test(test_all_hosts_fail),
-		cmocka_unit_test(test_reused_drop_requeued),
-		cmocka_unit_test(test_timeout_aborts),
-		cmocka_unit_test(test_smtputf8),
-		cmocka_unit_test(test_452_retry_now),
-		cmocka_unit_test(test_early_reply_is_protocol_error),
-		cmocka_unit_test(test_idle_close),
+	    cmocka_unit_test(test_one_address),
+	    cmocka_unit_test(test_three_one_connection),
+	    cmocka_unit_test(test_pipelining),
+	    cmocka_unit_test(test_multiline_greeting),
+	    cmocka_unit_test(test_greeting_554),
+	    cmocka_unit_test(test_421_mid_session),
+	    cmocka_unit_test(test_ehlo_502_helo),
+	    cmocka_unit_test(test_server_drop),
+	    cmocka_unit_test(test_pipelined_mail_rejected),
+	    cmocka_unit_test(test_recycle_max_rcpt),
+	    cmocka_unit_test(test_control_chars_refused),
+	    cmocka_unit_test(test_failover_refused),
+	    cmocka_unit_test(test_failover_421_greeting),
+	    cmocka_unit_test(test_all_hosts_fail),
+	    cmocka_unit_test(test_reused_drop_requeued),
+	    cmocka_unit_test(test_timeout_aborts),
+	    cmocka_unit_test(test_smtputf8),
+	    cmocka_unit_test(test_452_retry_now),
+	    cmocka_unit_test(test_early_reply_is_protocol_error),
+	    cmocka_unit_test(test_idle_close),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
