@@ -328,7 +328,7 @@ test_one_address(void **state)
 	                                 "<221 2.0.0 Bye",       NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"alice@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -372,7 +372,7 @@ test_three_one_connection(void **state)
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 	struct engine_params p = {.mail_from = "probe@mxsift.test"};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, &p, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -413,7 +413,7 @@ test_pipelining(void **state)
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -448,7 +448,7 @@ test_multiline_greeting(void **state)
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -464,7 +464,7 @@ test_greeting_554(void **state)
 	static const char *const c1[] = {"<554 5.7.1 You are not welcome", ">", "<221 bye", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "QUIT\n");
@@ -483,7 +483,7 @@ test_421_mid_session(void **state)
 	    "<220 mx", ">", EHLO_PLAIN, ">", "<421 4.3.2 Service shutting down", "~200", "X", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -502,7 +502,7 @@ test_ehlo_502_helo(void **state)
 	    ">",       "<221 bye", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -521,7 +521,7 @@ test_server_drop(void **state)
 	                                 "<250 ok", ">", "X",        NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -551,7 +551,7 @@ test_pipelined_mail_rejected(void **state)
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -580,7 +580,7 @@ test_recycle_max_rcpt(void **state)
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 	struct engine_params p = {.max_rcpt_per_session = 2};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, &p, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -605,7 +605,7 @@ test_control_chars_refused(void **state)
 	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test\r\nDATA", "ok@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -625,7 +625,7 @@ test_failover_refused(void **state)
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	static const struct engine_mx_host hosts[] = {{"127.0.0.2", 10}, {"127.0.0.1", 20}};
-	struct fake f;
+	struct fake f = {0};
 
 	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -648,7 +648,7 @@ test_failover_421_greeting(void **state)
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	static const struct engine_mx_host hosts[] = {{"127.0.0.1", 10}, {"[127.0.0.1]", 20}};
-	struct fake f;
+	struct fake f = {0};
 
 	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -665,7 +665,7 @@ test_all_hosts_fail(void **state)
 	static const char *const *const scripts[] = {NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	static const struct engine_mx_host hosts[] = {{"127.0.0.2", 10}, {"127.0.0.3", 20}};
-	struct fake f;
+	struct fake f = {0};
 
 	run_hosts(&f, NULL, scripts, addrs, hosts, 2);
 	assert_string_equal(f.rec, "");
@@ -685,7 +685,7 @@ test_reused_drop_requeued(void **state)
 	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -710,7 +710,7 @@ test_timeout_aborts(void **state)
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct engine_params p = {.command_timeout_ms = 300};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, &p, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -733,7 +733,7 @@ test_smtputf8(void **state)
 	static const char *const *const s2[] = {c2, NULL};
 	static const char *const a1[] = {"j\xc3\xb6rg@x.test", "ascii@x.test", NULL};
 	static const char *const a2[] = {"j\xc3\xb6rg@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, s1, a1);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -763,7 +763,7 @@ test_452_retry_now(void **state)
 	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
@@ -786,7 +786,7 @@ test_early_reply_is_protocol_error(void **state)
 	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, "<250 bonus", "~300", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
-	struct fake f;
+	struct fake f = {0};
 
 	run(&f, NULL, scripts, addrs);
 	assert_null(strstr(f.rec, "RCPT"));
