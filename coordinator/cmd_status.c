@@ -1,2 +1,372 @@
-/* cmd_status.c: to be written */
-typedef int mx_placeholder_t;
+/*
+ * cmd_status.c — `mxsift status` and `mxsift export`: read a fleet job back
+ * from Redis (jobstore.h).
+ *
+ * status: the job's meta (rows, unique, invalid, duplicates, total, state)
+ * and its counts (done, per status, per reason), as aligned "key value"
+ * lines for people or one JSON object (--format json) for scripts.  The job
+ * is complete when done == total and the coordinator marked it submitted.
+ *
+ * export: every verdict (HSCAN, so a big job never sits in memory at once)
+ * as CSV or JSONL through verdict_write_row(): line 0 and no input text
+ * (the fleet keeps one verdict per unique address, not per input row),
+ * address = the normalised address (an invalid row: its trimmed text).
+ * Rows come in Redis's hash order, not input order.  Exporting a job that is
+ * still running is allowed and says so on stderr.
+ *
+ * Exit codes: 0 ok; 1 runtime failure or no such job; 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "jobstore.h"
+#include "log.h"
+#include "verdict.h"
+
+struct status_args {
+	const char *job, *redis, *format, *output;
+};
+
+/* Shared option parsing for both commands; returns -1 (usage), 1 (help
+ * printed) or 0. */
+static int
+status_parse(int argc, char **argv, struct status_args *a, int with_output,
+    void (*usage)(FILE *))
+{
+	enum { OPT_LOG_LEVEL = 256 };
+	static const struct option longopts[] = {
+		{ "job", required_argument, NULL, 'j' },
+		{ "redis", required_argument, NULL, 'r' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, with_output ? "j:r:f:o:h" : "j:r:f:h", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'j': a->job = optarg; break;
+		case 'r': a->redis = optarg; break;
+		case 'f': a->format = optarg; break;
+		case 'o':
+			if (!with_output)
+				goto bad;
+			a->output = optarg;
+			break;
+		case OPT_LOG_LEVEL: {
+			int l = log_parse_level(optarg);
+			if (l < 0) {
+				fprintf(stderr, "mxsift %s: unknown log level '%s'\n", argv[0],
+				    optarg);
+				goto bad;
+			}
+			log_set_level((enum log_level)l);
+			break;
+		}
+		case 'h': usage(stdout); return 1;
+		default: goto bad;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "mxsift %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		goto bad;
+	}
+	if (a->job == NULL || a->redis == NULL) {
+		fprintf(stderr, "mxsift %s: --job and --redis are required\n", argv[0]);
+		goto bad;
+	}
+	if (!jobstore_valid_name(a->job)) {
+		fprintf(stderr, "mxsift %s: bad job name '%s'\n", argv[0], a->job);
+		goto bad;
+	}
+	return 0;
+bad:
+	usage(stderr);
+	return -1;
+}
+
+/* Connect and load meta; NULL when Redis fails or the job is unknown
+ * (*rc set). */
+static struct jobstore *
+status_open(const char *cmd, const struct status_args *a, struct jobstore_meta *m, int *rc)
+{
+	struct jobstore *js;
+	char err[512];
+	int found;
+
+	*rc = MXSIFT_EXIT_FAILURE;
+	js = jobstore_connect(a->redis, 5000, err, sizeof(err));
+	if (js == NULL) {
+		fprintf(stderr, "mxsift %s: %s\n", cmd, err);
+		return NULL;
+	}
+	found = jobstore_get_meta(js, a->job, m);
+	if (found != 1) {
+		if (found == 0)
+			fprintf(stderr, "mxsift %s: no job '%s' in Redis\n", cmd, a->job);
+		else
+			fprintf(stderr, "mxsift %s: %s\n", cmd, jobstore_errstr(js));
+		jobstore_close(js);
+		return NULL;
+	}
+	*rc = MXSIFT_EXIT_OK;
+	return js;
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+static void
+status_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mxsift status --job NAME --redis URL [--format text|json]\n"
+	    "\n"
+	    "Show a fleet job's progress: total verdicts expected, verdicts done, and the\n"
+	    "counts per status and per reason.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -j, --job NAME          the job given to `mxsift submit`\n"
+	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
+	    "  -f, --format FMT        text (default) or json (one object)\n"
+	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "  -h, --help              this help\n"
+	    "\n"
+	    "Exit codes: 0 ok; 1 Redis failure or no such job; 2 usage error.\n");
+}
+
+static const char *
+status_state(const struct jobstore_meta *m, const struct jobstore_counts *c)
+{
+	if (strcmp(m->state, "submitted") == 0 && c->done >= m->total)
+		return "complete";
+	if (strcmp(m->state, "submitted") == 0)
+		return "running";
+	return m->state[0] ? m->state : "unknown";
+}
+
+static void
+status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
+    const struct jobstore_counts *c)
+{
+	char when[32] = "-";
+	time_t t = (time_t)m->submitted_at;
+	struct tm tm;
+
+	if (m->submitted_at > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(f, "%-14s %s\n", "job", job);
+	fprintf(f, "%-14s %s\n", "state", status_state(m, c));
+	fprintf(f, "%-14s %s\n", "submitted_at", when);
+	fprintf(f, "%-14s %s\n", "file", m->file[0] ? m->file : "-");
+	fprintf(f, "%-14s %" PRIu64 "\n", "rows", m->rows);
+	fprintf(f, "%-14s %" PRIu64 "\n", "unique", m->unique);
+	fprintf(f, "%-14s %" PRIu64 "\n", "invalid", m->invalid);
+	fprintf(f, "%-14s %" PRIu64 "\n", "duplicates", m->duplicates);
+	fprintf(f, "%-14s %" PRIu64 "\n", "tasks", m->tasks);
+	fprintf(f, "%-14s %" PRIu64 "\n", "total", m->total);
+	fprintf(f, "%-14s %" PRIu64 " (%.1f%%)\n", "done", c->done,
+	    m->total ? 100.0 * (double)c->done / (double)m->total : 100.0);
+	for (int i = 0; i < VS__COUNT; i++)
+		fprintf(f, "status %-22s %" PRIu64 "\n", verdict_status_name((enum verdict_status)i),
+		    c->status[i]);
+	for (int i = 0; i < VR__COUNT; i++)
+		if (c->reason[i] > 0)
+			fprintf(f, "reason %-22s %" PRIu64 "\n",
+			    verdict_reason_name((enum verdict_reason)i), c->reason[i]);
+}
+
+static void
+status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
+    const struct jobstore_counts *c)
+{
+	/* job names are [A-Za-z0-9._-] and state is ours: no escaping needed
+	 * except for the file path. */
+	fprintf(f, "{\"job\":\"%s\",\"state\":\"%s\",\"submitted_at\":%" PRId64 ",\"file\":\"",
+	    job, status_state(m, c), m->submitted_at);
+	for (const char *p = m->file; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fprintf(f, "\",\"rows\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"invalid\":%" PRIu64
+	    ",\"duplicates\":%" PRIu64 ",\"tasks\":%" PRIu64 ",\"total\":%" PRIu64
+	    ",\"done\":%" PRIu64 ",\"status\":{", m->rows, m->unique, m->invalid, m->duplicates,
+	    m->tasks, m->total, c->done);
+	for (int i = 0; i < VS__COUNT; i++)
+		fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "",
+		    verdict_status_name((enum verdict_status)i), c->status[i]);
+	fprintf(f, "},\"reason\":{");
+	for (int i = 0, n = 0; i < VR__COUNT; i++)
+		if (c->reason[i] > 0)
+			fprintf(f, "%s\"%s\":%" PRIu64, n++ ? "," : "",
+			    verdict_reason_name((enum verdict_reason)i), c->reason[i]);
+	fprintf(f, "}}\n");
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	struct status_args a = { 0 };
+	struct jobstore_meta m;
+	struct jobstore_counts c;
+	struct jobstore *js;
+	int rc, json = 0;
+
+	log_set_level(LOG_WARN);
+	rc = status_parse(argc, argv, &a, 0, status_usage);
+	if (rc != 0)
+		return rc == 1 ? MXSIFT_EXIT_OK : MXSIFT_EXIT_USAGE;
+	if (a.format != NULL) {
+		if (strcmp(a.format, "json") == 0)
+			json = 1;
+		else if (strcmp(a.format, "text") != 0) {
+			fprintf(stderr, "mxsift status: --format wants text or json\n");
+			status_usage(stderr);
+			return MXSIFT_EXIT_USAGE;
+		}
+	}
+	if ((js = status_open("status", &a, &m, &rc)) == NULL)
+		return rc;
+	if (jobstore_get_counts(js, a.job, &c) == -1) {
+		fprintf(stderr, "mxsift status: %s\n", jobstore_errstr(js));
+		jobstore_close(js);
+		return MXSIFT_EXIT_FAILURE;
+	}
+	jobstore_close(js);
+	if (json)
+		status_print_json(stdout, a.job, &m, &c);
+	else
+		status_print_text(stdout, a.job, &m, &c);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "mxsift status: write error: %s\n", strerror(errno));
+		return MXSIFT_EXIT_FAILURE;
+	}
+	return MXSIFT_EXIT_OK;
+}
+
+/* ---- export -------------------------------------------------------------- */
+
+static void
+export_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mxsift export --job NAME --redis URL [--format csv|jsonl] [-o OUT]\n"
+	    "\n"
+	    "Write every verdict of a fleet job, one row per unique address (and per\n"
+	    "invalid input row), in no particular order.  line is empty and input is\n"
+	    "null: the fleet keeps verdicts per address, not per input row.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -j, --job NAME          the job given to `mxsift submit`\n"
+	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
+	    "  -f, --format FMT        csv (default) or jsonl\n"
+	    "  -o, --output FILE       write to FILE (default: stdout)\n"
+	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "  -h, --help              this help\n"
+	    "\n"
+	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
+	    "detail,reply.\n"
+	    "\n"
+	    "Exit codes: 0 ok; 1 Redis failure, no such job, or a write error; 2 usage error.\n");
+}
+
+struct export_state {
+	FILE *out;
+	enum verdict_format fmt;
+	uint64_t rows;
+	int werr;
+};
+
+static int
+export_row(void *arg, const char *field, const char *address, const struct verdict *v)
+{
+	struct export_state *x = arg;
+	struct verdict_row row = { .line = 0, .input = NULL, .address = address, .v = v };
+
+	if (verdict_write_row(x->out, x->fmt, &row) == -1) {
+		x->werr = errno ? errno : EIO;
+		return 1;
+	}
+	x->rows++;
+	return 0;
+}
+
+int
+cmd_export(int argc, char **argv)
+{
+	struct status_args a = { 0 };
+	struct export_state x = { 0 };
+	struct jobstore_meta m;
+	struct jobstore_counts c;
+	struct jobstore *js;
+	uint64_t bad = 0;
+	int rc;
+
+	log_set_level(LOG_WARN);
+	rc = status_parse(argc, argv, &a, 1, export_usage);
+	if (rc != 0)
+		return rc == 1 ? MXSIFT_EXIT_OK : MXSIFT_EXIT_USAGE;
+	x.fmt = VF_CSV;
+	if (a.format != NULL) {
+		if (strcmp(a.format, "jsonl") == 0 || strcmp(a.format, "json") == 0)
+			x.fmt = VF_JSONL;
+		else if (strcmp(a.format, "csv") != 0) {
+			fprintf(stderr, "mxsift export: --format wants csv or jsonl\n");
+			export_usage(stderr);
+			return MXSIFT_EXIT_USAGE;
+		}
+	}
+	if ((js = status_open("export", &a, &m, &rc)) == NULL)
+		return rc;
+	if (jobstore_get_counts(js, a.job, &c) == 0 &&
+	    (c.done < m.total || strcmp(m.state, "submitted") != 0))
+		fprintf(stderr, "mxsift export: job %s is not complete (%" PRIu64 " of %" PRIu64
+		    " verdicts, state %s): exporting what is there\n", a.job, c.done, m.total,
+		    m.state[0] ? m.state : "unknown");
+	x.out = stdout;
+	if (a.output != NULL && strcmp(a.output, "-") != 0) {
+		x.out = fopen(a.output, "w");
+		if (x.out == NULL) {
+			fprintf(stderr, "mxsift export: %s: %s\n", a.output, strerror(errno));
+			jobstore_close(js);
+			return MXSIFT_EXIT_FAILURE;
+		}
+	}
+	rc = MXSIFT_EXIT_OK;
+	errno = 0;
+	if (verdict_write_header(x.out, x.fmt) == -1)
+		x.werr = errno ? errno : EIO;
+	else if (jobstore_scan_verdicts(js, a.job, export_row, &x, &bad) == -1) {
+		fprintf(stderr, "mxsift export: %s\n", jobstore_errstr(js));
+		rc = MXSIFT_EXIT_FAILURE;
+	}
+	if (bad > 0) {
+		fprintf(stderr, "mxsift export: %" PRIu64 " undecodable verdicts skipped\n", bad);
+		rc = MXSIFT_EXIT_FAILURE;
+	}
+	if (fflush(x.out) != 0 && x.werr == 0)
+		x.werr = errno ? errno : EIO;
+	if (x.out != stdout && fclose(x.out) != 0 && x.werr == 0)
+		x.werr = errno ? errno : EIO;
+	if (x.werr != 0) {
+		fprintf(stderr, "mxsift export: write error: %s\n", strerror(x.werr));
+		rc = MXSIFT_EXIT_FAILURE;
+	}
+	jobstore_close(js);
+	return rc;
+}

@@ -1,2 +1,500 @@
-/* cmd_submit.c: to be written */
-typedef int mx_placeholder_t;
+/*
+ * cmd_submit.c — `mxsift submit --job NAME --brokers B --redis URL FILE`:
+ * the coordinator of a fleet job.
+ *
+ * The same front half as `mxsift check` (plan.c: read, check syntax, dedupe,
+ * resolve MX on a libevent loop), then:
+ *   - the job's meta (rows, unique, invalid, duplicates, total) goes to Redis
+ *     first, so `mxsift status` shows the total while work is running;
+ *     total = number of uids = unique valid addresses + invalid rows;
+ *   - verdicts the coordinator can decide alone (invalid_syntax,
+ *     no_mail_server, dns_error) are written straight to Redis with the
+ *     same Lua script the workers use (jobstore.h);
+ *   - every other domain becomes Task messages (mxsift.proto) of at most
+ *     --batch addresses, produced to mxsift.tasks keyed by the MX domain so
+ *     that one worker owns each mail provider.
+ * Every delivery report is checked and the producer is flushed at the end:
+ * a task that did not reach Kafka fails the run (exit 1), as does a Redis
+ * write.  A summary line goes to stdout.
+ *
+ * Exit codes: 0 submitted; 1 runtime failure (Kafka, Redis, DNS setup, job
+ * name already used); 2 usage error; 3 the input as a whole is unusable.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+
+#include "commands.h"
+#include "dns.h"
+#include "jobstore.h"
+#include "kafka.h"
+#include "log.h"
+#include "mxsift.pb-c.h"
+#include "plan.h"
+#include "verdict.h"
+
+#define SUBMIT_BATCH_DEFAULT 50
+#define SUBMIT_BATCH_MAX     10000
+#define SUBMIT_FLUSH_MS      60000
+
+struct submit {
+	struct event_base *base;
+	struct dns *dns;
+	struct plan *plan;
+	rd_kafka_t *rk;
+	struct jobstore *js;
+	struct event *tick;
+	const char *job, *topic;
+	unsigned batch;
+	uint64_t domains, tasks, addresses_sent;
+	uint64_t delivered, undelivered;
+	uint64_t direct;          /* verdicts written by the coordinator */
+	int failed;
+	int plan_done;
+};
+
+static void
+submit_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mxsift submit --job NAME --brokers HOST:PORT --redis URL [OPTIONS] FILE\n"
+	    "\n"
+	    "Read FILE, check and dedupe its addresses, resolve each domain's MX, and hand\n"
+	    "the work to a worker fleet: one Kafka message per batch of addresses of one\n"
+	    "domain, keyed by MX domain.  Verdicts that need no SMTP (invalid syntax, no\n"
+	    "mail server, DNS errors) are written to Redis directly.  Follow the job with\n"
+	    "`mxsift status` and collect it with `mxsift export`.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -j, --job NAME          job name: 1-64 of A-Z a-z 0-9 . _ - (must be new)\n"
+	    "  -b, --brokers LIST      Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]\n"
+	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
+	    "      --dns HOST[:PORT]   DNS resolver to use (default: the system's)\n"
+	    "  -c, --column NAME|N     CSV column holding the address (default: email)\n"
+	    "      --batch N           addresses per task message (default %d, max %d)\n"
+	    "      --topic NAME        task topic (default %s)\n"
+	    "  -X KEY=VALUE            librdkafka producer property (repeatable)\n"
+	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "  -h, --help              this help\n"
+	    "\n"
+	    "Output: one summary line on stdout.\n"
+	    "Exit codes: 0 submitted; 1 runtime failure; 2 usage error; 3 input unusable.\n",
+	    SUBMIT_BATCH_DEFAULT, SUBMIT_BATCH_MAX, KAFKA_TOPIC_TASKS);
+}
+
+/* A runtime failure: remember it and stop the loop. */
+static void
+submit_fail(struct submit *s)
+{
+	s->failed = 1;
+	event_base_loopbreak(s->base);
+}
+
+static void
+submit_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct submit *s = opaque;
+
+	if (m->err) {
+		log_error("task delivery failed", "topic=%s partition=%" PRId32 " error=%s",
+		    rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2name(m->err));
+		s->undelivered++;
+	} else
+		s->delivered++;
+}
+
+static void
+submit_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct submit *s = arg;
+
+	rd_kafka_poll(s->rk, 0);      /* serve delivery reports */
+	if (kafka_fatal_seen() || s->undelivered > 0)
+		submit_fail(s);
+}
+
+static void
+submit_on_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
+{
+	struct submit *s = arg;
+	char field[32];
+	const char *key = a->address;
+
+	if (s->failed)
+		return;
+	/* An invalid row is its own uid even when its text repeats. */
+	if (v->reason == VR_INVALID_SYNTAX) {
+		jobstore_invalid_field(a->line, field, sizeof(field));
+		key = field;
+	}
+	if (jobstore_queue_verdict(s->js, s->job, key, a->address, v) == -1) {
+		log_error("redis verdict write failed", "job=%s error=\"%s\"", s->job,
+		    jobstore_errstr(s->js));
+		submit_fail(s);
+		return;
+	}
+	s->direct++;
+}
+
+/* Produce one packed Task; waits (serving delivery reports) while
+ * librdkafka's queue is full.  0 or -1. */
+static int
+submit_produce(struct submit *s, const char *key, const uint8_t *buf, size_t len)
+{
+	rd_kafka_resp_err_t err;
+
+	for (;;) {
+		err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(s->topic),
+		    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		/* Backpressure: let the queue drain a little. */
+		rd_kafka_poll(s->rk, 100);
+		if (kafka_fatal_seen())
+			return -1;
+	}
+	if (err) {
+		log_error("task produce failed", "topic=%s error=%s", s->topic,
+		    rd_kafka_err2name(err));
+		return -1;
+	}
+	s->tasks++;
+	return 0;
+}
+
+static void
+submit_on_domain(void *arg, const struct plan_domain *d)
+{
+	struct submit *s = arg;
+	const struct dns_mx_result *mx = d->mx;
+	const char *mx_domain = mx->mx_domain[0] ? mx->mx_domain : d->domain;
+	Mxsift__MxHost *hosts = NULL, **hostp = NULL;
+	Mxsift__Address *addrs = NULL, **addrp = NULL;
+	size_t nb = s->batch;
+
+	if (s->failed)
+		return;
+	s->domains++;
+	hosts = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hosts));
+	hostp = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hostp));
+	addrs = calloc(nb, sizeof(*addrs));
+	addrp = calloc(nb, sizeof(*addrp));
+	if (hosts == NULL || hostp == NULL || addrs == NULL || addrp == NULL) {
+		log_error("out of memory", "domain=%s", d->domain);
+		submit_fail(s);
+		goto out;
+	}
+	for (size_t i = 0; i < mx->nhosts; i++) {
+		mxsift__mx_host__init(&hosts[i]);
+		hosts[i].name = mx->hosts[i].name;
+		hosts[i].preference = mx->hosts[i].preference;
+		hostp[i] = &hosts[i];
+	}
+	for (size_t off = 0; off < d->naddrs; off += nb) {
+		Mxsift__Task t = MXSIFT__TASK__INIT;
+		size_t n = d->naddrs - off < nb ? d->naddrs - off : nb;
+		uint8_t *buf;
+		size_t len;
+		int rc;
+
+		t.job = (char *)s->job;
+		t.mx_domain = (char *)mx_domain;
+		t.domain = (char *)d->domain;
+		t.n_mx_hosts = mx->nhosts;
+		t.mx_hosts = hostp;
+		t.attempt = 0;
+		t.not_before = 0;
+		t.implicit_mx = mx->implicit != 0;
+		for (size_t i = 0; i < n; i++) {
+			const struct plan_addr *a = d->addrs[off + i];
+			mxsift__address__init(&addrs[i]);
+			addrs[i].address = (char *)a->address;
+			addrs[i].line = a->line;
+			addrs[i].smtputf8 = (a->flags & VERDICT_F_SMTPUTF8) != 0;
+			addrp[i] = &addrs[i];
+		}
+		t.n_addresses = n;
+		t.addresses = addrp;
+		len = mxsift__task__get_packed_size(&t);
+		buf = malloc(len ? len : 1);
+		if (buf == NULL) {
+			log_error("out of memory", "domain=%s", d->domain);
+			submit_fail(s);
+			goto out;
+		}
+		mxsift__task__pack(&t, buf);
+		rc = submit_produce(s, mx_domain, buf, len);
+		free(buf);
+		if (rc == -1) {
+			submit_fail(s);
+			goto out;
+		}
+		s->addresses_sent += n;
+	}
+	log_debug("domain handed out", "domain=%s mx_domain=%s addresses=%zu", d->domain,
+	    mx_domain, d->naddrs);
+out:
+	free(hosts);
+	free(hostp);
+	free(addrs);
+	free(addrp);
+}
+
+static void
+submit_on_done(void *arg)
+{
+	struct submit *s = arg;
+
+	s->plan_done = 1;
+	event_base_loopbreak(s->base);
+}
+
+static int
+submit_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int
+cmd_submit(int argc, char **argv)
+{
+	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL };
+	static const struct option longopts[] = {
+		{ "job", required_argument, NULL, 'j' },
+		{ "brokers", required_argument, NULL, 'b' },
+		{ "redis", required_argument, NULL, 'r' },
+		{ "dns", required_argument, NULL, OPT_DNS },
+		{ "column", required_argument, NULL, 'c' },
+		{ "batch", required_argument, NULL, OPT_BATCH },
+		{ "topic", required_argument, NULL, OPT_TOPIC },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct submit s = { 0 };
+	struct kafka_xopts xopts = { 0 };
+	struct intake_opts iopts = { 0 };
+	struct plan_callbacks cb = { 0 };
+	struct plan_stats st;
+	struct jobstore_meta meta = { 0 };
+	struct timeval tick = { 0, 50 * 1000 };
+	const char *brokers = NULL, *redis = NULL, *dns_server = NULL, *path;
+	rd_kafka_conf_t *conf = NULL;
+	char err[512];
+	int ch, rc = MXSIFT_EXIT_FAILURE, exists;
+
+	s.batch = SUBMIT_BATCH_DEFAULT;
+	s.topic = KAFKA_TOPIC_TASKS;
+	log_set_level(LOG_WARN);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "j:b:r:c:X:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': s.job = optarg; break;
+		case 'b': brokers = optarg; break;
+		case 'r': redis = optarg; break;
+		case 'c': iopts.column = optarg; break;
+		case OPT_DNS: dns_server = optarg; break;
+		case OPT_TOPIC: s.topic = optarg; break;
+		case OPT_BATCH:
+			if (submit_parse_uint(optarg, 1, SUBMIT_BATCH_MAX, &s.batch) == -1) {
+				fprintf(stderr, "mxsift submit: --batch wants 1..%d\n",
+				    SUBMIT_BATCH_MAX);
+				goto usage;
+			}
+			break;
+		case 'X':
+			if (kafka_xopts_add(&xopts, optarg, err, sizeof(err)) == -1) {
+				fprintf(stderr, "mxsift submit: %s\n", err);
+				goto usage;
+			}
+			break;
+		case OPT_LOG_LEVEL: {
+			int l = log_parse_level(optarg);
+			if (l < 0) {
+				fprintf(stderr, "mxsift submit: unknown log level '%s'\n", optarg);
+				goto usage;
+			}
+			log_set_level((enum log_level)l);
+			break;
+		}
+		case 'h':
+			submit_usage(stdout);
+			kafka_xopts_free(&xopts);
+			return MXSIFT_EXIT_OK;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc - 1 || s.job == NULL || brokers == NULL || redis == NULL) {
+		fprintf(stderr, "mxsift submit: --job, --brokers, --redis and one FILE are "
+		    "required\n");
+		goto usage;
+	}
+	if (!jobstore_valid_name(s.job)) {
+		fprintf(stderr, "mxsift submit: bad job name '%s' (1-64 of A-Z a-z 0-9 . _ -)\n",
+		    s.job);
+		goto usage;
+	}
+	path = argv[optind];
+
+	s.js = jobstore_connect(redis, 5000, err, sizeof(err));
+	if (s.js == NULL) {
+		fprintf(stderr, "mxsift submit: %s\n", err);
+		goto out;
+	}
+	if ((exists = jobstore_job_exists(s.js, s.job)) != 0) {
+		if (exists == 1)
+			fprintf(stderr, "mxsift submit: job '%s' already exists in Redis; "
+			    "choose another name\n", s.job);
+		else
+			fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
+		goto out;
+	}
+	if ((conf = kafka_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift submit: %s\n", err);
+		goto usage_out;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, submit_on_delivery);
+	rd_kafka_conf_set_opaque(conf, &s);
+	s.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (s.rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		fprintf(stderr, "mxsift submit: kafka: %s\n", err);
+		goto out;
+	}
+	conf = NULL;   /* owned by s.rk now */
+
+	s.base = event_base_new();
+	if (s.base == NULL) {
+		fprintf(stderr, "mxsift submit: cannot create event loop\n");
+		goto out;
+	}
+	s.dns = dns_new(s.base, dns_server, err, sizeof(err));
+	if (s.dns == NULL) {
+		fprintf(stderr, "mxsift submit: dns: %s\n", err);
+		goto out;
+	}
+	cb.verdict = submit_on_verdict;
+	cb.domain = submit_on_domain;
+	cb.done = submit_on_done;
+	cb.arg = &s;
+	s.plan = plan_new(s.base, s.dns, &cb);
+	if (s.plan == NULL) {
+		fprintf(stderr, "mxsift submit: out of memory\n");
+		goto out;
+	}
+	if (plan_load(s.plan, path, &iopts, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxsift submit: %s\n", err);
+		rc = MXSIFT_EXIT_INPUT;
+		goto out;
+	}
+
+	/* The whole input is read: the totals are known before any work is
+	 * handed out, so status can show progress against them. */
+	plan_get_stats(s.plan, &st);
+	meta.rows = st.rows;
+	meta.unique = st.unique;
+	meta.invalid = st.invalid;
+	meta.duplicates = st.duplicates;
+	meta.total = plan_uid_count(s.plan);
+	meta.domains = st.domains;
+	meta.submitted_at = (int64_t)time(NULL);
+	snprintf(meta.state, sizeof(meta.state), "planning");
+	snprintf(meta.file, sizeof(meta.file), "%s", path);
+	if (jobstore_put_meta(s.js, s.job, &meta) == -1) {
+		fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
+		goto out;
+	}
+
+	s.tick = event_new(s.base, -1, EV_PERSIST, submit_on_tick, &s);
+	if (s.tick == NULL || event_add(s.tick, &tick) == -1) {
+		fprintf(stderr, "mxsift submit: cannot create timer\n");
+		goto out;
+	}
+	event_base_dispatch(s.base);
+
+	if (!s.failed && !s.plan_done) {
+		log_error("event loop ended early", "job=%s", s.job);
+		s.failed = 1;
+	}
+	/* Every task must be acknowledged by Kafka (acks=all) before we say
+	 * the job is submitted. */
+	if (rd_kafka_flush(s.rk, SUBMIT_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		log_error("kafka flush timed out", "job=%s outstanding=%d", s.job,
+		    rd_kafka_outq_len(s.rk));
+		s.failed = 1;
+	}
+	if (s.undelivered > 0 || s.delivered != s.tasks || kafka_fatal_seen()) {
+		log_error("tasks not delivered", "job=%s produced=%" PRIu64 " delivered=%" PRIu64
+		    " failed=%" PRIu64, s.job, s.tasks, s.delivered, s.undelivered);
+		s.failed = 1;
+	}
+	if (jobstore_flush(s.js) == -1) {
+		log_error("redis verdict write failed", "job=%s error=\"%s\"", s.job,
+		    jobstore_errstr(s.js));
+		s.failed = 1;
+	}
+	{
+		char n[24];
+		snprintf(n, sizeof(n), "%" PRIu64, s.tasks);
+		if (jobstore_set_meta(s.js, s.job, "tasks", n) == -1 ||
+		    jobstore_set_meta(s.js, s.job, "state", s.failed ? "failed" : "submitted") == -1) {
+			fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
+			s.failed = 1;
+		}
+	}
+	if (s.failed) {
+		fprintf(stderr, "mxsift submit: job %s failed: %" PRIu64 " of %" PRIu64
+		    " tasks delivered\n", s.job, s.delivered, s.tasks);
+		goto out;
+	}
+	printf("submitted job %s: %" PRIu64 " rows, %" PRIu64 " unique, %" PRIu64 " invalid, %"
+	    PRIu64 " duplicates; total %" PRIu64 "; %" PRIu64 " tasks (%" PRIu64
+	    " addresses, %" PRIu64 " domains) to %s; %" PRIu64 " verdicts written directly\n",
+	    s.job, meta.rows, meta.unique, meta.invalid, meta.duplicates, meta.total, s.tasks,
+	    s.addresses_sent, s.domains, s.topic, s.direct);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "mxsift submit: cannot write summary: %s\n", strerror(errno));
+		goto out;
+	}
+	rc = MXSIFT_EXIT_OK;
+	goto out;
+
+usage_out:
+	rc = MXSIFT_EXIT_USAGE;
+	goto out;
+usage:
+	submit_usage(stderr);
+	rc = MXSIFT_EXIT_USAGE;
+out:
+	if (s.plan != NULL)
+		plan_free(s.plan);
+	if (s.tick != NULL)
+		event_free(s.tick);
+	if (s.dns != NULL)
+		dns_free(s.dns);
+	if (s.rk != NULL)
+		rd_kafka_destroy(s.rk);
+	if (s.base != NULL)
+		event_base_free(s.base);
+	jobstore_close(s.js);
+	kafka_xopts_free(&xopts);
+	return rc;
+}
