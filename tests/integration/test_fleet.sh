@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# test_fleet.sh — the fleet path end to end against the test world:
+# mxsift submit → Kafka (librdkafka mock cluster) → two mxsift-worker
+# processes (one consumer group) → Redis, probing the real Postfix.
+#
+# Asserts:
+#  - status reaches done == total, and total == unique valid addresses +
+#    invalid rows of the fixture; counts per status/reason match it;
+#  - export holds exactly one verdict per unique address (and one per invalid
+#    row), each the one the fixture's `expect` column names;
+#  - export agrees with `mxsift check` on the same list;
+#  - Postfix saw one session per MX host set (not per address), RSET between
+#    recipients (rset = rcpt - 1), QUIT at the end, no failed MAIL/RSET/EHLO,
+#    no 503 anywhere, and exactly one RCPT per unique SMTP-probed address;
+#  - both workers got partitions, logged no addresses at info level, stopped
+#    with exit 0 on SIGTERM and reported replies_503=0; a junk message on
+#    the topic is logged (partition/offset) and skipped.
+# Each run uses its own job name, consumer group and topic, so stale
+# messages of earlier runs on a long-lived mock cluster cannot leak in.
+#
+# usage: test_fleet.sh MXSIFT MXSIFT_WORKER FIXTURE_CSV
+set -euo pipefail
+mxsift=$1 worker=$2 fixture=$3
+for v in MXSIFT_TEST_BROKERS MXSIFT_TEST_REDIS MXSIFT_TEST_DNS MXSIFT_TEST_POSTFIX_LOG; do
+	if [ -z "${!v:-}" ]; then
+		echo "SKIP: $v unset (start the test world: scripts/services up DIR)"; exit 77
+	fi
+done
+command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
+command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 77; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$tmp"/w*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; } >&2; done
+	exit 1
+}
+
+run=$(date +%s)-$$-$RANDOM
+job=fleet-$run group=fleet-test-$run topic=fleet.test.$run
+brokers=$MXSIFT_TEST_BROKERS redis=$MXSIFT_TEST_REDIS dns=$MXSIFT_TEST_DNS
+smtp_port=${MXSIFT_TEST_SMTP_PORT:-25}
+log=$MXSIFT_TEST_POSTFIX_LOG
+
+# ---- expectations from the fixture (email,expect,norm) ----------------------
+# One verdict per unique normalised address; invalid rows are never deduped.
+tail -n +2 "$fixture" | awk -F, '$2 ~ /invalid_syntax/ { print $3 "\t" $2 }' >"$tmp/exp.invalid"
+tail -n +2 "$fixture" | awk -F, '$2 !~ /invalid_syntax/ { print $3 "\t" $2 }' | sort -u >"$tmp/exp.valid"
+sort "$tmp/exp.valid" "$tmp/exp.invalid" >"$tmp/expected"
+total=$(wc -l <"$tmp/expected")
+smtp_rcpts=$(grep -cE 'accepted|mailbox_not_found' "$tmp/exp.valid")
+# a normalised address must map to one verdict only: catch fixture typos
+dups=$(cut -f1 "$tmp/exp.valid" | sort | uniq -d)
+[ -z "$dups" ] || fail "fixture gives two verdicts for: $dups"
+
+# ---- two workers, one group ----------------------------------------------
+start_worker() {
+	"$worker" --brokers "$brokers" --redis "$redis" --group "$group" --topic "$topic" \
+		--dns "$dns" --helo probe.mxsift.test --mail-from verify@mxsift.test \
+		--smtp-port "$smtp_port" --grace 20 -X allow.auto.create.topics=true \
+		>"$tmp/w$1.log" 2>&1 &
+	pids+=($!)
+}
+start_worker 1
+start_worker 2
+
+# Wait until the group is stable: every partition assigned, each worker
+# holding some, and each worker's last rebalance event an assignment.
+# Submitting earlier would let a late rebalance hand in-flight messages to
+# the other worker (correct, at-least-once, but a second SMTP session).
+assigned() {
+	awk '/msg="partitions assigned"/ { sub(/.*count=/, ""); sub(/ .*/, ""); n = $0 } END { print n + 0 }' "$tmp/w$1.log"
+}
+last_event() {
+	awk '/msg="partitions (assigned|revoked)"/ { e = ($0 ~ /assigned/) ? "assigned" : "revoked" } END { print e }' "$tmp/w$1.log"
+}
+nparts=0
+for i in $(seq 1 300); do
+	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a worker died at startup"; done
+	if [ "$nparts" -eq 0 ]; then
+		nparts=$(kcat -b "$brokers" -L -t "$topic" 2>/dev/null |
+			sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | head -n 1)
+		nparts=${nparts:-0}
+	fi
+	a1=$(assigned 1) a2=$(assigned 2)
+	if [ "$nparts" -gt 0 ] && [ "$(last_event 1)" = assigned ] &&
+		[ "$(last_event 2)" = assigned ] && [ "${a1:-0}" -gt 0 ] && [ "${a2:-0}" -gt 0 ] &&
+		[ $((a1 + a2)) -eq "$nparts" ]; then
+		break
+	fi
+	sleep 0.2
+done
+[ $((${a1:-0} + ${a2:-0})) -eq "$nparts" ] && [ "$nparts" -gt 0 ] ||
+	fail "workers did not share the $nparts partitions of $topic (got ${a1:-0}+${a2:-0})"
+sleep 1
+
+# A message that is not a Task: logged and skipped, never blocks the partition.
+printf 'this is not a protobuf Task\377\377\377' |
+	kcat -b "$brokers" -P -t "$topic" -k junk 2>/dev/null || fail "kcat could not produce"
+
+# ---- submit -----------------------------------------------------------------
+log_start=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
+"$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic" --batch 4 "$fixture" >"$tmp/submit.out" 2>"$tmp/submit.err" ||
+	{ cat "$tmp/submit.err" >&2; fail "mxsift submit exited non-zero"; }
+cat "$tmp/submit.out"
+grep -q "^submitted job $job: " "$tmp/submit.out" || fail "no summary line from submit"
+# a job name can only be used once
+if "$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic" "$fixture" >/dev/null 2>&1; then
+	fail "a second submit with the same job name was accepted"
+fi
+
+status() { "$mxsift" status --job "$job" --redis "$redis" --format json; }
+s=$(status) || fail "mxsift status failed"
+[ "$(jq .total <<<"$s")" -eq "$total" ] || fail "status total $(jq .total <<<"$s"), expected $total"
+
+# ---- wait for done == total ---------------------------------------------------
+for i in $(seq 1 600); do
+	s=$(status)
+	[ "$(jq .done <<<"$s")" -ge "$total" ] && break
+	sleep 0.1
+done
+jq -c . <<<"$s"
+[ "$(jq .done <<<"$s")" -eq "$total" ] || fail "done $(jq .done <<<"$s") of $total after 60 s"
+[ "$(jq -r .state <<<"$s")" = complete ] || fail "state $(jq -r .state <<<"$s"), expected complete"
+"$mxsift" status --job "$job" --redis "$redis" >"$tmp/status.txt" || fail "status (text) failed"
+grep -Eq "^done +$total " "$tmp/status.txt" || fail "text status does not show done $total"
+
+# counts per status and reason equal the expected table's
+cut -f2 "$tmp/expected" | sort | uniq -c | awk '{ print $2, $1 }' | sort >"$tmp/exp.counts"
+jq -r '.reason | to_entries[] | .key + " " + (.value | tostring)' <<<"$s" | sort >"$tmp/reason.counts"
+sed 's|^[a-z]*/||' "$tmp/exp.counts" | awk '{ c[$1] += $2 } END { for (k in c) print k, c[k] }' |
+	sort >"$tmp/exp.reason.counts"
+diff -u "$tmp/exp.reason.counts" "$tmp/reason.counts" || fail "reason counts differ"
+for st in deliverable undeliverable risky unknown; do
+	want=$(awk -v s="$st" -F'\t' 'index($2, s "/") == 1' "$tmp/expected" | wc -l)
+	[ "$(jq ".status.$st" <<<"$s")" -eq "$want" ] || fail "status $st count $(jq ".status.$st" <<<"$s"), expected $want"
+done
+
+# ---- stop the workers (SIGTERM: graceful, exit 0) ------------------------------
+for p in "${pids[@]}"; do kill -TERM "$p"; done
+for p in "${pids[@]}"; do
+	rc=0
+	for _ in $(seq 1 450); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$p" 2>/dev/null && fail "worker $p did not stop within 45 s of SIGTERM"
+	wait "$p" || rc=$?
+	[ "$rc" -eq 0 ] || fail "worker $p exited $rc after SIGTERM"
+done
+pids=()
+
+# ---- export: one verdict per unique address, the expected one -----------------
+"$mxsift" export --job "$job" --redis "$redis" --format jsonl -o "$tmp/export.jsonl" ||
+	fail "mxsift export failed"
+jq -r '[.address, .status + "/" + .reason] | @tsv' "$tmp/export.jsonl" | sort >"$tmp/have"
+if ! diff -u "$tmp/expected" "$tmp/have"; then
+	fail "exported verdicts differ from the fixture"
+fi
+"$mxsift" export --job "$job" --redis "$redis" -o "$tmp/export.csv" || fail "csv export failed"
+[ "$(head -n 1 "$tmp/export.csv")" = "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply" ] ||
+	fail "csv export header: $(head -n 1 "$tmp/export.csv")"
+[ "$(($(wc -l <"$tmp/export.csv") - 1))" -eq "$total" ] || fail "csv export has the wrong number of rows"
+# SMTP evidence survives the round trip through Redis
+jq -e 'select(.reason == "accepted") | select(.smtp_code != 250 or .mx_host == "")' \
+	"$tmp/export.jsonl" >/dev/null && fail "an accepted verdict without 250/mx_host evidence"
+jq -e 'select(.reason == "mailbox_not_found") | select(.smtp_code != 550 or .enhanced_code != "5.1.1")' \
+	"$tmp/export.jsonl" >/dev/null && fail "a mailbox_not_found verdict without 550 5.1.1"
+
+# ---- Postfix's view: sessions per MX host set, RSET, no 503 ----------------------
+sleep 1    # postlog writes asynchronously
+tail -c +"$log_start" "$log" >"$tmp/maillog"
+sessions=$(grep -c 'smtpd\[[0-9]*\]: connect from' "$tmp/maillog" || true)
+grep 'smtpd\[[0-9]*\]: disconnect from' "$tmp/maillog" >"$tmp/disc" || true
+echo "postfix sessions: $sessions"; cat "$tmp/disc"
+# MX host sets probed: mx1.alpha.test, mx.beta.test, mx.hosting.test (gamma and
+# delta: one lane), implicit.test, failover.test (dead first MX never reaches
+# Postfix): 5 sessions, whatever the number of addresses or tasks.
+[ "$sessions" -eq 5 ] || fail "expected 5 SMTP sessions (one per MX host set), Postfix saw $sessions"
+[ "$(wc -l <"$tmp/disc")" -eq 5 ] || fail "expected 5 disconnect summaries"
+rcpt=0
+while read -r line; do
+	r=$(grep -o ' rcpt=[0-9/]*' <<<"$line" | sed 's/.*\///; s/.*=//')
+	s2=$(grep -o ' rset=[0-9]*' <<<"$line" | sed 's/.*=//'); s2=${s2:-0}
+	m=$(grep -o ' mail=[0-9/]*' <<<"$line" | sed 's/.*=//')
+	case "$m" in */*) fail "a MAIL FROM failed (503?): $line";; esac
+	case "$line" in *" data="*) fail "DATA was sent: $line";; esac
+	grep -q ' quit=1' <<<"$line" || fail "session did not end with QUIT: $line"
+	grep -Eq ' (ehlo|rset)=[0-9]+/' <<<"$line" && fail "EHLO or RSET failed: $line"
+	[ "$s2" -eq $((r - 1)) ] || fail "expected rset=$((r - 1)) for rcpt=$r: $line"
+	rcpt=$((rcpt + r))
+done <"$tmp/disc"
+[ "$rcpt" -eq "$smtp_rcpts" ] || fail "expected $smtp_rcpts RCPT (one per unique address), Postfix counted $rcpt"
+grep -q ' 503 ' "$tmp/maillog" && fail "a 503 reply in the Postfix log"
+
+# ---- worker logs ---------------------------------------------------------------
+cat "$tmp"/w*.log >"$tmp/workers.log"
+grep -q 'msg="undecodable task".*partition=[0-9]* offset=[0-9]*' "$tmp/workers.log" ||
+	fail "the junk message was not reported with partition and offset"
+grep 'level=info' "$tmp/workers.log" | grep -q '@' && fail "an address in an info-level log line"
+grep 'level=error' "$tmp/workers.log" | grep -v 'msg="undecodable task"' && fail "unexpected error lines"
+[ "$(grep -c 'msg="worker stopped".*replies_503=0' "$tmp/workers.log")" -eq 2 ] ||
+	fail "each worker must report replies_503=0 when it stops"
+tasks=$(sed -n 's/.* \([0-9]*\) tasks (.*/\1/p' "$tmp/submit.out")
+done_tasks=$(grep -c "msg=\"task done\" job=$job " "$tmp/workers.log" || true)
+[ "$done_tasks" -eq "$tasks" ] || fail "$done_tasks task-done lines for $tasks tasks"
+for i in 1 2; do
+	grep -q "msg=\"task done\" job=$job " "$tmp/w$i.log" || echo "note: worker $i had no task"
+done
+
+# ---- export agrees with mxsift check on the same list -------------------------------
+"$mxsift" check "$fixture" --column email --format jsonl -o "$tmp/check.jsonl" --dns "$dns" \
+	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$smtp_port" \
+	--quiet 2>"$tmp/check.err" || { cat "$tmp/check.err" >&2; fail "mxsift check failed"; }
+jq -r '[.address, .status + "/" + .reason] | @tsv' "$tmp/check.jsonl" >"$tmp/check.tsv"
+{ grep -v 'invalid_syntax' "$tmp/check.tsv" | sort -u; grep 'invalid_syntax' "$tmp/check.tsv"; } |
+	sort >"$tmp/check.sorted"
+diff -u "$tmp/check.sorted" "$tmp/have" || fail "mxsift export and mxsift check disagree"
+
+echo "PASS: $total verdicts ($smtp_rcpts by SMTP) via $tasks tasks, 2 workers, $sessions sessions"
