@@ -560,3 +560,16 @@ out:
 		config_free();
 	return rc;
 }
+
+int
+config_command(const char *prog, const char *section, const struct option *longopts,
+    const char *optstring, int *argc, char ***argv)
+{
+	char err[1024];
+
+	if (config_args(section, longopts, optstring, argc, argv, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return -1;
+	}
+	return 0;
+}

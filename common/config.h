@@ -68,6 +68,14 @@
 int config_args(const char *section, const struct option *longopts, const char *optstring,
     int *argc, char ***argv, char *err, size_t errlen);
 
+/*
+ * The hook a command calls right before its getopt loop: config_args(),
+ * and on failure "PROG: message" on stderr.  0, or -1: exit with the
+ * usage code (2).
+ */
+int config_command(const char *prog, const char *section, const struct option *longopts,
+    const char *optstring, int *argc, char ***argv);
+
 /* The file config_args() read last, or NULL when none was used. */
 const char *config_file(void);
 

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "commands.h"
+#include "config.h"
 #include "dns.h"
 #include "engine.h"
 #include "log.h"
@@ -344,6 +345,8 @@ cmd_check(int argc, char **argv)
 	FILE *out = stdout;
 
 	log_set_level(LOG_WARN);
+	if (config_command("mxsift check", "check", longopts, "o:f:c:qh", &argc, &argv) == -1)
+		return MXSIFT_EXIT_USAGE;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "o:f:c:qh", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "config.h"
 #include "jobstore.h"
 #include "log.h"
 #include "verdict.h"
@@ -52,6 +53,9 @@ status_parse(int argc, char **argv, struct status_args *a, int with_output,
 	};
 	int ch;
 
+	if (config_command(with_output ? "mxsift export" : "mxsift status", argv[0], longopts,
+	    with_output ? "j:r:f:o:h" : "j:r:f:h", &argc, &argv) == -1)
+		return -1;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, with_output ? "j:r:f:o:h" : "j:r:f:h", longopts,
 	    NULL)) != -1) {

@@ -33,6 +33,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "commands.h"
+#include "config.h"
 #include "dns.h"
 #include "jobstore.h"
 #include "kafka.h"
@@ -303,6 +304,8 @@ cmd_submit(int argc, char **argv)
 	s.batch = SUBMIT_BATCH_DEFAULT;
 	s.topic = KAFKA_TOPIC_TASKS;
 	log_set_level(LOG_WARN);
+	if (config_command("mxsift submit", "submit", longopts, "j:b:r:c:X:h", &argc, &argv) == -1)
+		return MXSIFT_EXIT_USAGE;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "j:b:r:c:X:h", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -57,6 +57,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "address.h"
+#include "config.h"
 #include "dns.h"
 #include "engine.h"
 #include "jobstore.h"
@@ -682,6 +683,8 @@ main(int argc, char **argv)
 	char err[512];
 	int ch, rc = 1;
 
+	if (config_command("mxsift-worker", "worker", longopts, "b:r:g:X:h", &argc, &argv) == -1)
+		return 2;
 	while ((ch = getopt_long(argc, argv, "b:r:g:X:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'b': brokers = optarg; break;
