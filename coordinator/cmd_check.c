@@ -55,12 +55,16 @@ check_usage(FILE *f)
 	    "\n"
 	    "Verify every address in FILE on this machine (no Kafka, no Redis) and write\n"
 	    "one verdict row per input row, in input order.  FILE is a text file with one\n"
-	    "address per line or a CSV with an 'email' column; '-' reads stdin.\n"
+	    "address per line, a CSV/TSV with an 'email' column or JSONL with an 'email'\n"
+	    "member, optionally gzip-compressed; '-' reads stdin.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -o, --output FILE       write results to FILE (default: stdout)\n"
 	    "  -f, --format FMT        csv (default), jsonl, or table (aligned, for people)\n"
-	    "  -c, --column NAME|N     CSV column holding the address (default: email)\n"
+	    "  -c, --column NAME|N     CSV/TSV column holding the address (default: email)\n"
+	    "      --field NAME        JSONL member holding the address (default: email)\n"
+	    "      --input-format FMT  auto (default), text, csv, tsv or jsonl; gzip input\n"
+	    "                          is recognised by its content\n"
 	    "      --dns HOST[:PORT]   DNS resolver to use (default: the system's)\n"
 	    "      --helo NAME         EHLO name (default: this host's name)\n"
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
@@ -325,6 +329,8 @@ cmd_check(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "column", required_argument, NULL, 'c' },
+		{ "field", required_argument, NULL, 'F' },
+		{ "input-format", required_argument, NULL, 'I' },
 		{ "dns", required_argument, NULL, 'D' },
 		{ "helo", required_argument, NULL, 'H' },
 		{ "mail-from", required_argument, NULL, 'M' },
@@ -364,6 +370,17 @@ cmd_check(int argc, char **argv)
 			}
 			break;
 		case 'c': io.column = optarg; break;
+		case 'F': io.field = optarg; break;
+		case 'I': {
+			int f = intake_format_parse(optarg);
+			if (f < 0) {
+				fprintf(stderr, "mxsift check: --input-format must be auto, text, "
+				    "csv, tsv or jsonl\n");
+				return MXSIFT_EXIT_USAGE;
+			}
+			io.format = (enum intake_format)f;
+			break;
+		}
 		case 'D': dns_server = optarg; break;
 		case 'H': ep.helo_name = optarg; break;
 		case 'M': ep.mail_from = optarg; break;

@@ -79,7 +79,10 @@ submit_usage(FILE *f)
 	    "  -b, --brokers LIST      Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]\n"
 	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
 	    "      --dns HOST[:PORT]   DNS resolver to use (default: the system's)\n"
-	    "  -c, --column NAME|N     CSV column holding the address (default: email)\n"
+	    "  -c, --column NAME|N     CSV/TSV column holding the address (default: email)\n"
+	    "      --field NAME        JSONL member holding the address (default: email)\n"
+	    "      --input-format FMT  auto (default), text, csv, tsv or jsonl (gzip is\n"
+	    "                          recognised by content); FILE '-' reads stdin\n"
 	    "      --batch N           addresses per task message (default %d, max %d)\n"
 	    "      --topic NAME        task topic (default %s)\n"
 	    "  -X KEY=VALUE            librdkafka producer property (repeatable)\n"
@@ -276,13 +279,15 @@ submit_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 int
 cmd_submit(int argc, char **argv)
 {
-	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL };
+	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL, OPT_FIELD, OPT_INPUT_FORMAT };
 	static const struct option longopts[] = {
 		{ "job", required_argument, NULL, 'j' },
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
 		{ "dns", required_argument, NULL, OPT_DNS },
 		{ "column", required_argument, NULL, 'c' },
+		{ "field", required_argument, NULL, OPT_FIELD },
+		{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
 		{ "batch", required_argument, NULL, OPT_BATCH },
 		{ "topic", required_argument, NULL, OPT_TOPIC },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -314,6 +319,17 @@ cmd_submit(int argc, char **argv)
 		case 'r': redis = optarg; break;
 		case 'c': iopts.column = optarg; break;
 		case OPT_DNS: dns_server = optarg; break;
+		case OPT_FIELD: iopts.field = optarg; break;
+		case OPT_INPUT_FORMAT: {
+			int f = intake_format_parse(optarg);
+			if (f < 0) {
+				fprintf(stderr, "mxsift submit: --input-format must be auto, text, "
+				    "csv, tsv or jsonl\n");
+				goto usage;
+			}
+			iopts.format = (enum intake_format)f;
+			break;
+		}
 		case OPT_TOPIC: s.topic = optarg; break;
 		case OPT_BATCH:
 			if (submit_parse_uint(optarg, 1, SUBMIT_BATCH_MAX, &s.batch) == -1) {

@@ -1,22 +1,32 @@
 /*
  * intake.c — read address rows from a list file, streaming (see intake.h).
  *
- * Owns: opening the input (a path or "-" for stdin), format and delimiter
- * detection, header handling, and turning bytes into one intake_row per data
- * row with the 1-based line on which the row starts.  CSV is parsed by
- * libcsv (non-strict); plain text is split at LF.  The input is read in
- * INTAKE_CHUNK pieces, never slurped.
+ * Owns: opening the input (a path or "-" for stdin), gzip decompression,
+ * format and delimiter detection, header handling, and turning bytes into
+ * one intake_row per data row with the 1-based line on which the row
+ * starts.  CSV/TSV is parsed by libcsv (non-strict); plain text and JSONL
+ * are split at LF; a JSONL line goes through intake_json_field().  The
+ * input is read in INTAKE_CHUNK pieces, never slurped.
  *
- * Detection (INTAKE_AUTO): the first line (after a UTF-8 BOM) is split with
- * each delimiter ',' ';' TAB in turn; if one split has a field equal to the
- * wanted column name (case-insensitive, blanks trimmed) the file is CSV with
- * that delimiter and that line is its header.  A first line that is just the
- * column name ("email") is a one-column CSV.  A first line that has a
- * delimiter and no '@' but lacks the named column is a header without the
- * column: intake_open() fails and names the columns it found.  With a
- * numeric --column, a first line with a delimiter makes the file CSV (the
- * most frequent delimiter wins) and it is a header when its N-th field has
- * no '@'.  Anything else is plain text.
+ * gzip: every read goes through zlib's gzread(), which inflates a stream
+ * that starts with the gzip magic bytes 1f 8b (concatenated members too)
+ * and passes any other bytes through unchanged.  So compression is told by
+ * content, never by the file name, and stdin may be compressed as well.  A
+ * corrupt or truncated gzip stream is a fatal read error naming zlib's
+ * message.
+ *
+ * Detection (INTAKE_AUTO): a first line (after a UTF-8 BOM and blanks)
+ * starting with '{' makes the file JSONL.  Otherwise the first line is
+ * split with each delimiter ',' ';' TAB in turn; if one split has a field
+ * equal to the wanted column name (case-insensitive, blanks trimmed) the
+ * file is CSV with that delimiter and that line is its header.  A first
+ * line that is just the column name ("email") is a one-column CSV.  A first
+ * line that has a delimiter and no '@' but lacks the named column is a
+ * header without the column: intake_open() fails and names the columns it
+ * found.  With a numeric --column, a first line with a delimiter makes the
+ * file CSV (the most frequent delimiter wins) and it is a header when its
+ * N-th field has no '@'.  Anything else is plain text.  INTAKE_TSV is
+ * INTAKE_CSV with TAB as the only delimiter tried.
  *
  * Row problems (row->problem; the row is still returned):
  *   "missing column"      the row has fewer fields than the column; text ""
@@ -29,6 +39,10 @@
  *                         the address parser still refuses it
  *   "field too long"      the address field exceeded INTAKE_FIELD_MAX bytes;
  *                         text holds its first INTAKE_FIELD_MAX bytes
+ *   "line too long"       a JSONL line exceeded INTAKE_JSON_LINE_MAX bytes
+ *   JSONL only, from intake_json_field(): "invalid JSON", "missing field",
+ *   "field not a string", "duplicate field"; text is then the raw line (cut
+ *   at INTAKE_FIELD_MAX bytes) so the output shows what was there.
  *
  * Line counting: we count line breaks ourselves as bytes are fed to libcsv,
  * which knows nothing of lines.  Bytes go to libcsv in segments that end
@@ -36,11 +50,11 @@
  * segment, and the row's start line is the line of its first byte that is
  * not a line break or a blank libcsv skips.  In CSV a lone CR ends a row (as
  * libcsv treats it) and counts as a line; CRLF counts once.  In plain text
- * only LF ends a line; only the CR of a CRLF ending is removed, any other
- * CR stays in the text for the address parser to reject.
+ * and JSONL only LF ends a line; only the CR of a CRLF ending is removed,
+ * any other CR stays in the text for the address parser to reject.
  *
- * Fatal errors (intake_next() returns -1): read errors, and a CSV field
- * that would make libcsv buffer more than INTAKE_CSV_MAX bytes.
+ * Fatal errors (intake_next() returns -1): read and gzip errors, and a CSV
+ * field that would make libcsv buffer more than INTAKE_CSV_MAX bytes.
  */
 #include "intake.h"
 
@@ -52,6 +66,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define INTAKE_CHUNK     65536u          /* bytes per read(2) */
 #define INTAKE_FIELD_MAX 65536u          /* kept bytes of the address field */
@@ -59,17 +74,25 @@
 #define INTAKE_HDR_MAX   1024            /* header fields remembered */
 #define INTAKE_HDR_NAME  200             /* bytes kept per header name */
 #define INTAKE_NUL_SUB   0x1a            /* ASCII SUB stands in for NUL */
+#define INTAKE_JSON_LINE_MAX (1u << 20)  /* bytes of one JSONL line */
+#define INTAKE_JSON_DEPTH 64             /* nesting we follow when skipping */
 
 static const char intake_p_missing[] = "missing column";
 static const char intake_p_quote[] = "unterminated quote";
 static const char intake_p_nul[] = "NUL byte in row";
 static const char intake_p_long[] = "field too long";
+static const char intake_p_line[] = "line too long";
+static const char intake_p_json[] = "invalid JSON";
+static const char intake_p_nofield[] = "missing field";
+static const char intake_p_notstr[] = "field not a string";
+static const char intake_p_dupfield[] = "duplicate field";
 
 struct intake {
 	char *path;
-	int fd;
-	int close_fd;
+	gzFile gz;
 	enum intake_format fmt;
+	char *field_name;		/* JSONL member */
+	char *field;			/* JSONL: the extracted value */
 
 	unsigned char *buf;
 	size_t bufsz, pos, end;
@@ -78,8 +101,8 @@ struct intake {
 	int prevcr;			/* last byte fed was CR (CSV counting) */
 
 	/* The row being built (and, once complete, the row handed out). */
-	char *text;			/* INTAKE_FIELD_MAX + 1 bytes */
-	size_t textlen;
+	char *text;			/* textmax + 1 bytes */
+	size_t textlen, textmax;
 	int have_col, nul, toolong, broken, lastcr, any;
 	uint64_t row_line;
 	size_t nfield;
@@ -126,7 +149,7 @@ intake_text_append(struct intake *in, const unsigned char *s, size_t len)
 
 	if (len == 0)
 		return;
-	room = INTAKE_FIELD_MAX - in->textlen;
+	room = in->textmax - in->textlen;
 	if (len > room)
 		in->toolong = 1;
 	for (i = 0; i < len && i < room; i++) {
@@ -166,21 +189,33 @@ intake_row_fill(struct intake *in, struct intake_row *row)
 static int
 intake_fill(struct intake *in, char *err, size_t errlen)
 {
-	ssize_t r;
+	int r, zerr;
+	const char *msg;
 
 	if (in->pos == in->end)
 		in->pos = in->end = 0;
 	if (in->end == in->bufsz)
 		return 0;
-	do
-		r = read(in->fd, in->buf + in->end, in->bufsz - in->end);
-	while (r < 0 && errno == EINTR);
+	errno = 0;
+	r = gzread(in->gz, in->buf + in->end, (unsigned)(in->bufsz - in->end));
 	if (r < 0) {
-		snprintf(err, errlen, "read %s: %s", in->path, strerror(errno));
+		msg = gzerror(in->gz, &zerr);
+		if (zerr == Z_ERRNO)
+			snprintf(err, errlen, "read %s: %s", in->path,
+			    strerror(errno));
+		else
+			snprintf(err, errlen, "%s: gzip: %s", in->path, msg);
 		return -1;
 	}
-	if (r == 0)
+	if (r == 0) {
+		/* zlib reports a stream cut short only through gzerror(). */
+		msg = gzerror(in->gz, &zerr);
+		if (zerr != Z_OK) {
+			snprintf(err, errlen, "%s: gzip: %s", in->path, msg);
+			return -1;
+		}
 		in->eof = 1;
+	}
 	in->end += (size_t)r;
 	return 0;
 }
@@ -401,6 +436,17 @@ intake_text_blank(const struct intake *in)
 	return 1;
 }
 
+static void intake_jsonl_fill(struct intake *, struct intake_row *);
+
+static void
+intake_line_fill(struct intake *in, struct intake_row *row)
+{
+	if (in->fmt == INTAKE_JSONL)
+		intake_jsonl_fill(in, row);
+	else
+		intake_row_fill(in, row);
+}
+
 static int
 intake_next_text(struct intake *in, struct intake_row *row, char *err,
     size_t errlen)
@@ -422,7 +468,7 @@ intake_next_text(struct intake *in, struct intake_row *row, char *err,
 				intake_row_reset(in);
 				return 0;
 			}
-			intake_row_fill(in, row);
+			intake_line_fill(in, row);
 			return 1;
 		}
 		p = in->buf + in->pos;
@@ -446,9 +492,393 @@ intake_next_text(struct intake *in, struct intake_row *row, char *err,
 			intake_row_reset(in);
 			continue;
 		}
-		intake_row_fill(in, row);
+		intake_line_fill(in, row);
 		return 1;
 	}
+}
+
+/* ---- JSONL ---- */
+
+/*
+ * A small strict JSON reader, just enough to find one top-level string
+ * member of one object per line.  Nothing is allocated: values other than
+ * the wanted member are only validated and skipped (nesting bounded by
+ * INTAKE_JSON_DEPTH), strings are decoded only when they are the wanted
+ * member's name or value.
+ */
+struct intake_json {
+	const unsigned char *s, *end;
+	const char *problem;
+};
+
+static void
+intake_json_ws(struct intake_json *j)
+{
+	while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' ||
+	    *j->s == '\n' || *j->s == '\r'))
+		j->s++;
+}
+
+static int
+intake_json_hex4(const unsigned char *p, uint32_t *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = p[i];
+
+		*v <<= 4;
+		if (c >= '0' && c <= '9')
+			*v |= (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*v |= (uint32_t)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*v |= (uint32_t)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+/* Append one code point as UTF-8 (U+0000 as SUB); -1 when out is full. */
+static int
+intake_json_put(char *out, size_t outmax, size_t *o, uint32_t cp, int *nul)
+{
+	unsigned char b[4];
+	size_t n;
+
+	if (cp == 0) {
+		*nul = 1;
+		cp = INTAKE_NUL_SUB;
+	}
+	if (cp < 0x80)
+		b[0] = (unsigned char)cp, n = 1;
+	else if (cp < 0x800)
+		b[0] = (unsigned char)(0xc0 | cp >> 6),
+		b[1] = (unsigned char)(0x80 | (cp & 0x3f)), n = 2;
+	else if (cp < 0x10000)
+		b[0] = (unsigned char)(0xe0 | cp >> 12),
+		b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)),
+		b[2] = (unsigned char)(0x80 | (cp & 0x3f)), n = 3;
+	else
+		b[0] = (unsigned char)(0xf0 | cp >> 18),
+		b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f)),
+		b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)),
+		b[3] = (unsigned char)(0x80 | (cp & 0x3f)), n = 4;
+	if (out == NULL)
+		return 0;
+	if (*o + n >= outmax)
+		return -1;
+	memcpy(out + *o, b, n);
+	*o += n;
+	return 0;
+}
+
+/*
+ * A string at j->s (the opening quote).  Decoded into out when out is not
+ * NULL (*toolong set when it does not fit; decoding goes on to validate).
+ * Raw bytes >= 0x80 are copied as they are: the address parser checks
+ * UTF-8.  0 or -1 (problem set).
+ */
+static int
+intake_json_string(struct intake_json *j, char *out, size_t outmax,
+    size_t *outlen, int *toolong, int *nul)
+{
+	size_t o = 0;
+	uint32_t cp, lo;
+
+	j->s++;
+	while (j->s < j->end) {
+		unsigned char c = *j->s++;
+
+		if (c == '"') {
+			if (out != NULL)
+				out[o] = '\0';
+			if (outlen != NULL)
+				*outlen = o;
+			return 0;
+		}
+		if (c < 0x20)
+			break;		/* raw control characters are not JSON */
+		if (c != '\\') {
+			if (out != NULL) {
+				if (o + 1 < outmax)
+					out[o++] = (char)c;
+				else
+					*toolong = 1;
+			}
+			continue;
+		}
+		if (j->s >= j->end)
+			break;
+		c = *j->s++;
+		switch (c) {
+		case '"': cp = '"'; break;
+		case '\\': cp = '\\'; break;
+		case '/': cp = '/'; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 't': cp = '\t'; break;
+		case 'u':
+			if (j->end - j->s < 4 || intake_json_hex4(j->s, &cp) != 0)
+				goto bad;
+			j->s += 4;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				goto bad;	/* a lone low surrogate */
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (j->end - j->s < 6 || j->s[0] != '\\' ||
+				    j->s[1] != 'u' ||
+				    intake_json_hex4(j->s + 2, &lo) != 0 ||
+				    lo < 0xdc00 || lo > 0xdfff)
+					goto bad;
+				j->s += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				    (lo - 0xdc00);
+			}
+			break;
+		default:
+			goto bad;
+		}
+		if (out != NULL && intake_json_put(out, outmax, &o, cp, nul) != 0)
+			*toolong = 1;
+	}
+bad:
+	j->problem = intake_p_json;
+	return -1;
+}
+
+static int
+intake_json_literal(struct intake_json *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(j->end - j->s) < n || memcmp(j->s, word, n) != 0) {
+		j->problem = intake_p_json;
+		return -1;
+	}
+	j->s += n;
+	return 0;
+}
+
+/* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int
+intake_json_number(struct intake_json *j)
+{
+	const unsigned char *p = j->s;
+
+	if (p < j->end && *p == '-')
+		p++;
+	if (p < j->end && *p == '0')
+		p++;
+	else if (p < j->end && *p >= '1' && *p <= '9')
+		while (p < j->end && *p >= '0' && *p <= '9')
+			p++;
+	else
+		goto bad;
+	if (p < j->end && *p == '.') {
+		if (++p >= j->end || *p < '0' || *p > '9')
+			goto bad;
+		while (p < j->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < j->end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < j->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= j->end || *p < '0' || *p > '9')
+			goto bad;
+		while (p < j->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	j->s = p;
+	return 0;
+bad:
+	j->problem = intake_p_json;
+	return -1;
+}
+
+static int intake_json_value(struct intake_json *, int);
+
+/* An object or array at j->s; skipped (validated).  0 / -1. */
+static int
+intake_json_container(struct intake_json *j, int depth)
+{
+	unsigned char close = *j->s == '{' ? '}' : ']';
+	int first = 1, dummy = 0;
+
+	if (depth >= INTAKE_JSON_DEPTH)
+		goto bad;
+	j->s++;
+	for (;;) {
+		intake_json_ws(j);
+		if (j->s >= j->end)
+			goto bad;
+		if (*j->s == close && first) {
+			j->s++;
+			return 0;
+		}
+		if (close == '}') {
+			if (*j->s != '"' || intake_json_string(j, NULL, 0, NULL,
+			    &dummy, &dummy) != 0)
+				goto bad;
+			intake_json_ws(j);
+			if (j->s >= j->end || *j->s++ != ':')
+				goto bad;
+		}
+		if (intake_json_value(j, depth + 1) != 0)
+			return -1;
+		intake_json_ws(j);
+		if (j->s >= j->end)
+			goto bad;
+		if (*j->s == close) {
+			j->s++;
+			return 0;
+		}
+		if (*j->s++ != ',')
+			goto bad;
+		first = 0;
+	}
+bad:
+	j->problem = intake_p_json;
+	return -1;
+}
+
+static int
+intake_json_value(struct intake_json *j, int depth)
+{
+	int dummy = 0;
+
+	intake_json_ws(j);
+	if (j->s >= j->end)
+		goto bad;
+	switch (*j->s) {
+	case '{':
+	case '[':
+		return intake_json_container(j, depth);
+	case '"':
+		return intake_json_string(j, NULL, 0, NULL, &dummy, &dummy);
+	case 't':
+		return intake_json_literal(j, "true");
+	case 'f':
+		return intake_json_literal(j, "false");
+	case 'n':
+		return intake_json_literal(j, "null");
+	default:
+		return intake_json_number(j);
+	}
+bad:
+	j->problem = intake_p_json;
+	return -1;
+}
+
+const char *
+intake_json_field(const char *s, size_t len, const char *name, char *out,
+    size_t outmax, size_t *outlen)
+{
+	struct intake_json j = { (const unsigned char *)s,
+	    (const unsigned char *)s + len, NULL };
+	char key[256];
+	size_t keylen, namelen = strlen(name);
+	int found = 0, keylong, nul = 0, toolong = 0, dummy = 0;
+
+	*outlen = 0;
+	if (outmax > 0)
+		out[0] = '\0';
+	intake_json_ws(&j);
+	if (j.s >= j.end || *j.s != '{')
+		return intake_p_json;
+	j.s++;
+	intake_json_ws(&j);
+	if (j.s < j.end && *j.s == '}')
+		j.s++;
+	else
+		for (;;) {
+			intake_json_ws(&j);
+			if (j.s >= j.end || *j.s != '"')
+				return intake_p_json;
+			keylong = 0;
+			if (intake_json_string(&j, key, sizeof(key), &keylen,
+			    &keylong, &dummy) != 0)
+				return j.problem;
+			intake_json_ws(&j);
+			if (j.s >= j.end || *j.s++ != ':')
+				return intake_p_json;
+			intake_json_ws(&j);
+			if (!keylong && keylen == namelen &&
+			    memcmp(key, name, namelen) == 0) {
+				/* Two members with our name: which one is
+				 * the address?  Refuse to guess. */
+				if (found)
+					return intake_p_dupfield;
+				found = 1;
+				if (j.s < j.end && *j.s == '"') {
+					if (intake_json_string(&j, out, outmax,
+					    outlen, &toolong, &nul) != 0)
+						return j.problem;
+				} else {
+					if (intake_json_value(&j, 1) != 0)
+						return j.problem;
+					found = 2;
+				}
+			} else if (intake_json_value(&j, 1) != 0)
+				return j.problem;
+			intake_json_ws(&j);
+			if (j.s >= j.end)
+				return intake_p_json;
+			if (*j.s == '}') {
+				j.s++;
+				break;
+			}
+			if (*j.s++ != ',')
+				return intake_p_json;
+		}
+	intake_json_ws(&j);
+	if (j.s != j.end)
+		return intake_p_json;
+	if (!found)
+		return intake_p_nofield;
+	if (found == 2)
+		return intake_p_notstr;
+	if (nul)
+		return intake_p_nul;
+	if (toolong)
+		return intake_p_long;
+	return NULL;
+}
+
+/* A complete JSONL line is in in->text: hand out its member. */
+static void
+intake_jsonl_fill(struct intake *in, struct intake_row *row)
+{
+	const char *problem;
+	size_t n;
+
+	in->text[in->textlen] = '\0';
+	n = 0;
+	if (in->toolong)
+		problem = intake_p_line;
+	else if (in->nul)
+		problem = intake_p_nul;		/* a raw NUL: not JSON at all */
+	else
+		problem = intake_json_field(in->text, in->textlen,
+		    in->field_name, in->field, INTAKE_FIELD_MAX + 1, &n);
+	if (problem == NULL || (problem == intake_p_nul && !in->nul) ||
+	    problem == intake_p_long) {
+		row->text = in->field;
+		row->len = n;
+	} else {
+		/* Show the raw line: it is what the user has to fix. */
+		n = in->textlen < INTAKE_FIELD_MAX ? in->textlen :
+		    INTAKE_FIELD_MAX;
+		memcpy(in->field, in->text, n);
+		in->field[n] = '\0';
+		row->text = in->field;
+		row->len = n;
+	}
+	row->line = in->row_line;
+	row->problem = problem;
+	intake_row_reset(in);
 }
 
 /* ---- opening and detection ---- */
@@ -553,19 +983,33 @@ static int
 intake_detect(struct intake *in, const struct intake_opts *opts,
     const char *column, unsigned long colnum, char *err, size_t errlen)
 {
-	static const unsigned char delims[] = { ',', ';', '\t' };
+	static const unsigned char all_delims[] = { ',', ';', '\t' };
+	static const unsigned char tab_delim[] = { '\t' };
+	const int tsv = opts->format == INTAKE_TSV;
+	const int csvish = opts->format == INTAKE_CSV || tsv;
+	const unsigned char *delims = tsv ? tab_delim : all_delims;
+	const size_t ndelims = tsv ? sizeof(tab_delim) : sizeof(all_delims);
 	struct intake_hdr h = { 0 };
-	const unsigned char *line = in->buf + in->pos, *nl;
+	const unsigned char *line = in->buf + in->pos, *nl, *p;
 	size_t len = in->end - in->pos, i, best = 0, cnt, bestcnt = 0;
 	int idx, anydelim = 0;
+
+	for (p = line; p < line + len && (*p == ' ' || *p == '\t' ||
+	    *p == '\r' || *p == '\n'); p++)
+		;
+	if (opts->format == INTAKE_JSONL ||
+	    (opts->format == INTAKE_AUTO && p < line + len && *p == '{')) {
+		in->fmt = INTAKE_JSONL;
+		return 0;
+	}
 
 	if ((nl = memchr(line, '\n', len)) != NULL)
 		len = (size_t)(nl - line);
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	for (i = 0; i < sizeof(delims); i++) {
+	for (i = 0; i < ndelims; i++) {
 		cnt = 0;
-		for (const unsigned char *p = line; p < line + len; p++)
+		for (p = line; p < line + len; p++)
 			cnt += *p == delims[i];
 		if (cnt > bestcnt) {
 			bestcnt = cnt;
@@ -575,13 +1019,13 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 	anydelim = bestcnt > 0;
 
 	if (opts->format == INTAKE_TEXT || (in->end == in->pos && in->eof)) {
-		in->fmt = opts->format == INTAKE_CSV ? INTAKE_CSV : INTAKE_TEXT;
-		in->delim = ',';
+		in->fmt = csvish ? INTAKE_CSV : INTAKE_TEXT;
+		in->delim = tsv ? '\t' : ',';
 		return 0;
 	}
 
 	if (colnum > 0) {
-		if (!anydelim && opts->format != INTAKE_CSV) {
+		if (!anydelim && !csvish) {
 			in->fmt = INTAKE_TEXT;
 			return 0;
 		}
@@ -595,7 +1039,7 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 		return 0;
 	}
 
-	for (i = 0; i < sizeof(delims); i++) {
+	for (i = 0; i < ndelims; i++) {
 		intake_hdr_parse(line, len, delims[i], &h);
 		if ((idx = intake_hdr_find(&h, column)) >= 0) {
 			in->fmt = INTAKE_CSV;
@@ -606,7 +1050,7 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 			return 0;
 		}
 	}
-	if (opts->format == INTAKE_CSV ||
+	if (csvish ||
 	    (anydelim && memchr(line, '@', len) == NULL)) {
 		intake_hdr_parse(line, len, delims[best], &h);
 		intake_err_columns(in, &h, column, err, errlen);
@@ -618,19 +1062,41 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 	return 0;
 }
 
+int
+intake_format_parse(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum intake_format f;
+	} names[] = {
+		{ "auto", INTAKE_AUTO }, { "text", INTAKE_TEXT },
+		{ "txt", INTAKE_TEXT }, { "csv", INTAKE_CSV },
+		{ "tsv", INTAKE_TSV }, { "jsonl", INTAKE_JSONL },
+		{ "ndjson", INTAKE_JSONL },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i].name) == 0)
+			return (int)names[i].f;
+	return -1;
+}
+
 struct intake *
 intake_open(const char *path, const struct intake_opts *opts, char *err,
     size_t errlen)
 {
-	static const struct intake_opts defaults = { INTAKE_AUTO, NULL };
+	static const struct intake_opts defaults = { INTAKE_AUTO, NULL, NULL };
 	struct intake *in;
-	const char *column;
+	const char *column, *field;
 	unsigned long colnum;
+	int fd;
 
 	if (opts == NULL)
 		opts = &defaults;
 	column = opts->column != NULL && *opts->column != '\0' ?
 	    opts->column : "email";
+	field = opts->field != NULL && *opts->field != '\0' ?
+	    opts->field : "email";
 	colnum = intake_column_number(column);
 	if (colnum == (unsigned long)-1) {
 		snprintf(err, errlen, "bad column number \"%s\" (columns are "
@@ -640,8 +1106,8 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 
 	if ((in = calloc(1, sizeof(*in))) == NULL ||
 	    (in->path = strdup(strcmp(path, "-") == 0 ? "<stdin>" : path)) ==
-	    NULL || (in->buf = malloc(INTAKE_CHUNK)) == NULL ||
-	    (in->text = malloc(INTAKE_FIELD_MAX + 1)) == NULL) {
+	    NULL || (in->field_name = strdup(field)) == NULL ||
+	    (in->buf = malloc(INTAKE_CHUNK)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		intake_close(in);
 		return NULL;
@@ -649,18 +1115,23 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 	in->bufsz = INTAKE_CHUNK;
 	in->line = 1;
 	in->pending_start = 1;
-	in->fd = -1;
+	/* gzclose() closes the descriptor: stdin gets a duplicate. */
 	if (strcmp(path, "-") == 0)
-		in->fd = STDIN_FILENO;
-	else {
-		if ((in->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-			snprintf(err, errlen, "open %s: %s", path,
-			    strerror(errno));
-			intake_close(in);
-			return NULL;
-		}
-		in->close_fd = 1;
+		fd = dup(STDIN_FILENO);
+	else
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "open %s: %s", in->path, strerror(errno));
+		intake_close(in);
+		return NULL;
 	}
+	if ((in->gz = gzdopen(fd, "rb")) == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		intake_close(in);
+		return NULL;
+	}
+	gzbuffer(in->gz, INTAKE_CHUNK);
 
 	/* Peek at the first line (up to one buffer) for detection. */
 	while (!in->eof && in->end < in->bufsz &&
@@ -676,7 +1147,13 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 		intake_close(in);
 		return NULL;
 	}
-	if (in->fmt == INTAKE_CSV && intake_csv_init(in, CSV_QUOTE) != 0) {
+	/* A JSONL line holds more than the address: give it more room. */
+	in->textmax = in->fmt == INTAKE_JSONL ? INTAKE_JSON_LINE_MAX :
+	    INTAKE_FIELD_MAX;
+	if ((in->text = malloc(in->textmax + 1)) == NULL ||
+	    (in->fmt == INTAKE_JSONL &&
+	    (in->field = malloc(INTAKE_FIELD_MAX + 1)) == NULL) ||
+	    (in->fmt == INTAKE_CSV && intake_csv_init(in, CSV_QUOTE) != 0)) {
 		snprintf(err, errlen, "out of memory");
 		intake_close(in);
 		return NULL;
@@ -700,10 +1177,12 @@ intake_close(struct intake *in)
 		return;
 	if (in->csv_ok)
 		csv_free(&in->csv);
-	if (in->close_fd)
-		close(in->fd);
+	if (in->gz != NULL)
+		gzclose(in->gz);
 	free(in->path);
+	free(in->field_name);
 	free(in->buf);
 	free(in->text);
+	free(in->field);
 	free(in);
 }

@@ -1,12 +1,17 @@
 /*
  * intake.h — read address rows from a list file.
  *
- * Formats: plain text (one address per line) or CSV (RFC 4180 via libcsv:
- * quoted fields, embedded commas/newlines, CRLF, UTF-8 BOM) with a header
- * row naming the address column ("email" by default, case-insensitive;
- * --column NAME or a 1-based number).  Auto-detection: a first line that
- * contains a delimiter (',' ';' or TAB) and a column header named like the
- * wanted column makes the file CSV; otherwise it is plain text.
+ * Formats: plain text (one address per line); CSV or TSV (RFC 4180 via
+ * libcsv: quoted fields, embedded commas/newlines, CRLF, UTF-8 BOM) with a
+ * header row naming the address column ("email" by default,
+ * case-insensitive; --column NAME or a 1-based number); JSONL (one JSON
+ * object per line, the address in the top-level string member named by
+ * --field, "email" by default).  Any of them may be gzip-compressed: gzip
+ * is recognised by its magic bytes (1f 8b), never by the file name.
+ * Auto-detection: a first line starting with '{' makes the file JSONL; a
+ * first line that contains a delimiter (',' ';' or TAB) and a column header
+ * named like the wanted column makes it CSV (TSV when the delimiter is TAB);
+ * otherwise it is plain text.
  *
  * Every data row yields exactly one intake_row, even an empty or broken one
  * (row->text is then what could be read, possibly ""), so no row is ever
@@ -19,12 +24,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum intake_format { INTAKE_AUTO = 0, INTAKE_TEXT, INTAKE_CSV };
+enum intake_format {
+	INTAKE_AUTO = 0, INTAKE_TEXT, INTAKE_CSV,
+	INTAKE_TSV,              /* CSV with TAB as the only delimiter */
+	INTAKE_JSONL
+};
 
 struct intake_opts {
 	enum intake_format format;
 	const char *column;      /* header name or 1-based number; NULL = "email" */
+	const char *field;       /* JSONL member name; NULL = "email" */
 };
+
+/* "auto", "text", "csv", "tsv", "jsonl" -> format; -1 when unknown. */
+int intake_format_parse(const char *name);
+
+/*
+ * Strict JSON (RFC 8259) for one line: s[0..len) must be exactly one JSON
+ * object (white space around it allowed).  Copies the value of its
+ * top-level member `name`, which must be a string, into out (UTF-8,
+ * escapes decoded, NUL-terminated, at most outmax - 1 bytes; a decoded
+ * U+0000 is stored as SUB 0x1a) and sets *outlen.  Returns NULL on success,
+ * else the row problem: "invalid JSON", "missing field", "field not a
+ * string", "duplicate field", "field too long", "NUL byte in row".
+ */
+const char *intake_json_field(const char *s, size_t len, const char *name,
+    char *out, size_t outmax, size_t *outlen);
 
 struct intake_row {
 	uint64_t line;           /* 1-based line where the row starts */
@@ -37,7 +62,8 @@ struct intake_row {
 
 struct intake;
 
-/* path "-" = stdin.  NULL + err on failure (unreadable file, no such column). */
+/* path "-" = stdin.  NULL + err on failure (unreadable file, no such column,
+ * a gzip stream that does not start as one). */
 struct intake *intake_open(const char *path, const struct intake_opts *opts,
     char *err, size_t errlen);
 /* 1 = *row filled, 0 = end of input, -1 = fatal read error (err set). */

@@ -4,7 +4,9 @@
  * Each test writes bytes (explicit lengths, so NUL and CR survive) to a temp
  * file, reads every row back and asserts line numbers, texts and problems.
  * Table-driven where the shape allows; the chunk-boundary test builds a file
- * larger than the read size so rows and CRLF pairs straddle reads.
+ * larger than the read size so rows and CRLF pairs straddle reads.  TSV,
+ * JSONL (and a table for the JSON member extractor), gzip by magic bytes
+ * (file and stdin, concatenated members, truncated and corrupt streams).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "intake.h"
@@ -90,7 +94,8 @@ check_rows(const char *name, const char *data, size_t len,
     enum intake_format fmt, const char *column, const struct want_row *w,
     size_t nw)
 {
-	struct intake_opts o = { fmt, column };
+	/* col names the CSV column or, for JSONL, the member */
+	struct intake_opts o = { fmt, column, column };
 	struct got g;
 	char *path = write_temp(data, len);
 	size_t i;
@@ -292,7 +297,7 @@ test_missing_column(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct intake_opts o = { cases[i].fmt, cases[i].column };
+		struct intake_opts o = { cases[i].fmt, cases[i].column, NULL };
 		char *path = write_temp(cases[i].data, strlen(cases[i].data));
 
 		err[0] = '\0';
@@ -373,7 +378,7 @@ test_long_line(void **state)
 	size_t big = 1u << 20, i;
 	char *data = malloc(big + 64), *path;
 	struct got g;
-	struct intake_opts o = { INTAKE_AUTO, NULL };
+	struct intake_opts o = { INTAKE_AUTO, NULL, NULL };
 	size_t off;
 
 	(void)state;
@@ -426,7 +431,7 @@ test_chunk_boundaries(void **state)
 	size_t nrows = 20000, i, off = 0, cap = nrows * 64 + 64;
 	char *data = malloc(cap), *path;
 	uint64_t line = 2;
-	struct intake_opts o = { INTAKE_AUTO, NULL };
+	struct intake_opts o = { INTAKE_AUTO, NULL, NULL };
 	char err[256], want[64];
 	struct intake *in;
 	struct intake_row r;
@@ -483,6 +488,235 @@ test_stdin(void **state)
 	free(path);
 }
 
+static void
+test_tsv(void **state)
+{
+	(void)state;
+	/* Forced TSV: commas and semicolons are data, TAB separates. */
+	CHECK("tsv", "name\temail\nA, B\ta@x.test\n\"C\tD\"\tb@x.test\n", INTAKE_TSV,
+	    NULL,
+	    { 2, "a@x.test", NULL, 0 },
+	    { 3, "b@x.test", NULL, 0 });
+	CHECK("tsv-col", "x;y\tz\n1;2\tc@x.test\n", INTAKE_TSV, "2",
+	    { 2, "c@x.test", NULL, 0 });
+	/* Auto-detected TAB header. */
+	CHECK("tsv-auto", "id\tEmail\n7\td@x.test\n", INTAKE_AUTO, NULL,
+	    { 2, "d@x.test", NULL, 0 });
+}
+
+static void
+test_jsonl(void **state)
+{
+	(void)state;
+	CHECK("jsonl", "{\"email\":\"a@x.test\",\"n\":1}\n\n"
+	    "  {\"n\":[1,{\"email\":\"no\"}],\"email\":\"b\\u0040x.test\"}\r\n"
+	    "{\"name\":\"c\"}\n"
+	    "{\"email\":42}\n"
+	    "not json\n"
+	    "{\"email\":\"e@x.test\"",
+	    INTAKE_AUTO, NULL,
+	    { 1, "a@x.test", NULL, 0 },
+	    { 3, "b@x.test", NULL, 0 },
+	    { 4, "{\"name\":\"c\"}", "missing field", 0 },
+	    { 5, "{\"email\":42}", "field not a string", 0 },
+	    { 6, "not json", "invalid JSON", 0 },
+	    { 7, "{\"email\":\"e@x.test\"", "invalid JSON", 0 });
+	CHECK("jsonl-field", "{\"mail\":\"a@x.test\",\"email\":\"x\"}\n", INTAKE_JSONL,
+	    "mail",
+	    { 1, "a@x.test", NULL, 0 });
+	/* A raw NUL is never JSON; an escaped one becomes SUB. */
+	static const char nul[] = "{\"email\":\"a\0@x\"}\n{\"email\":\"a\\u0000b\"}\n";
+	check_rows("jsonl-nul", nul, sizeof(nul) - 1, INTAKE_JSONL, NULL,
+	    (const struct want_row[]){
+		{ 1, "{\"email\":\"a\x1a@x\"}", "NUL byte in row", 0 },
+		{ 2, "a\x1a" "b", "NUL byte in row", 0 } }, 2);
+}
+
+/* intake_json_field() alone: strict RFC 8259, one object per line. */
+static void
+test_json_field(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *value;      /* expected member value when OK */
+		const char *problem;
+	} cases[] = {
+		{ "{\"email\":\"a@b.c\"}", "a@b.c", NULL },
+		{ " \t{ \"email\" : \"a@b.c\" } \r", "a@b.c", NULL },
+		{ "{\"a\":1,\"email\":\"x\"}", "x", NULL },
+		{ "{\"a\":-0.5e+3,\"b\":true,\"c\":null,\"d\":false,\"email\":\"x\"}", "x", NULL },
+		{ "{\"a\":{\"email\":\"inner\"},\"email\":\"outer\"}", "outer", NULL },
+		{ "{\"a\":[],\"b\":{},\"c\":[[[]]],\"email\":\"x\"}", "x", NULL },
+		{ "{\"email\":\"\\\"q\\\"\\\\\\/\"}", "\"q\"\\/", NULL },
+		{ "{\"email\":\"caf\\u00e9\"}", "caf\xc3\xa9", NULL },
+		{ "{\"email\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80", NULL },
+		{ "{\"email\":\"caf\xc3\xa9\"}", "caf\xc3\xa9", NULL },
+		{ "{\"em\\u0061il\":\"x\"}", "x", NULL },
+		{ "{\"email\":\"a\\nb\"}", "a\nb", NULL },
+		{ "{\"email\":\"\"}", "", NULL },
+		{ "{}", NULL, "missing field" },
+		{ "{\"Email\":\"x\"}", NULL, "missing field" },
+		{ "{\"email\":null}", NULL, "field not a string" },
+		{ "{\"email\":[\"x\"]}", NULL, "field not a string" },
+		{ "{\"email\":\"x\",\"email\":\"y\"}", NULL, "duplicate field" },
+		{ "", NULL, "invalid JSON" },
+		{ "[\"email\"]", NULL, "invalid JSON" },
+		{ "\"email\"", NULL, "invalid JSON" },
+		{ "{\"email\":\"x\"} x", NULL, "invalid JSON" },
+		{ "{\"email\":\"x\"}{}", NULL, "invalid JSON" },
+		{ "{\"email\":\"x\",}", NULL, "invalid JSON" },
+		{ "{,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{'email':'x'}", NULL, "invalid JSON" },
+		{ "{email:\"x\"}", NULL, "invalid JSON" },
+		{ "{\"email\" \"x\"}", NULL, "invalid JSON" },
+		{ "{\"email\":\"x\"", NULL, "invalid JSON" },
+		{ "{\"email\":\"x}", NULL, "invalid JSON" },
+		{ "{\"email\":\"a\tb\"}", NULL, "invalid JSON" },
+		{ "{\"email\":\"\\x\"}", NULL, "invalid JSON" },
+		{ "{\"email\":\"\\u12\"}", NULL, "invalid JSON" },
+		{ "{\"email\":\"\\ud800\"}", NULL, "invalid JSON" },
+		{ "{\"email\":\"\\udc00\"}", NULL, "invalid JSON" },
+		{ "{\"a\":01,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":1.,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":.5,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":+1,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":1e,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":tru,\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":[1,],\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":[1 2],\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"a\":{\"b\"},\"email\":\"x\"}", NULL, "invalid JSON" },
+		{ "{\"email\":\"x\"]", NULL, "invalid JSON" },
+	};
+	char out[64], deep[400];
+	size_t n, i;
+	const char *p;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		p = intake_json_field(cases[i].json, strlen(cases[i].json), "email",
+		    out, sizeof(out), &n);
+		if ((p == NULL) != (cases[i].problem == NULL) ||
+		    (p != NULL && strcmp(p, cases[i].problem) != 0))
+			fail_msg("case %zu %s: got %s, want %s", i, cases[i].json,
+			    p ? p : "ok", cases[i].problem ? cases[i].problem : "ok");
+		if (p == NULL) {
+			assert_string_equal(out, cases[i].value);
+			assert_int_equal(n, strlen(cases[i].value));
+		}
+	}
+	/* A value longer than the buffer: cut, and said so. */
+	p = intake_json_field("{\"email\":\"0123456789\"}", 22, "email", out, 5, &n);
+	assert_non_null(p);
+	assert_string_equal(p, "field too long");
+	assert_string_equal(out, "0123");
+	/* Nesting is followed to a bound, then refused. */
+	for (i = 0; i < 100; i++)
+		deep[i] = '[';
+	for (; i < 200; i++)
+		deep[i] = ']';
+	snprintf(deep + 200, sizeof(deep) - 200, "}");
+	memmove(deep + 5, deep, 201);
+	memcpy(deep, "{\"a\":", 5);
+	p = intake_json_field(deep, strlen(deep), "email", out, sizeof(out), &n);
+	assert_non_null(p);
+	assert_string_equal(p, "invalid JSON");
+	assert_int_equal(intake_format_parse("TSV"), INTAKE_TSV);
+	assert_int_equal(intake_format_parse("jsonl"), INTAKE_JSONL);
+	assert_int_equal(intake_format_parse("xml"), -1);
+}
+
+/* Write data gzip-compressed (members: how many gzip members). */
+static char *
+write_gz(const char *data, size_t len, int members)
+{
+	char *path = strdup("/tmp/mxsift-test-intake-gz-XXXXXX");
+	int fd;
+	size_t per = len / (size_t)members + 1, off = 0;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	for (int m = 0; m < members; m++) {
+		gzFile gz = gzopen(path, m == 0 ? "wb" : "ab");
+		size_t n = len - off < per ? len - off : per;
+
+		assert_non_null(gz);
+		if (n > 0)
+			assert_int_equal(gzwrite(gz, data + off, (unsigned)n), (int)n);
+		off += n;
+		assert_int_equal(gzclose(gz), Z_OK);
+	}
+	return path;
+}
+
+static void
+test_gzip(void **state)
+{
+	static const char csv[] = "\xef\xbb\xbfid,email\r\n1,a@x.test\r\n2,\"b@x.test\"\r\n";
+	static const char jsonl[] = "{\"email\":\"c@x.test\"}\n{\"email\":\"d@x.test\"}\n";
+	struct intake_opts o = { INTAKE_AUTO, NULL, NULL };
+	struct got g;
+	char err[512], *path;
+	struct intake *in;
+	struct intake_row r;
+	FILE *f;
+	int saved, rc;
+	struct stat st;
+
+	(void)state;
+	/* CSV with a BOM inside gzip, two members; the name says nothing. */
+	path = write_gz(csv, sizeof(csv) - 1, 2);
+	assert_int_equal(read_all(path, &o, &g), 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.line[0], 2);
+	assert_string_equal(g.text[0], "a@x.test");
+	assert_int_equal(g.line[1], 3);
+	assert_string_equal(g.text[1], "b@x.test");
+	got_free(&g);
+	unlink(path);
+	free(path);
+
+	/* JSONL through stdin, compressed. */
+	path = write_gz(jsonl, sizeof(jsonl) - 1, 1);
+	saved = dup(0);
+	f = freopen(path, "r", stdin);
+	assert_non_null(f);
+	assert_int_equal(read_all("-", &o, &g), 0);
+	assert_int_equal(g.n, 2);
+	assert_string_equal(g.text[1], "d@x.test");
+	got_free(&g);
+	dup2(saved, 0);
+	close(saved);
+
+	/* Truncated: the rows before the cut may come out, then an error. */
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size - 12), 0);
+	in = intake_open(path, &o, err, sizeof(err));
+	if (in != NULL) {
+		while ((rc = intake_next(in, &r, err, sizeof(err))) == 1)
+			;
+		assert_int_equal(rc, -1);
+		intake_close(in);
+	}
+	assert_non_null(strstr(err, "gzip"));
+	unlink(path);
+	free(path);
+
+	/* Corrupt deflate data after a valid header. */
+	path = write_temp("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xff\xff\xff\xff", 15);
+	in = intake_open(path, &o, err, sizeof(err));
+	if (in != NULL) {
+		while ((rc = intake_next(in, &r, err, sizeof(err))) == 1)
+			;
+		assert_int_equal(rc, -1);
+		intake_close(in);
+	}
+	assert_non_null(strstr(err, "gzip"));
+	unlink(path);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -502,6 +736,10 @@ main(void)
 		cmocka_unit_test(test_nul_bytes),
 		cmocka_unit_test(test_chunk_boundaries),
 		cmocka_unit_test(test_stdin),
+		cmocka_unit_test(test_tsv),
+		cmocka_unit_test(test_jsonl),
+		cmocka_unit_test(test_json_field),
+		cmocka_unit_test(test_gzip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
