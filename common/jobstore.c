@@ -52,6 +52,19 @@ static const char jobstore_script[] =
     "end\n"
     "return 0\n";
 
+/*
+ * KEYS[1] events hash, KEYS[2] counts hash; ARGV event id, counter, increment.
+ * Counts an event (an address sent to the retry topic, a dead-lettered
+ * message) once, however often it is reported: at-least-once delivery
+ * reports the same event again after a crash.  Returns 1 when new, else 0.
+ */
+static const char jobstore_count_script[] =
+    "if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
 #define JS_KEY_MAX (JOBSTORE_NAME_MAX + 32)
 #define JS_PIPELINE 256            /* queued writes per pipelined batch */
 
@@ -298,34 +311,47 @@ jobstore_verdict_unpack(const uint8_t *buf, size_t len, char **address, struct v
 	return *address == NULL ? -1 : 0;
 }
 
-/* ---- the script's SHA1 and arguments ------------------------------------ */
+/* ---- the scripts' SHA1s and arguments ----------------------------------- */
 
-static char js_sha[41];
+static char js_sha[2][41];
+
+/* SHA1 of the verdict script (count = 0) or of the count script (1). */
+static const char *
+js_sha_of(int count)
+{
+	const char *script = count ? jobstore_count_script : jobstore_script;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char *sha = js_sha[count ? 1 : 0];
+
+	if (sha[0] == '\0') {
+		if (EVP_Digest(script, strlen(script), md, &mdlen, EVP_sha1(), NULL) != 1 ||
+		    mdlen != 20)
+			return NULL;
+		for (unsigned i = 0; i < mdlen; i++)
+			snprintf(sha + 2 * i, 3, "%02x", md[i]);
+	}
+	return sha;
+}
 
 static const char *
 js_script_sha(void)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (js_sha[0] == '\0') {
-		if (EVP_Digest(jobstore_script, strlen(jobstore_script), md, &mdlen, EVP_sha1(),
-		    NULL) != 1 || mdlen != 20)
-			return NULL;
-		for (unsigned i = 0; i < mdlen; i++)
-			snprintf(js_sha + 2 * i, 3, "%02x", md[i]);
-	}
-	return js_sha;
+	return js_sha_of(0);
 }
 
-/* One verdict write, self-contained so it can be sent again. */
+/* One script call, self-contained so it can be sent again: a verdict
+ * write, or a count-once event (count = 1: field is the event id, blob the
+ * counter name, status the increment). */
 struct js_write {
-	char kverdicts[JS_KEY_MAX];
+	int count;
+	char kverdicts[JS_KEY_MAX];     /* or the events hash */
 	char kcounts[JS_KEY_MAX];
 	char *field;
 	uint8_t *blob;
 	size_t bloblen;
 	const char *status, *reason;    /* static names */
+	char incr[24];
 };
 
 static int
@@ -353,6 +379,45 @@ js_write_init(struct js_write *w, const char *job, const char *field, const char
 	return 0;
 }
 
+/* The keys of job's events and counts, or the global dead-letter ones
+ * when job is NULL. */
+static void
+js_count_keys(const char *job, char *events, char *counts)
+{
+	if (job == NULL) {
+		snprintf(events, JS_KEY_MAX, "%s", JOBSTORE_DEAD_EVENTS_KEY);
+		snprintf(counts, JS_KEY_MAX, "%s", JOBSTORE_DEAD_COUNTS_KEY);
+	} else {
+		js_key(events, JS_KEY_MAX, job, "events");
+		js_key(counts, JS_KEY_MAX, job, "counts");
+	}
+}
+
+static int
+js_count_init(struct js_write *w, const char *job, const char *event, const char *counter,
+    uint64_t incr)
+{
+	memset(w, 0, sizeof(*w));
+	if ((job != NULL && !jobstore_valid_name(job)) || event == NULL || *event == '\0' ||
+	    counter == NULL || *counter == '\0')
+		return -1;
+	w->count = 1;
+	js_count_keys(job, w->kverdicts, w->kcounts);
+	snprintf(w->incr, sizeof(w->incr), "%" PRIu64, incr);
+	w->status = w->incr;
+	w->field = strdup(event);
+	w->blob = (uint8_t *)strdup(counter);
+	if (w->field == NULL || w->blob == NULL) {
+		free(w->field);
+		free(w->blob);
+		w->field = NULL;
+		w->blob = NULL;
+		return -1;
+	}
+	w->bloblen = strlen(counter);
+	return 0;
+}
+
 static void
 js_write_clear(struct js_write *w)
 {
@@ -362,16 +427,18 @@ js_write_clear(struct js_write *w)
 	w->blob = NULL;
 }
 
-/* EVALSHA sha 2 kv kc field blob status reason (or EVAL script ...). */
+/* EVALSHA sha 2 kv kc field blob status reason (or EVAL script ...);
+ * a count: EVALSHA sha 2 ke kc event counter incr. */
 static int
 js_write_argv(const struct js_write *w, int use_eval, const char **argv, size_t *argvlen)
 {
-	const char *sha = js_script_sha();
+	const char *sha = js_sha_of(w->count);
+	int argc = w->count ? 8 : 9;
 
 	if (!use_eval && sha == NULL)
 		use_eval = 1;
 	argv[0] = use_eval ? "EVAL" : "EVALSHA";
-	argv[1] = use_eval ? jobstore_script : sha;
+	argv[1] = use_eval ? (w->count ? jobstore_count_script : jobstore_script) : sha;
 	argv[2] = "2";
 	argv[3] = w->kverdicts;
 	argv[4] = w->kcounts;
@@ -379,10 +446,11 @@ js_write_argv(const struct js_write *w, int use_eval, const char **argv, size_t 
 	argv[6] = (const char *)w->blob;
 	argv[7] = w->status;
 	argv[8] = w->reason;
-	for (int i = 0; i < 9; i++)
-		argvlen[i] = strlen(argv[i]);
+	for (int i = 0; i < argc; i++)
+		if (i != 6)
+			argvlen[i] = strlen(argv[i]);
 	argvlen[6] = w->bloblen;
-	return 9;
+	return argc;
 }
 
 static int
@@ -673,6 +741,14 @@ js_count_field(void *arg, const char *f, const char *v)
 		c->status[i] = js_u64(v);
 	else if (strncmp(f, "reason:", 7) == 0 && (i = verdict_reason_parse(f + 7)) >= 0)
 		c->reason[i] = js_u64(v);
+	else if (strcmp(f, JOBSTORE_C_RETRIED) == 0)
+		c->retried = js_u64(v);
+	else if (strcmp(f, JOBSTORE_C_DEAD) == 0)
+		c->dead = js_u64(v);
+	else if (strcmp(f, JOBSTORE_C_DEAD_ADDRESSES) == 0)
+		c->dead_addresses = js_u64(v);
+	else if (strcmp(f, JOBSTORE_C_BACKED_OFF) == 0)
+		c->backed_off = js_u64(v);
 	else
 		log_warn("unknown count field in redis", "field=\"%.64s\"", f);
 }
@@ -687,6 +763,42 @@ jobstore_get_counts(struct jobstore *js, const char *job, struct jobstore_counts
 		return js_fail(js->err, sizeof(js->err), "bad job name");
 	js_key(key, sizeof(key), job, "counts");
 	return js_hgetall(js, key, js_count_field, c) == -1 ? -1 : 0;
+}
+
+static void
+js_dead_field(void *arg, const char *f, const char *v)
+{
+	if (strcmp(f, JOBSTORE_C_DEAD) == 0)
+		*(uint64_t *)arg = js_u64(v);
+}
+
+int
+jobstore_get_dead_global(struct jobstore *js, uint64_t *messages)
+{
+	*messages = 0;
+	return js_hgetall(js, JOBSTORE_DEAD_COUNTS_KEY, js_dead_field, messages) == -1 ? -1 : 0;
+}
+
+int
+jobstore_count_once(struct jobstore *js, const char *job, const char *event, const char *counter,
+    uint64_t incr)
+{
+	struct js_write w;
+	const char *argv[9];
+	size_t lens[9];
+	redisReply *r;
+	int argc, rc;
+
+	if (js_count_init(&w, job, event, counter, incr) == -1)
+		return js_fail(js->err, sizeof(js->err), "bad count event");
+	argc = js_write_argv(&w, 1, argv, lens);
+	r = js_cmd(js, "EVAL", argc, argv, lens);
+	js_write_clear(&w);
+	if (r == NULL)
+		return -1;
+	rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return rc;
 }
 
 int
@@ -1143,6 +1255,19 @@ jobstore_async_new(struct event_base *base, const char *url,
 	return ja;
 }
 
+/* Append a prepared write and send it now when connected. */
+static void
+ja_queue(struct jobstore_async *ja, struct ja_write *jw, jobstore_write_cb cb, void *arg)
+{
+	jw->ja = ja;
+	jw->cb = cb;
+	jw->arg = arg;
+	TAILQ_INSERT_TAIL(&ja->writes, jw, entry);
+	ja->nwrites++;
+	if (ja->ac != NULL && !ja->reset)
+		ja_send(ja, jw);
+}
+
 int
 jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const char *field,
     const char *address, const struct verdict *v, jobstore_write_cb cb, void *arg)
@@ -1156,13 +1281,24 @@ jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const cha
 		free(jw);
 		return -1;
 	}
-	jw->ja = ja;
-	jw->cb = cb;
-	jw->arg = arg;
-	TAILQ_INSERT_TAIL(&ja->writes, jw, entry);
-	ja->nwrites++;
-	if (ja->ac != NULL && !ja->reset)
-		ja_send(ja, jw);
+	ja_queue(ja, jw, cb, arg);
+	return 0;
+}
+
+int
+jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char *event,
+    const char *counter, uint64_t incr, jobstore_write_cb cb, void *arg)
+{
+	struct ja_write *jw;
+
+	jw = calloc(1, sizeof(*jw));
+	if (jw == NULL)
+		return -1;
+	if (js_count_init(&jw->w, job, event, counter, incr) == -1) {
+		free(jw);
+		return -1;
+	}
+	ja_queue(ja, jw, cb, arg);
 	return 0;
 }
 

@@ -4,8 +4,12 @@
  * Keys per job NAME (NAME: 1..64 of [A-Za-z0-9._-], see jobstore_valid_name):
  *   mxsift:job:NAME:meta      hash  rows, unique, invalid, duplicates, total,
  *                                   domains, tasks, submitted_at, state, file
- *   mxsift:job:NAME:counts    hash  done, status:<status>, reason:<reason>
+ *   mxsift:job:NAME:counts    hash  done, status:<status>, reason:<reason>,
+ *                                   retried, dead, dead_addresses, backed_off
  *   mxsift:job:NAME:verdicts  hash  field -> serialised mxsift.Verdict (protobuf)
+ *   mxsift:job:NAME:events    hash  event id -> 1: events already counted
+ *   mxsift:dead:counts        hash  dead: dead letters of no known job
+ *   mxsift:dead:events        hash  their event ids
  *
  * The field of a verdict is the normalised address; an invalid row, which has
  * no address of its own and is never deduplicated, uses "#line:N" (N = its
@@ -18,6 +22,12 @@
  * stay exact under Kafka's at-least-once delivery.  The script is run with
  * EVALSHA; a NOSCRIPT reply (script cache flushed, new server) is answered
  * with EVAL, which also reloads the cache.
+ *
+ * The operational counters (retried, dead, ...) are not verdicts and are
+ * not part of done; each is counted by a second script, once per event id
+ * (HSETNX into the events hash, then HINCRBY), for the same reason.
+ * Invariant kept by both scripts: done == sum of status:* == sum of
+ * reason:* == number of fields in the verdicts hash.
  *
  * Two APIs: a blocking one (struct jobstore) for the coordinator, `mxsift
  * status` and `mxsift export`, and an asynchronous one (struct
@@ -81,7 +91,19 @@ struct jobstore_counts {
 	uint64_t done;
 	uint64_t status[VS__COUNT];
 	uint64_t reason[VR__COUNT];
+	uint64_t retried;          /* addresses sent to the retry topic (per attempt) */
+	uint64_t dead;             /* messages of the job sent to the dead-letter topic */
+	uint64_t dead_addresses;   /* addresses in those messages */
+	uint64_t backed_off;       /* rate-limit back-offs seen while probing it */
 };
+
+/* Counter names in the counts hash (and the global dead-letter keys). */
+#define JOBSTORE_C_RETRIED        "retried"
+#define JOBSTORE_C_DEAD           "dead"
+#define JOBSTORE_C_DEAD_ADDRESSES "dead_addresses"
+#define JOBSTORE_C_BACKED_OFF     "backed_off"
+#define JOBSTORE_DEAD_COUNTS_KEY  "mxsift:dead:counts"
+#define JOBSTORE_DEAD_EVENTS_KEY  "mxsift:dead:events"
 
 /* ---- blocking API ----------------------------------------------------- */
 
@@ -104,6 +126,13 @@ int jobstore_set_meta(struct jobstore *js, const char *job, const char *field, c
 int jobstore_get_meta(struct jobstore *js, const char *job, struct jobstore_meta *m);
 /* 0 / -1. A job without verdicts yet has all-zero counts. */
 int jobstore_get_counts(struct jobstore *js, const char *job, struct jobstore_counts *c);
+
+/* Dead letters that belong to no known job (field dead). 0 / -1. */
+int jobstore_get_dead_global(struct jobstore *js, uint64_t *messages);
+/* Add incr to counter of job (NULL: the global dead-letter counts) unless
+ * event was counted before: 1 counted, 0 already counted, -1 error. */
+int jobstore_count_once(struct jobstore *js, const char *job, const char *event,
+    const char *counter, uint64_t incr);
 
 /* Write one verdict now: 1 new (counted), 0 already there, -1 error. */
 int jobstore_put_verdict(struct jobstore *js, const char *job, const char *field,
@@ -148,6 +177,10 @@ struct jobstore_async *jobstore_async_new(struct event_base *base, const char *u
  * name, no memory: cb will not fire). */
 int jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const char *field,
     const char *address, const struct verdict *v, jobstore_write_cb cb, void *arg);
+/* jobstore_count_once(), queued like a verdict write: cb(arg, 1|0) once
+ * Redis has answered.  0, or -1 (bad arguments, no memory: no cb). */
+int jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char *event,
+    const char *counter, uint64_t incr, jobstore_write_cb cb, void *arg);
 /* Writes queued or sent and not yet answered. */
 size_t jobstore_async_pending(const struct jobstore_async *ja);
 /* 1 when connected and authenticated. */

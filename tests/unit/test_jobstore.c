@@ -501,6 +501,70 @@ test_async_writes(void **state)
 	event_base_free(a.base);
 }
 
+/* Operational counters: each event id is counted once, whatever the
+ * increment, over the blocking and the async client (NOSCRIPT included);
+ * they never touch done; job NULL is the global dead-letter counter. */
+static void
+test_count_once(void **state)
+{
+	struct srv *s = *state;
+	struct acase a = { 0 };
+	struct jobstore_async *ja;
+	struct jobstore *js;
+	struct jobstore_counts c;
+	uint64_t dead = 99;
+	char err[256];
+
+	NEED_SERVER(s);
+	js = jobstore_connect(s->url, 0, err, sizeof(err));
+	assert_non_null(js);
+	assert_int_equal(jobstore_count_once(js, "cnt", "retry:1:a@x.test", JOBSTORE_C_RETRIED,
+	    1), 1);
+	assert_int_equal(jobstore_count_once(js, "cnt", "retry:1:a@x.test", JOBSTORE_C_RETRIED,
+	    1), 0);
+	assert_int_equal(jobstore_count_once(js, "cnt", "retry:2:a@x.test", JOBSTORE_C_RETRIED,
+	    1), 1);
+	assert_int_equal(jobstore_count_once(js, "cnt", "dead:t/0/5", JOBSTORE_C_DEAD_ADDRESSES,
+	    7), 1);
+	assert_int_equal(jobstore_count_once(js, "bad name", "e", JOBSTORE_C_DEAD, 1), -1);
+	assert_int_equal(jobstore_count_once(js, "cnt", "", JOBSTORE_C_DEAD, 1), -1);
+	assert_int_equal(jobstore_get_dead_global(js, &dead), 0);
+	assert_int_equal(dead, 0);
+
+	a.base = event_base_new();
+	ja = jobstore_async_new(a.base, s->url, NULL, err, sizeof(err));
+	assert_non_null(ja);
+	raw_cmd(s, "SCRIPT FLUSH");
+	a.want = 5;
+	assert_int_equal(jobstore_async_count_once(ja, "cnt", "dead:t/0/5", JOBSTORE_C_DEAD_ADDRESSES,
+	    7, on_written, &a), 0);
+	assert_int_equal(jobstore_async_count_once(ja, "cnt", "dead:t/0/6", JOBSTORE_C_DEAD, 1,
+	    on_written, &a), 0);
+	assert_int_equal(jobstore_async_count_once(ja, "cnt", "dead:t/0/6", JOBSTORE_C_DEAD, 1,
+	    on_written, &a), 0);
+	assert_int_equal(jobstore_async_count_once(ja, NULL, "dead:t/1/9", JOBSTORE_C_DEAD, 1,
+	    on_written, &a), 0);
+	assert_int_equal(jobstore_async_count_once(ja, NULL, "dead:t/1/9", JOBSTORE_C_DEAD, 1,
+	    on_written, &a), 0);
+	assert_int_equal(jobstore_async_count_once(ja, "cnt", NULL, JOBSTORE_C_DEAD, 1,
+	    on_written, &a), -1);
+	run_loop(a.base, 10);
+	assert_int_equal(a.fired, 5);
+	assert_int_equal(a.fresh, 2);
+	jobstore_async_free(ja);
+	event_base_free(a.base);
+
+	assert_int_equal(jobstore_get_counts(js, "cnt", &c), 0);
+	assert_int_equal(c.done, 0);
+	assert_int_equal(c.retried, 2);
+	assert_int_equal(c.dead, 1);
+	assert_int_equal(c.dead_addresses, 7);
+	assert_int_equal(c.backed_off, 0);
+	assert_int_equal(jobstore_get_dead_global(js, &dead), 0);
+	assert_int_equal(dead, 1);
+	jobstore_close(js);
+}
+
 /* The server is down when the writes are queued and comes up later (and
  * goes down and up again): the writes wait, then land exactly once. */
 static void
@@ -625,6 +689,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pipeline_noscript_scan, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_meta, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_writes, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_count_once, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_reconnect, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_hung_server, srv_setup, srv_teardown),
 	};
