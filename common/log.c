@@ -27,6 +27,20 @@ log_get_level(void)
 	return log_level;
 }
 
+static int log_with_addresses;
+
+void
+log_set_addresses(int on)
+{
+	log_with_addresses = on != 0;
+}
+
+int
+log_addresses(void)
+{
+	return log_with_addresses;
+}
+
 int
 log_parse_level(const char *s)
 {

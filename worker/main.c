@@ -63,6 +63,7 @@
 #include "jobstore.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "mxsift.pb-c.h"
 #include "verdict.h"
 
@@ -158,6 +159,12 @@ worker_usage(FILE *f)
 	    "      --grace SECONDS     on SIGTERM, time for probes in flight (default %d)\n"
 	    "  -X KEY=VALUE            librdkafka consumer property (repeatable)\n"
 	    "      --log-level LEVEL   debug, info (default), warn, error\n"
+	    "      --log-addresses     log every verdict with its address at info level\n"
+	    "                          (default: no addresses in logs below debug)\n"
+	    "      --metrics-addr ADDR serve /metrics, /healthz, /readyz on IP:PORT\n"
+	    "                          (default " METRICS_DEFAULT_ADDR "; off disables)\n"
+	    "      --config FILE       configuration file (default $MXSIFT_CONFIG, else\n"
+	    "                          /etc/mxsift/mxsift.conf if present; see mxsift-worker(1))\n"
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Stops cleanly on SIGTERM or SIGINT.  Exit codes: 0 stopped; 1 failure; 2 usage.\n",
@@ -302,6 +309,7 @@ worker_task_finish(struct wtask *t)
 	w->tasks_inflight--;
 	if (!t->failed && !w->aborting) {
 		w->tasks_done++;
+		metrics_inc(METRICS_TASKS_DONE, 1);
 		log_info("task done", "job=%s partition=%" PRId32 " offset=%" PRId64
 		    " mx_domain=%s domain=%s addresses=%zu deliverable=%u undeliverable=%u "
 		    "risky=%u unknown=%u ms=%" PRIu64, t->job, p->partition, t->offset,
@@ -342,9 +350,14 @@ worker_put_verdict(struct wtask *t, const char *address, const struct verdict *v
 		return;
 	}
 	t->by_status[v->status < VS__COUNT ? v->status : VS_UNKNOWN]++;
-	log_debug("verdict", "job=%s address=\"%s\" status=%s reason=%s", t->job, address,
-	    verdict_status_name(v->status), verdict_reason_name(v->reason));
-	if (jobstore_async_put_verdict(w->ja, t->job, address, address, v, worker_on_written,
+	metrics_verdict(v);
+	if (log_addresses())
+		log_info("verdict", "job=%s address=\"%s\" status=%s reason=%s", t->job, address,
+		    verdict_status_name(v->status), verdict_reason_name(v->reason));
+	else
+		log_debug("verdict", "job=%s status=%s reason=%s", t->job,
+		    verdict_status_name(v->status), verdict_reason_name(v->reason));
+	if (metrics_put_verdict(w->ja, t->job, address, address, v, worker_on_written,
 	    t) == -1) {
 		log_error("verdict write not queued", "job=%s partition=%" PRId32
 		    " offset=%" PRId64, t->job, t->part->partition, t->offset);
@@ -387,6 +400,7 @@ worker_handle_message(struct worker *w, const rd_kafka_message_t *m)
 	task = mxsift__task__unpack(NULL, m->len, m->payload);
 	if (task == NULL || !jobstore_valid_name(task->job)) {
 		w->bad_messages++;
+		metrics_inc(METRICS_BAD_MESSAGES, 1);
 		log_error("undecodable task", "topic=%s partition=%" PRId32 " offset=%" PRId64
 		    " bytes=%zu reason=\"%s\"", topic, m->partition, m->offset, m->len,
 		    task == NULL ? "not a Task" : "bad job name");
@@ -506,6 +520,7 @@ worker_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
 		log_info("partitions assigned", "count=%d partitions=%s", parts->cnt, list);
+		metrics_set_flag(METRICS_KAFKA_JOINED, 1);
 		for (int i = 0; i < parts->cnt; i++) {
 			/* fresh tracking: whatever was in flight before is redelivered */
 			struct wpart *p = worker_part_find(w, parts->elems[i].topic,
@@ -577,6 +592,7 @@ worker_begin_stop(struct worker *w, const char *why)
 	if (w->stopping)
 		return;
 	w->stopping = 1;
+	metrics_set_flag(METRICS_STOPPING, 1);
 	w->stop_started_ms = worker_now_ms();
 	log_info("stopping", "reason=%s tasks_inflight=%zu probes_pending=%zu grace_s=%u", why,
 	    w->tasks_inflight, engine_pending(w->engine), w->grace_s);
@@ -652,7 +668,7 @@ int
 main(int argc, char **argv)
 {
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
-		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL };
+		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
@@ -666,6 +682,8 @@ main(int argc, char **argv)
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
+		{ "log-addresses", no_argument, NULL, OPT_LOG_ADDRESSES },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -675,6 +693,7 @@ main(int argc, char **argv)
 	struct kafka_xopts xopts = { 0 };
 	const char *brokers = NULL, *redis = NULL, *group = KAFKA_DEFAULT_GROUP;
 	const char *topic = KAFKA_TOPIC_TASKS, *dns_server = NULL;
+	const char *metrics_addr = METRICS_DEFAULT_ADDR;
 	struct timeval tick = { 0, WORKER_TICK_MS * 1000 };
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_topic_partition_list_t *sub;
@@ -748,6 +767,8 @@ main(int argc, char **argv)
 			log_set_level((enum log_level)l);
 			break;
 		}
+		case OPT_METRICS_ADDR: metrics_addr = optarg; break;
+		case OPT_LOG_ADDRESSES: log_set_addresses(1); break;
 		case 'h':
 			worker_usage(stdout);
 			kafka_xopts_free(&xopts);
@@ -769,6 +790,11 @@ main(int argc, char **argv)
 
 	if ((w.base = event_base_new()) == NULL) {
 		log_error("cannot create event loop", "%s", "");
+		goto out;
+	}
+	if (metrics_start(w.base, metrics_addr, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxsift-worker: %s\n", err);
+		rc = 2;
 		goto out;
 	}
 	if ((w.ja = jobstore_async_new(w.base, redis, NULL, err, sizeof(err))) == NULL) {
@@ -793,6 +819,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	conf = NULL;    /* owned by w.rk now */
+	metrics_attach(w.engine, w.ja, w.rk);
 	rd_kafka_poll_set_consumer(w.rk);   /* callbacks are served by the consumer queue */
 	w.q = rd_kafka_queue_get_consumer(w.rk);
 	if (pipe2(w.pipefd, O_NONBLOCK | O_CLOEXEC) == -1) {
@@ -843,6 +870,7 @@ main(int argc, char **argv)
 		    es.replies_503);
 	}
 out:
+	metrics_attach(NULL, NULL, NULL);
 	if (w.q != NULL) {
 		rd_kafka_queue_io_event_enable(w.q, -1, NULL, 0);
 		rd_kafka_queue_destroy(w.q);
@@ -871,6 +899,7 @@ out:
 	if (w.dns != NULL)
 		dns_free(w.dns);
 	jobstore_async_free(w.ja);
+	metrics_stop();
 	if (w.kafka_ev != NULL)
 		event_free(w.kafka_ev);
 	if (w.tick != NULL)

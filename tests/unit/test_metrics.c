@@ -1,0 +1,325 @@
+/*
+ * test_metrics.c — worker/metrics.c: counters as rendered in the Prometheus
+ * text format, the rules of the exposition (HELP/TYPE once per family, no
+ * duplicate series), readiness, --metrics-addr parsing, and the HTTP
+ * endpoints served by evhttp on a loopback port, fetched with evhttp's client
+ * on the same loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "metrics.h"
+
+static char *
+render(void)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+	char *s;
+
+	assert_non_null(b);
+	metrics_render(b);
+	n = evbuffer_get_length(b);
+	s = malloc(n + 1);
+	assert_non_null(s);
+	evbuffer_remove(b, s, n);
+	s[n] = '\0';
+	evbuffer_free(b);
+	return s;
+}
+
+/* The value of the series whose line starts with "series " exactly; -1 if absent. */
+static double
+value(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	const char *p = text;
+
+	while (*p != '\0') {
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		if ((p = strchr(p, '\n')) == NULL)
+			break;
+		p++;
+	}
+	return -1;
+}
+
+static void
+verdict_of(struct verdict *v, enum verdict_reason r, int code)
+{
+	verdict_init(v, r);
+	v->smtp_code = code;
+}
+
+static void
+test_counters(void **state)
+{
+	static const struct {
+		enum verdict_reason r;
+		int code, times;
+	} seen[] = {
+		{ VR_ACCEPTED, 250, 3 },
+		{ VR_MAILBOX_NOT_FOUND, 550, 2 },
+		{ VR_GREYLISTED, 450, 1 },
+		{ VR_CONNECTION_FAILED, 0, 4 },
+	};
+	struct verdict v;
+	char *t;
+
+	metrics_reset();
+	for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++)
+		for (int k = 0; k < seen[i].times; k++) {
+			verdict_of(&v, seen[i].r, seen[i].code);
+			metrics_verdict(&v);
+		}
+	/* a status the reason does not imply still gets its own series */
+	verdict_of(&v, VR_ACCEPTED, 250);
+	v.status = VS_RISKY;
+	metrics_verdict(&v);
+	metrics_inc(METRICS_TASKS_DONE, 2);
+	metrics_inc(METRICS_DEAD_LETTERS, 1);
+	metrics_inc(METRICS_RETRIES_SCHEDULED, 5);
+	t = render();
+	assert_true(value(t, "mxsift_verdicts_total{status=\"deliverable\",reason=\"accepted\"}") == 3);
+	assert_true(value(t, "mxsift_verdicts_total{status=\"undeliverable\",reason=\"mailbox_not_found\"}") == 2);
+	assert_true(value(t, "mxsift_verdicts_total{status=\"unknown\",reason=\"greylisted\"}") == 1);
+	assert_true(value(t, "mxsift_verdicts_total{status=\"unknown\",reason=\"connection_failed\"}") == 4);
+	assert_true(value(t, "mxsift_verdicts_total{status=\"risky\",reason=\"accepted\"}") == 1);
+	/* zero series of every reason are present (dashboards need them) */
+	assert_true(value(t, "mxsift_verdicts_total{status=\"undeliverable\",reason=\"invalid_syntax\"}") == 0);
+	/* but not impossible pairs */
+	assert_true(value(t, "mxsift_verdicts_total{status=\"deliverable\",reason=\"greylisted\"}") == -1);
+	assert_true(value(t, "mxsift_smtp_replies_total{class=\"2xx\"}") == 4);
+	assert_true(value(t, "mxsift_smtp_replies_total{class=\"5xx\"}") == 2);
+	assert_true(value(t, "mxsift_smtp_replies_total{class=\"4xx\"}") == 1);
+	assert_true(value(t, "mxsift_smtp_replies_total{class=\"none\"}") == 4);
+	assert_true(value(t, "mxsift_tasks_done_total") == 2);
+	assert_true(value(t, "mxsift_dead_letters_total") == 1);
+	assert_true(value(t, "mxsift_retries_scheduled_total") == 5);
+	assert_true(value(t, "mxsift_bad_messages_total") == 0);
+	/* no sources attached: zeros, not missing */
+	assert_true(value(t, "mxsift_smtp_connections_opened_total") == 0);
+	assert_true(value(t, "mxsift_kafka_consumer_lag_all") == 0);
+	assert_true(value(t, "mxsift_redis_connected") == 0);
+	assert_true(value(t, "mxsift_redis_write_duration_seconds_count") == 0);
+	assert_true(value(t, "mxsift_redis_write_duration_seconds_bucket{le=\"+Inf\"}") == 0);
+	assert_true(value(t, "mxsift_ready") == 0);
+	free(t);
+	metrics_reset();
+	t = render();
+	assert_true(value(t, "mxsift_verdicts_total{status=\"deliverable\",reason=\"accepted\"}") == 0);
+	free(t);
+}
+
+/* Every family has one HELP and one TYPE before its samples; no series twice. */
+static void
+test_exposition_rules(void **state)
+{
+	struct verdict v;
+	char *t, *save = NULL, *families[128], *series[512];
+	size_t nf = 0, ns = 0;
+
+	metrics_reset();
+	verdict_of(&v, VR_ACCEPTED, 250);
+	metrics_verdict(&v);
+	t = render();
+	for (char *line = strtok_r(t, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "# HELP ", 7) == 0) {
+			char *name = line + 7;
+			*strchr(name, ' ') = '\0';
+			for (size_t i = 0; i < nf; i++)
+				if (strcmp(families[i], name) == 0)
+					fail_msg("HELP twice for %s", name);
+			assert_true(nf < 128);
+			families[nf++] = name;
+			continue;
+		}
+		if (line[0] == '#')
+			continue;
+		char *sp = strrchr(line, ' ');
+		assert_non_null(sp);
+		*sp = '\0';
+		/* a sample belongs to the last family (histograms: _bucket/_sum/_count) */
+		assert_true(nf > 0);
+		assert_int_equal(strncmp(line, families[nf - 1], strlen(families[nf - 1])), 0);
+		for (size_t i = 0; i < ns; i++)
+			if (strcmp(series[i], line) == 0)
+				fail_msg("series twice: %s", line);
+		assert_true(ns < 512);
+		series[ns++] = line;
+	}
+	assert_true(nf > 20);
+	free(t);
+	metrics_reset();
+}
+
+static void
+test_ready(void **state)
+{
+	const char *why;
+
+	metrics_reset();
+	assert_int_equal(metrics_ready(&why), 0);
+	assert_string_equal(why, "kafka consumer has not joined its group yet");
+	metrics_set_flag(METRICS_KAFKA_JOINED, 1);
+	assert_int_equal(metrics_ready(&why), 0);
+	assert_string_equal(why, "redis not connected");
+	metrics_set_flag(METRICS_STOPPING, 1);
+	assert_int_equal(metrics_ready(&why), 0);
+	assert_string_equal(why, "stopping");
+	metrics_reset();
+}
+
+static void
+test_addr(void **state)
+{
+	static const struct {
+		const char *addr;
+		int ok;
+	} cases[] = {
+		{ "off", 1 },
+		{ "127.0.0.1:0", 1 },
+		{ "[::1]:0", 1 },
+		{ "localhost:9464", 0 },      /* numeric only: no DNS at startup */
+		{ "127.0.0.1", 0 },
+		{ "127.0.0.1:", 0 },
+		{ "127.0.0.1:70000", 0 },
+		{ "::1:9464", 0 },            /* IPv6 wants brackets */
+		{ "[::1]9464", 0 },
+		{ ":9464", 0 },
+	};
+	struct event_base *base = event_base_new();
+	char err[256];
+
+	assert_non_null(base);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = metrics_start(base, cases[i].addr, err, sizeof(err));
+		if (rc != (cases[i].ok ? 0 : -1))
+			fail_msg("%s: rc %d", cases[i].addr, rc);
+		if (!cases[i].ok)
+			assert_non_null(strstr(err, "--metrics-addr"));
+		if (strcmp(cases[i].addr, "off") == 0)
+			assert_int_equal(metrics_port(), 0);
+		else if (cases[i].ok)
+			assert_true(metrics_port() > 0);
+		metrics_stop();
+	}
+	/* a port in use is a start-up error that says so: take a free port,
+	 * let a second evhttp hold it, then ask for it */
+	assert_int_equal(metrics_start(base, "127.0.0.1:0", err, sizeof(err)), 0);
+	int port = metrics_port();
+	char busy[64];
+	struct evhttp *h = evhttp_new(base);
+
+	metrics_stop();
+	snprintf(busy, sizeof(busy), "127.0.0.1:%d", port);
+	assert_int_equal(evhttp_bind_socket(h, "127.0.0.1", (ev_uint16_t)port), 0);
+	assert_int_equal(metrics_start(base, busy, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot listen"));
+	evhttp_free(h);
+	metrics_reset();
+	event_base_free(base);
+}
+
+struct fetch {
+	struct event_base *base;
+	int code;
+	char body[16384];
+	char ctype[128];
+};
+
+static void
+on_response(struct evhttp_request *req, void *arg)
+{
+	struct fetch *f = arg;
+	size_t n;
+
+	f->code = req ? evhttp_request_get_response_code(req) : -1;
+	if (req != NULL) {
+		struct evbuffer *b = evhttp_request_get_input_buffer(req);
+		const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+		    "Content-Type");
+		n = evbuffer_get_length(b);
+		if (n >= sizeof(f->body))
+			n = sizeof(f->body) - 1;
+		evbuffer_remove(b, f->body, n);
+		f->body[n] = '\0';
+		snprintf(f->ctype, sizeof(f->ctype), "%s", ct ? ct : "");
+	}
+	event_base_loopbreak(f->base);
+}
+
+static void
+fetch(struct event_base *base, const char *path, struct fetch *f)
+{
+	struct evhttp_connection *c = evhttp_connection_base_new(base, NULL, "127.0.0.1",
+	    (ev_uint16_t)metrics_port());
+	struct evhttp_request *r;
+
+	memset(f, 0, sizeof(*f));
+	f->base = base;
+	f->code = 0;
+	assert_non_null(c);
+	r = evhttp_request_new(on_response, f);
+	assert_non_null(r);
+	evhttp_add_header(evhttp_request_get_output_headers(r), "Host", "127.0.0.1");
+	assert_int_equal(evhttp_make_request(c, r, EVHTTP_REQ_GET, path), 0);
+	event_base_dispatch(base);
+	evhttp_connection_free(c);
+}
+
+static void
+test_http(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct fetch f;
+	struct verdict v;
+	char err[256];
+
+	metrics_reset();
+	assert_int_equal(metrics_start(base, "127.0.0.1:0", err, sizeof(err)), 0);
+	verdict_of(&v, VR_MAILBOX_NOT_FOUND, 550);
+	metrics_verdict(&v);
+	fetch(base, "/metrics", &f);
+	assert_int_equal(f.code, 200);
+	assert_string_equal(f.ctype, "text/plain; version=0.0.4; charset=utf-8");
+	assert_true(value(f.body,
+	    "mxsift_verdicts_total{status=\"undeliverable\",reason=\"mailbox_not_found\"}") == 1);
+	fetch(base, "/healthz", &f);
+	assert_int_equal(f.code, 200);
+	assert_string_equal(f.body, "ok\n");
+	fetch(base, "/readyz", &f);
+	assert_int_equal(f.code, 503);
+	assert_string_equal(f.body, "kafka consumer has not joined its group yet\n");
+	fetch(base, "/nope", &f);
+	assert_int_equal(f.code, 404);
+	fetch(base, "/metrics?x=1", &f);
+	assert_int_equal(f.code, 200);
+	metrics_reset();
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_exposition_rules),
+		cmocka_unit_test(test_ready),
+		cmocka_unit_test(test_addr),
+		cmocka_unit_test(test_http),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,501 @@
+/*
+ * metrics.c — Prometheus registry and evhttp endpoints of mxsift-worker.
+ *
+ * Owns the process-wide counters, the HTTP server and the wrappers that
+ * time Redis writes (see metrics.h).  The exposition is rendered on each
+ * scrape from the counters plus the attached engine, Redis client and Kafka
+ * consumer; nothing is cached, so a scrape is always current.  Gauges that
+ * need other modules' numbers (sessions open, per-lane depth) come from
+ * engine_get_stats() as it grows; names below are the stable contract used
+ * by deploy/grafana-mxsift.json.
+ */
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "engine.h"
+
+#define METRICS_RATE_WINDOW_S 11   /* 10 complete seconds + the current one */
+
+/* Redis write latency buckets, seconds (upper bounds; +Inf implied). */
+static const double metrics_buckets[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+#define METRICS_NBUCKETS (sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
+
+static const struct {
+	const char *name, *help;
+} metrics_counter_desc[METRICS__COUNT] = {
+	[METRICS_TASKS_DONE] = { "mxsift_tasks_done_total",
+	    "Task messages whose verdicts are all written (offset storable)." },
+	[METRICS_BAD_MESSAGES] = { "mxsift_bad_messages_total",
+	    "Messages on the task topic that could not be decoded and were skipped." },
+	[METRICS_RETRIES_SCHEDULED] = { "mxsift_retries_scheduled_total",
+	    "Work handed to the retry topic for a later attempt." },
+	[METRICS_DEAD_LETTERS] = { "mxsift_dead_letters_total",
+	    "Messages handed to the dead-letter topic." },
+};
+
+/* A timed Redis write in flight. */
+struct metrics_write {
+	LIST_ENTRY(metrics_write) entry;
+	jobstore_write_cb cb;
+	void *arg;
+	uint64_t start_ns;
+};
+
+static struct {
+	uint64_t counter[METRICS__COUNT];
+	int flag[METRICS_FLAG__COUNT];
+	uint64_t verdicts[VS__COUNT][VR__COUNT];
+	uint64_t reply_class[6];            /* [0] no SMTP reply, [1..5] first digit */
+	/* Redis writes */
+	uint64_t writes_new, writes_dup;
+	uint64_t lat_bucket[METRICS_NBUCKETS];
+	uint64_t lat_count;
+	double lat_sum;
+	LIST_HEAD(, metrics_write) writes;
+	/* verdicts per second, one slot per second of the window */
+	uint64_t rate_slot[METRICS_RATE_WINDOW_S];
+	int64_t rate_sec[METRICS_RATE_WINDOW_S];
+	/* sources and server */
+	struct engine *engine;
+	struct jobstore_async *ja;
+	rd_kafka_t *rk;
+	struct evhttp *http;
+	int port;
+	int64_t started;
+} m;
+
+static uint64_t
+metrics_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+metrics_inc(enum metrics_counter c, uint64_t n)
+{
+	if ((unsigned)c < METRICS__COUNT)
+		m.counter[c] += n;
+}
+
+void
+metrics_set_flag(enum metrics_flag f, int on)
+{
+	if ((unsigned)f < METRICS_FLAG__COUNT)
+		m.flag[f] = on != 0;
+}
+
+void
+metrics_verdict(const struct verdict *v)
+{
+	int64_t sec = (int64_t)(metrics_now_ns() / 1000000000u);
+	size_t slot = (size_t)(sec % METRICS_RATE_WINDOW_S);
+	unsigned cls = v->smtp_code >= 100 && v->smtp_code < 600 ? (unsigned)v->smtp_code / 100 : 0;
+
+	if ((unsigned)v->status < VS__COUNT && (unsigned)v->reason < VR__COUNT)
+		m.verdicts[v->status][v->reason]++;
+	m.reply_class[cls]++;
+	if (m.rate_sec[slot] != sec) {
+		m.rate_sec[slot] = sec;
+		m.rate_slot[slot] = 0;
+	}
+	m.rate_slot[slot]++;
+}
+
+void
+metrics_attach(struct engine *e, struct jobstore_async *ja, rd_kafka_t *rk)
+{
+	m.engine = e;
+	m.ja = ja;
+	m.rk = rk;
+}
+
+static void
+metrics_on_written(void *arg, int result)
+{
+	struct metrics_write *w = arg;
+	double s = (double)(metrics_now_ns() - w->start_ns) / 1e9;
+
+	for (size_t i = 0; i < METRICS_NBUCKETS; i++)
+		if (s <= metrics_buckets[i])
+			m.lat_bucket[i]++;
+	m.lat_count++;
+	m.lat_sum += s;
+	if (result == 1)
+		m.writes_new++;
+	else
+		m.writes_dup++;
+	LIST_REMOVE(w, entry);
+	w->cb(w->arg, result);
+	free(w);
+}
+
+int
+metrics_put_verdict(struct jobstore_async *ja, const char *job, const char *field,
+    const char *address, const struct verdict *v, jobstore_write_cb cb, void *arg)
+{
+	struct metrics_write *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return jobstore_async_put_verdict(ja, job, field, address, v, cb, arg);
+	w->cb = cb;
+	w->arg = arg;
+	w->start_ns = metrics_now_ns();
+	if (jobstore_async_put_verdict(ja, job, field, address, v, metrics_on_written, w) == -1) {
+		free(w);
+		return -1;
+	}
+	LIST_INSERT_HEAD(&m.writes, w, entry);
+	return 0;
+}
+
+/* ---- exposition ------------------------------------------------------------ */
+
+static void
+metrics_head(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metrics_one(struct evbuffer *b, const char *name, const char *type, const char *help,
+    double value)
+{
+	metrics_head(b, name, type, help);
+	evbuffer_add_printf(b, "%s %.17g\n", name, value);
+}
+
+/* Prometheus label values: backslash, double quote and newline escaped. */
+static void
+metrics_label(struct evbuffer *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add(b, "\\n", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
+static void
+metrics_render_kafka(struct evbuffer *b)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	int64_t total = 0;
+	int n = 0;
+
+	metrics_head(b, "mxsift_kafka_consumer_lag", "gauge",
+	    "Messages behind the high watermark, per assigned partition (consumed position).");
+	if (m.rk != NULL && rd_kafka_assignment(m.rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    l != NULL) {
+		n = l->cnt;
+		if (l->cnt > 0)
+			rd_kafka_position(m.rk, l);
+		for (int i = 0; i < l->cnt; i++) {
+			const rd_kafka_topic_partition_t *p = &l->elems[i];
+			int64_t lo = -1, hi = -1, lag;
+
+			if (rd_kafka_get_watermark_offsets(m.rk, p->topic, p->partition, &lo, &hi) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+				continue;     /* not fetched yet: unknown, not zero */
+			/* no position yet: everything from the low watermark is waiting */
+			lag = hi - (p->offset >= 0 ? p->offset : (lo >= 0 ? lo : hi));
+			if (lag < 0)
+				lag = 0;
+			total += lag;
+			evbuffer_add(b, "mxsift_kafka_consumer_lag{topic=\"", 33);
+			metrics_label(b, p->topic);
+			evbuffer_add_printf(b, "\",partition=\"%" PRId32 "\"} %" PRId64 "\n",
+			    p->partition, lag);
+		}
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	metrics_one(b, "mxsift_kafka_consumer_lag_all", "gauge",
+	    "Sum of mxsift_kafka_consumer_lag over the assigned partitions.", (double)total);
+	metrics_one(b, "mxsift_kafka_assigned_partitions", "gauge",
+	    "Partitions assigned to this worker.", n);
+}
+
+static void
+metrics_render_redis(struct evbuffer *b)
+{
+	metrics_head(b, "mxsift_redis_writes_total", "counter",
+	    "Verdict writes acknowledged by Redis: new (counted) or duplicate (already there).");
+	evbuffer_add_printf(b, "mxsift_redis_writes_total{result=\"new\"} %" PRIu64 "\n"
+	    "mxsift_redis_writes_total{result=\"duplicate\"} %" PRIu64 "\n", m.writes_new,
+	    m.writes_dup);
+	metrics_head(b, "mxsift_redis_write_duration_seconds", "histogram",
+	    "Time from queueing a verdict write to Redis's answer (includes reconnects).");
+	for (size_t i = 0; i < METRICS_NBUCKETS; i++)
+		evbuffer_add_printf(b, "mxsift_redis_write_duration_seconds_bucket{le=\"%g\"} %"
+		    PRIu64 "\n", metrics_buckets[i], m.lat_bucket[i]);
+	evbuffer_add_printf(b, "mxsift_redis_write_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64
+	    "\nmxsift_redis_write_duration_seconds_sum %.9f\n"
+	    "mxsift_redis_write_duration_seconds_count %" PRIu64 "\n", m.lat_count, m.lat_sum,
+	    m.lat_count);
+	metrics_one(b, "mxsift_redis_pending_writes", "gauge",
+	    "Verdict writes queued or sent and not yet answered.",
+	    m.ja ? (double)jobstore_async_pending(m.ja) : 0);
+	metrics_one(b, "mxsift_redis_connected", "gauge", "1 when connected to Redis.",
+	    m.ja ? jobstore_async_connected(m.ja) : 0);
+}
+
+static void
+metrics_render_engine(struct evbuffer *b)
+{
+	struct engine_stats es = { 0 };
+	double rate = 0;
+	int64_t now = (int64_t)(metrics_now_ns() / 1000000000u);
+
+	if (m.engine != NULL)
+		engine_get_stats(m.engine, &es);
+	metrics_one(b, "mxsift_smtp_connections_opened_total", "counter",
+	    "TCP connections opened to MX hosts.", (double)es.connections);
+	metrics_one(b, "mxsift_smtp_sessions_established_total", "counter",
+	    "SMTP sessions that got through EHLO/HELO.", (double)es.sessions_ok);
+	metrics_one(b, "mxsift_smtp_rcpt_total", "counter",
+	    "RCPT TO commands sent (including catch-all checks).", (double)es.rcpts);
+	metrics_one(b, "mxsift_smtp_replies_503_total", "counter",
+	    "503 (bad sequence) replies: must stay 0.", (double)es.replies_503);
+	metrics_one(b, "mxsift_smtp_recipients_per_connection", "gauge",
+	    "RCPT commands per TCP connection since start (session reuse ratio).",
+	    es.connections ? (double)es.rcpts / (double)es.connections : 0);
+	metrics_one(b, "mxsift_lane_queue_depth", "gauge",
+	    "Recipients submitted to the probe engine and not yet answered (all lanes).",
+	    m.engine ? (double)engine_pending(m.engine) : 0);
+	for (size_t i = 0; i < METRICS_RATE_WINDOW_S; i++)
+		if (m.rate_sec[i] > now - METRICS_RATE_WINDOW_S && m.rate_sec[i] < now)
+			rate += (double)m.rate_slot[i];
+	/* whole seconds only: the current one is still filling */
+	metrics_one(b, "mxsift_verdict_rate", "gauge",
+	    "Verdicts per second over the last 10 complete seconds.",
+	    rate / (METRICS_RATE_WINDOW_S - 1));
+}
+
+void
+metrics_render(struct evbuffer *b)
+{
+	static const char *const cls[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	const char *why;
+
+	metrics_head(b, "mxsift_build_info", "gauge", "mxsift version.");
+	evbuffer_add_printf(b, "mxsift_build_info{version=\"%s\"} 1\n", MXSIFT_VERSION);
+	metrics_one(b, "process_start_time_seconds", "gauge",
+	    "Start time of the process since the epoch, seconds.", (double)m.started);
+	metrics_one(b, "mxsift_ready", "gauge", "1 when /readyz answers 200.", metrics_ready(&why));
+	metrics_head(b, "mxsift_verdicts_total", "counter",
+	    "Verdicts produced by this worker, by status and reason.");
+	for (int s = 0; s < VS__COUNT; s++)
+		for (int r = 0; r < VR__COUNT; r++) {
+			/* every reason's own status always, other pairs once seen */
+			if (m.verdicts[s][r] == 0 &&
+			    verdict_reason_status((enum verdict_reason)r) != (enum verdict_status)s)
+				continue;
+			evbuffer_add_printf(b, "mxsift_verdicts_total{status=\"%s\",reason=\"%s\"} %"
+			    PRIu64 "\n", verdict_status_name((enum verdict_status)s),
+			    verdict_reason_name((enum verdict_reason)r), m.verdicts[s][r]);
+		}
+	metrics_head(b, "mxsift_smtp_replies_total", "counter",
+	    "The SMTP reply that decided each verdict, by class (none: no reply, e.g. "
+	    "connection failed).");
+	for (int i = 0; i < 6; i++)
+		if (i != 1 && i != 3)
+			evbuffer_add_printf(b, "mxsift_smtp_replies_total{class=\"%s\"} %" PRIu64 "\n",
+			    cls[i], m.reply_class[i]);
+	for (int c = 0; c < METRICS__COUNT; c++)
+		metrics_one(b, metrics_counter_desc[c].name, "counter", metrics_counter_desc[c].help,
+		    (double)m.counter[c]);
+	metrics_render_engine(b);
+	metrics_render_redis(b);
+	metrics_render_kafka(b);
+}
+
+int
+metrics_ready(const char **why)
+{
+	if (m.flag[METRICS_STOPPING])
+		*why = "stopping";
+	else if (!m.flag[METRICS_KAFKA_JOINED])
+		*why = "kafka consumer has not joined its group yet";
+	else if (m.ja == NULL || !jobstore_async_connected(m.ja))
+		*why = "redis not connected";
+	else {
+		*why = "ready";
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static void
+metrics_reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+    struct evbuffer *body)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, reason, body);
+}
+
+static void
+metrics_on_request(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct evbuffer *b = evbuffer_new();
+	const char *why;
+
+	if (b == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	if (path == NULL)
+		path = "/";
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evbuffer_add_printf(b, "GET only\n");
+		metrics_reply(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", b);
+	} else if (strcmp(path, "/metrics") == 0) {
+		metrics_render(b);
+		metrics_reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+	} else if (strcmp(path, "/healthz") == 0) {
+		evbuffer_add_printf(b, "ok\n");
+		metrics_reply(req, 200, "OK", "text/plain; charset=utf-8", b);
+	} else if (strcmp(path, "/readyz") == 0) {
+		int ok = metrics_ready(&why);
+		evbuffer_add_printf(b, "%s\n", why);
+		metrics_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
+		    "text/plain; charset=utf-8", b);
+	} else {
+		evbuffer_add_printf(b, "not found: try /metrics, /healthz, /readyz\n");
+		metrics_reply(req, 404, "Not Found", "text/plain; charset=utf-8", b);
+	}
+	evbuffer_free(b);
+}
+
+/* "HOST:PORT" or "[V6]:PORT" -> host (no brackets) and port; 0 / -1. */
+static int
+metrics_split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *h = addr;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		h = addr + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(addr, ':')) == NULL || memchr(addr, ':', (size_t)(colon - addr)))
+			return -1;
+		hl = (size_t)(colon - addr);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+int
+metrics_start(struct event_base *base, const char *addr, char *err, size_t errlen)
+{
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned char tmp[sizeof(struct in6_addr)];
+	char host[256];
+	int port;
+
+	m.started = (int64_t)time(NULL);
+	if (addr == NULL)
+		addr = METRICS_DEFAULT_ADDR;
+	if (strcmp(addr, "off") == 0)
+		return 0;
+	if (metrics_split_addr(addr, host, sizeof(host), &port) == -1 ||
+	    (inet_pton(AF_INET, host, tmp) != 1 && inet_pton(AF_INET6, host, tmp) != 1)) {
+		snprintf(err, errlen, "--metrics-addr wants IP:PORT or [IPv6]:PORT (e.g. %s, "
+		    "0.0.0.0:9464 for every interface) or off, not '%s'", METRICS_DEFAULT_ADDR,
+		    addr);
+		return -1;
+	}
+	if ((m.http = evhttp_new(base)) == NULL) {
+		snprintf(err, errlen, "metrics: out of memory");
+		return -1;
+	}
+	evhttp_set_allowed_methods(m.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_max_headers_size(m.http, 8192);
+	evhttp_set_max_body_size(m.http, 0);
+	evhttp_set_timeout(m.http, 10);
+	evhttp_set_gencb(m.http, metrics_on_request, NULL);
+	if ((bs = evhttp_bind_socket_with_handle(m.http, host, (ev_uint16_t)port)) == NULL) {
+		snprintf(err, errlen, "--metrics-addr %s: cannot listen (port in use, or not an "
+		    "address of this host); use another port or off", addr);
+		evhttp_free(m.http);
+		m.http = NULL;
+		return -1;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
+		m.port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                        : ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+int
+metrics_port(void)
+{
+	return m.port;
+}
+
+void
+metrics_stop(void)
+{
+	struct metrics_write *w;
+
+	if (m.http != NULL)
+		evhttp_free(m.http);
+	m.http = NULL;
+	m.port = 0;
+	/* Writes still outstanding belong to a freed jobstore_async, which
+	 * never calls back: forget them. */
+	while ((w = LIST_FIRST(&m.writes)) != NULL) {
+		LIST_REMOVE(w, entry);
+		free(w);
+	}
+	metrics_attach(NULL, NULL, NULL);
+}
+
+void
+metrics_reset(void)
+{
+	metrics_stop();
+	memset(&m, 0, sizeof(m));
+	LIST_INIT(&m.writes);
+}
