@@ -27,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "engine.h"
+#include "log.h"
 
 #define METRICS_RATE_WINDOW_S 11   /* 10 complete seconds + the current one */
 
@@ -465,6 +466,8 @@ metrics_start(struct event_base *base, const char *addr, char *err, size_t errle
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
 		m.port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                        : ((struct sockaddr_in *)&ss)->sin_port);
+	log_info("metrics listening", "addr=%s port=%d paths=/metrics,/healthz,/readyz", host,
+	    m.port);
 	return 0;
 }
 
