@@ -15,6 +15,15 @@
  * handshakes.  When the plan is exhausted, every queued request whose hosts
  * were all tried gets the last failure's verdict.
  *
+ * Catch-all detection (engine.h): the first accepted answer for a domain
+ * is parked, and an internal request for a random local part of the domain
+ * goes to the head of the lane's queue, so the same session asks next, in
+ * its own transaction.  Its answer decides the domain's cache entry and
+ * releases the parked verdicts; later accepted answers of that domain are
+ * decided at once from the entry.  Internal requests take the same paths as
+ * real ones (failover, requeue, 452 retry, shutdown) but report to the
+ * cache, never to the done callback.
+ *
  * Sessions are recycled (QUIT, new connection) after max_rcpt_per_session
  * RCPTs, max_rejects_per_session rejected RCPTs or max_session_age_s, so we
  * stop before receivers' junk-command limits bite; an idle session is
@@ -34,6 +43,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 
 #include <event2/event.h>
 
@@ -42,6 +52,9 @@
 #include "smtp_session.h"
 
 #define ENGINE_ADDR_MAX 1024 /* bytes; UTF-8 local parts may be long */
+#define CA_LOCAL_LEN 20       /* random local part: 26^20 ~ 2^94 */
+#define CA_UNKNOWN_TTL_S 300u /* an undecided domain is asked again after */
+#define CA_SWEEP_AT 4096      /* entries before expired ones are dropped */
 
 struct lane;
 
@@ -57,6 +70,7 @@ struct ereq {
 	unsigned attempts; /* probes started for this request */
 	int retried_now;   /* RETRY_NOW used once */
 	int requeued;      /* requeued after a dropped reused session */
+	int internal;      /* catch-all probe: reports to the cache */
 	uint64_t submitted_ms;
 	struct verdict v;
 };
@@ -114,6 +128,16 @@ struct lane {
 	struct event *kick;
 };
 
+/* A domain's catch-all answer (see engine.h). */
+enum ca_state { CA_NONE = 0, CA_PENDING, CA_YES, CA_NO, CA_UNKNOWN };
+
+struct ca_entry {
+	char *domain;
+	enum ca_state st;
+	uint64_t until_ms;    /* a decided answer is kept until then */
+	struct ereq_q parked; /* accepted, waiting for the answer */
+};
+
 struct engine {
 	struct event_base *base;
 	struct dns *dns;
@@ -122,12 +146,15 @@ struct engine {
 
 	char *helo;
 	char *mail_from;
+	char *catch_all_local;
 	struct engine_params p;
 	struct smtp_session_params sp;
 	void *ssl_ctx;
 
 	struct lane **lanes; /* sorted by key */
 	size_t nlanes, lanes_cap;
+	struct ca_entry **cas; /* sorted by domain */
+	size_t ncas, cas_cap;
 
 	struct ereq_q doneq;
 	struct event *done_ev;
@@ -175,9 +202,11 @@ ereq_has_host(const struct ereq *r, const char *host)
 	return 0;
 }
 
-/* Hand the request its verdict; the done callback runs from the loop. */
+static void engine_catch_all_resolve(struct engine *, struct ereq *, const struct verdict *);
+
+/* Fill in the request's verdict and its evidence. */
 static void
-engine_finish(struct engine *e, struct ereq *r, const struct verdict *v, const struct conn *c)
+engine_stamp(struct ereq *r, const struct verdict *v, const struct conn *c)
 {
 	r->v = *v;
 	if (c != NULL && r->v.mx_host[0] == '\0')
@@ -189,11 +218,31 @@ engine_finish(struct engine *e, struct ereq *r, const struct verdict *v, const s
 	r->v.flags |= r->flags;
 	if (r->v.checked_at == 0)
 		r->v.checked_at = (int64_t)time(NULL);
+}
+
+/* Queue a stamped request for the done callback (run from the loop). */
+static void
+engine_deliver(struct engine *e, struct ereq *r)
+{
 	log_debug("verdict", "address=%s status=%s reason=%s code=%d mx=%s", r->address,
 	          verdict_status_name(r->v.status), verdict_reason_name(r->v.reason),
 	          r->v.smtp_code, r->v.mx_host);
 	TAILQ_INSERT_TAIL(&e->doneq, r, link);
 	event_active(e->done_ev, 0, 1);
+}
+
+/* Hand the request its verdict; the done callback runs from the loop.  An
+ * internal (catch-all) request decides its domain's entry instead. */
+static void
+engine_finish(struct engine *e, struct ereq *r, const struct verdict *v, const struct conn *c)
+{
+	if (r->internal) {
+		engine_catch_all_resolve(e, r, v);
+		ereq_free(r);
+		return;
+	}
+	engine_stamp(r, v, c);
+	engine_deliver(e, r);
 }
 
 static void
@@ -362,6 +411,231 @@ lane_remove(struct lane *l, struct ereq *r)
 {
 	TAILQ_REMOVE(&l->q, r, link);
 	l->qlen--;
+}
+
+/* ---- catch-all detection ------------------------------------------------- */
+
+static int
+ca_cmp(const void *a, const void *b)
+{
+	const char *key = a;
+	const struct ca_entry *const *ca = b;
+
+	return strcmp(key, (*ca)->domain);
+}
+
+static void
+ca_free(struct ca_entry *ca)
+{
+	struct ereq *r;
+
+	while ((r = TAILQ_FIRST(&ca->parked)) != NULL) {
+		TAILQ_REMOVE(&ca->parked, r, link);
+		ereq_free(r);
+	}
+	free(ca->domain);
+	free(ca);
+}
+
+/* Drop decided entries past their time, so a long-lived worker's cache
+ * stays the size of its recent domains. */
+static void
+ca_sweep(struct engine *e)
+{
+	uint64_t now = engine_now_ms();
+	size_t i, o = 0;
+
+	for (i = 0; i < e->ncas; i++) {
+		struct ca_entry *ca = e->cas[i];
+
+		if (ca->st != CA_PENDING && now >= ca->until_ms)
+			ca_free(ca);
+		else
+			e->cas[o++] = ca;
+	}
+	e->ncas = o;
+}
+
+/* The entry of domain, made (CA_NONE) when absent; NULL without memory. */
+static struct ca_entry *
+ca_get(struct engine *e, const char *domain)
+{
+	struct ca_entry **found, *ca;
+	size_t lo = 0, hi;
+
+	found = e->ncas == 0 ? NULL : bsearch(domain, e->cas, e->ncas, sizeof(*e->cas), ca_cmp);
+	if (found != NULL) {
+		ca = *found;
+		if (ca->st != CA_PENDING && ca->st != CA_NONE && engine_now_ms() >= ca->until_ms)
+			ca->st = CA_NONE;
+		return ca;
+	}
+	if (e->ncas >= CA_SWEEP_AT && e->ncas == e->cas_cap)
+		ca_sweep(e);
+	if (e->ncas == e->cas_cap) {
+		size_t cap = e->cas_cap ? e->cas_cap * 2 : 16;
+		struct ca_entry **n = realloc(e->cas, cap * sizeof(*n));
+
+		if (n == NULL)
+			return NULL;
+		e->cas = n;
+		e->cas_cap = cap;
+	}
+	if ((ca = calloc(1, sizeof(*ca))) == NULL || (ca->domain = strdup(domain)) == NULL) {
+		free(ca);
+		return NULL;
+	}
+	TAILQ_INIT(&ca->parked);
+	for (hi = e->ncas; lo < hi;) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(e->cas[mid]->domain, domain) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(e->cas + lo + 1, e->cas + lo, (e->ncas - lo) * sizeof(*e->cas));
+	e->cas[lo] = ca;
+	e->ncas++;
+	return ca;
+}
+
+/* An accepted answer on a catch-all domain says nothing about the mailbox. */
+static void
+engine_mark_catch_all(struct verdict *v)
+{
+	v->flags |= VERDICT_F_CATCH_ALL;
+	v->reason = VR_CATCH_ALL;
+	v->status = verdict_reason_status(VR_CATCH_ALL);
+	snprintf(v->detail, sizeof(v->detail), "domain accepts any recipient");
+}
+
+/* A random local part: lowercase letters from the kernel CSPRNG, unbiased
+ * (bytes >= 234 are drawn again).  Returns 0 or -1. */
+static int
+engine_random_local(char *out, size_t len)
+{
+	unsigned char buf[64];
+	size_t o = 0;
+
+	while (o < len) {
+		ssize_t n = getrandom(buf, sizeof(buf), 0);
+
+		if (n <= 0)
+			return -1;
+		for (ssize_t i = 0; i < n && o < len; i++)
+			if (buf[i] < 234)
+				out[o++] = (char)('a' + buf[i] % 26);
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Queue the catch-all probe for r's domain at the head of r's lane, so the
+ * session that accepted r asks it next.  Returns 0 or -1. */
+static int
+engine_catch_all_start(struct engine *e, const struct ereq *r)
+{
+	struct ereq *q;
+	char local[CA_LOCAL_LEN + 1];
+	const char *lp = e->p.catch_all_local;
+	size_t n;
+
+	if (lp == NULL || *lp == '\0') {
+		if (engine_random_local(local, CA_LOCAL_LEN) != 0)
+			return -1;
+		lp = local;
+	}
+	n = strlen(lp) + 1 + strlen(r->domain) + 1;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return -1;
+	q->internal = 1;
+	q->lane = r->lane;
+	q->submitted_ms = engine_now_ms();
+	q->address = malloc(n);
+	q->domain = strdup(r->domain);
+	q->hosts = calloc(r->nhosts, sizeof(*q->hosts));
+	if (q->address == NULL || q->domain == NULL || q->hosts == NULL) {
+		ereq_free(q);
+		return -1;
+	}
+	snprintf(q->address, n, "%s@%s", lp, r->domain);
+	for (size_t i = 0; i < r->nhosts; i++) {
+		if ((q->hosts[i] = strdup(r->hosts[i])) == NULL) {
+			ereq_free(q);
+			return -1;
+		}
+		q->nhosts++;
+	}
+	lane_push_head(r->lane, q);
+	lane_kick(r->lane);
+	return 0;
+}
+
+/*
+ * r was accepted (v).  Returns 1 when r was parked until its domain's
+ * catch-all answer is known, 0 when v is final (marked if the domain is
+ * catch-all).
+ */
+static int
+engine_catch_all_gate(struct engine *e, struct ereq *r, struct verdict *v, const struct conn *c)
+{
+	struct ca_entry *ca;
+
+	if (e->p.catch_all_check == ENGINE_CATCH_ALL_OFF || r->domain[0] == '\0' || e->shutting)
+		return 0;
+	if ((ca = ca_get(e, r->domain)) == NULL)
+		return 0; /* no memory: unknown, leave it unmarked */
+	switch (ca->st) {
+	case CA_YES: engine_mark_catch_all(v); return 0;
+	case CA_NO:
+	case CA_UNKNOWN: return 0;
+	case CA_NONE:
+		if (engine_catch_all_start(e, r) != 0)
+			return 0;
+		ca->st = CA_PENDING;
+		break;
+	case CA_PENDING: break;
+	}
+	engine_stamp(r, v, c);
+	TAILQ_INSERT_TAIL(&ca->parked, r, link);
+	return 1;
+}
+
+/* The catch-all probe q ended with v: decide the domain, release what
+ * waited for it. */
+static void
+engine_catch_all_resolve(struct engine *e, struct ereq *q, const struct verdict *v)
+{
+	struct ca_entry *ca = ca_get(e, q->domain);
+	struct ereq *r;
+	uint64_t ttl = (uint64_t)e->p.catch_all_ttl_s * 1000u;
+
+	if (ca == NULL)
+		return; /* cannot happen: the entry was made when q was */
+	if (v->reason == VR_ACCEPTED) {
+		ca->st = CA_YES;
+	} else if (v->reason == VR_MAILBOX_NOT_FOUND || strncmp(v->enhanced, "5.1.", 4) == 0) {
+		ca->st = CA_NO;
+	} else {
+		ca->st = CA_UNKNOWN;
+		if (ttl > CA_UNKNOWN_TTL_S * 1000u)
+			ttl = CA_UNKNOWN_TTL_S * 1000u;
+	}
+	ca->until_ms = engine_now_ms() + ttl;
+	log_debug("catch-all", "domain=%s answer=%s code=%d enhanced=%s parked_released=%s",
+	          ca->domain,
+	          ca->st == CA_YES  ? "catch-all"
+	          : ca->st == CA_NO ? "not-catch-all"
+	                            : "unknown",
+	          v->smtp_code, v->enhanced[0] != '\0' ? v->enhanced : "-",
+	          TAILQ_EMPTY(&ca->parked) ? "no" : "yes");
+	while ((r = TAILQ_FIRST(&ca->parked)) != NULL) {
+		TAILQ_REMOVE(&ca->parked, r, link);
+		if (ca->st == CA_YES)
+			engine_mark_catch_all(&r->v);
+		engine_deliver(e, r);
+	}
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -688,7 +962,8 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 			r->retried_now = 1;
 			lane_push_head(l, r);
 			conn_quit(c);
-		} else {
+		} else if (r->internal || v.reason != VR_ACCEPTED ||
+		           !engine_catch_all_gate(e, r, &v, c)) {
 			engine_finish(e, r, &v, c);
 		}
 	}
@@ -827,8 +1102,15 @@ lane_pump(struct lane *l)
 {
 	struct engine *e = l->e;
 	struct conn *c, *next;
+	struct ereq *r;
 	unsigned opening;
 
+	/* Work requeued after engine_shutdown() (a dropped session, a 452
+	 * retry) would wait for a connection that is never opened. */
+	while (e->shutting && (r = TAILQ_FIRST(&l->q)) != NULL) {
+		lane_remove(l, r);
+		engine_finish_reason(e, r, VR_TEMP_FAILURE, "shutting down", NULL);
+	}
 	for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->st == CONN_READY)
@@ -899,6 +1181,16 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
 		e->p.idle_close_ms = 2000;
 	if (e->p.max_conns_per_lane == 0)
 		e->p.max_conns_per_lane = 1;
+	if (e->p.catch_all_check == ENGINE_CATCH_ALL_DEFAULT)
+		e->p.catch_all_check = ENGINE_CATCH_ALL_ON;
+	if (e->p.catch_all_ttl_s == 0)
+		e->p.catch_all_ttl_s = 3600;
+	if (e->p.catch_all_local != NULL &&
+	    (e->catch_all_local = strdup(e->p.catch_all_local)) == NULL) {
+		engine_free(e);
+		return NULL;
+	}
+	e->p.catch_all_local = e->catch_all_local;
 
 	e->sp.helo_name = e->helo;
 	e->sp.mail_from = e->mail_from;
@@ -1040,6 +1332,9 @@ engine_free(struct engine *e)
 	for (size_t i = 0; i < e->nlanes; i++)
 		lane_free(e->lanes[i]);
 	free(e->lanes);
+	for (size_t i = 0; i < e->ncas; i++)
+		ca_free(e->cas[i]);
+	free(e->cas);
 	while ((r = TAILQ_FIRST(&e->doneq)) != NULL) {
 		TAILQ_REMOVE(&e->doneq, r, link);
 		ereq_free(r);
@@ -1050,6 +1345,7 @@ engine_free(struct engine *e)
 		smtp_tls_ctx_free(e->ssl_ctx);
 	free(e->helo);
 	free(e->mail_from);
+	free(e->catch_all_local);
 	free(e);
 }
 

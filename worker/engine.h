@@ -23,6 +23,22 @@ struct engine;
 
 enum engine_tls { ENGINE_TLS_MAY = 0, ENGINE_TLS_REQUIRE, ENGINE_TLS_OFF };
 
+/*
+ * Catch-all detection.  The first time an address of a domain is accepted,
+ * the engine asks the same server about a random local part of that domain
+ * (its own transaction, like any probe) and keeps the answer per domain:
+ * accepted -> the domain is catch-all: every accepted address of it is
+ * risky/catch_all with VERDICT_F_CATCH_ALL; rejected 5.1.x -> not
+ * catch-all; anything else (4xx, policy, failure) -> unknown: accepted
+ * addresses stay deliverable, unmarked.  Domains where nothing is accepted
+ * never cost the extra RCPT.  0 (DEFAULT) means ON.
+ */
+enum engine_catch_all {
+	ENGINE_CATCH_ALL_DEFAULT = 0,
+	ENGINE_CATCH_ALL_ON,
+	ENGINE_CATCH_ALL_OFF
+};
+
 struct engine_params {
 	const char *helo_name;        /* EHLO argument; default: gethostname() */
 	const char *mail_from;        /* reverse path; "" = null sender <> */
@@ -35,6 +51,13 @@ struct engine_params {
 	unsigned max_conns_per_lane;        /* default 1 */
 	/* per-state timeouts in ms; 0 = default (see smtp_session.h) */
 	unsigned connect_timeout_ms, greeting_timeout_ms, command_timeout_ms;
+	enum engine_catch_all catch_all_check;
+	/* Local part of the catch-all probe; NULL = 20 random lowercase
+	 * letters from the kernel CSPRNG, new for every probe.  Tests only:
+	 * a fixed name is guessable and lets a receiver game the check. */
+	const char *catch_all_local;
+	unsigned catch_all_ttl_s;     /* keep a domain's answer (default 3600;
+	                                 an unknown answer at most 300) */
 };
 
 struct engine_mx_host {

@@ -1,12 +1,16 @@
 /*
  * probe.c — mxsift-probe: drive the probe engine against one SMTP server.
  *
- *   mxsift-probe --host HOST --port P [--helo NAME] [--mail-from ADDR]
- *       [--tls may|require|off] [--max-rcpt N] [--max-rejects N]
- *       [--timeout-ms N] [--dns HOST:PORT] [--debug] ADDR...
+ *   mxsift-probe --host HOST [--host HOST2 ...] --port P [--helo NAME]
+ *       [--mail-from ADDR] [--tls may|require|off] [--max-rcpt N]
+ *       [--max-rejects N] [--timeout-ms N] [--dns HOST:PORT]
+ *       [--no-catch-all] [--catch-all-local NAME] [--debug] ADDR...
  *
- * Every ADDR is probed through the real engine (one lane, one MX host:
- * HOST).  A numeric HOST needs no DNS at all; a host name needs --dns.
+ * Every ADDR is probed through the real engine (one lane, MX hosts in the
+ * order given: the first is the most preferred).  A numeric HOST needs no
+ * DNS at all; a host name needs --dns.  Catch-all detection is on, as in
+ * the engine; --catch-all-local fixes its local part (tests want a
+ * deterministic transcript; real runs must keep it random).
  * Output on stdout, one line per address in argument order:
  *
  *   ADDR STATUS REASON CODE ENHANCED     (CODE 0 / ENHANCED - when absent)
@@ -39,9 +43,10 @@ static void
 probe_usage(void)
 {
 	fprintf(stderr,
-	        "usage: mxsift-probe --host HOST --port P [--helo NAME] "
+	        "usage: mxsift-probe --host HOST [--host HOST2 ...] --port P [--helo NAME] "
 	        "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
-	        "[--timeout-ms N] [--dns HOST:PORT] [--debug] ADDR...\n");
+	        "[--timeout-ms N] [--dns HOST:PORT] [--no-catch-all] [--catch-all-local NAME] "
+	        "[--debug] ADDR...\n");
 	exit(2);
 }
 
@@ -85,15 +90,18 @@ main(int argc, char **argv)
 	    {"timeout-ms", required_argument, NULL, 'T'},
 	    {"dns", required_argument, NULL, 'd'},
 	    {"debug", no_argument, NULL, 'D'},
+	    {"no-catch-all", no_argument, NULL, 'C'},
+	    {"catch-all-local", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct engine_params ep = {0};
 	struct engine_stats st;
-	struct engine_mx_host mx;
+	struct engine_mx_host mx[8];
+	size_t nmx = 0;
 	struct probe p = {0};
 	struct event_base *base;
 	struct dns *dns = NULL;
-	const char *host = NULL, *dns_server = NULL;
+	const char *dns_server = NULL;
 	char err[256];
 	int ch;
 
@@ -101,7 +109,15 @@ main(int argc, char **argv)
 	ep.mail_from = "";
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'H': host = optarg; break;
+		case 'H':
+			if (nmx == sizeof(mx) / sizeof(mx[0]))
+				probe_usage();
+			mx[nmx].name = optarg;
+			mx[nmx].preference = (unsigned)nmx * 10;
+			nmx++;
+			break;
+		case 'C': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
+		case 'L': ep.catch_all_local = optarg; break;
 		case 'p': ep.smtp_port = (int)probe_number(optarg); break;
 		case 'e': ep.helo_name = optarg; break;
 		case 'f': ep.mail_from = optarg; break;
@@ -126,7 +142,7 @@ main(int argc, char **argv)
 		default: probe_usage();
 		}
 	}
-	if (host == NULL || ep.smtp_port <= 0 || ep.smtp_port > 65535 || optind >= argc)
+	if (nmx == 0 || ep.smtp_port <= 0 || ep.smtp_port > 65535 || optind >= argc)
 		probe_usage();
 	p.n = (size_t)(argc - optind);
 	p.v = calloc(p.n, sizeof(*p.v));
@@ -143,17 +159,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxsift-probe: cannot create engine\n");
 		return 2;
 	}
-	mx.name = host;
-	mx.preference = 0;
 	for (size_t i = 0; i < p.n; i++) {
 		const char *addr = argv[optind + (int)i];
 		const char *at = strrchr(addr, '@');
 		struct probe_req req = {
 		    .address = addr,
 		    .domain = at != NULL ? at + 1 : "",
-		    .mx_domain = host,
-		    .hosts = &mx,
-		    .nhosts = 1,
+		    .mx_domain = "probe.lane",
+		    .hosts = mx,
+		    .nhosts = nmx,
 		    .tag = (void *)(uintptr_t)i,
 		};
 

@@ -8,7 +8,8 @@
 #   [description]  free text (printed on failure)
 #   [args]         mxsift-probe arguments (whitespace-separated, any number of
 #                  lines; "" is an empty argument; printf %b escapes such as
-#                  \r \n \x20 are expanded); --host/--port are added here
+#                  \r \n \x20 are expanded); --host/--port are added here,
+#                  and --catch-all-local catchallprobeqzx before them
 #   [server]       the mxsift-smtpd-script script (see smtpd_script.c)
 #   [transcript]   the exact lines the client must send, as the server records
 #                  them ("C1> EHLO probe.mxsift.test", "C1 * tls", ...)
@@ -73,6 +74,10 @@ while IFS= read -r line; do
 	done
 done < <(section args)
 set +f
+# The catch-all probe's local part is random in real runs; here it is fixed
+# so that transcripts are exact.  A scenario's own [args] may override it
+# (later options win) or turn the check off (--no-catch-all).
+args=(--catch-all-local catchallprobeqzx "${args[@]}")
 [ "${MXSIFT_SCN_DEBUG:-0}" = 1 ] && args=(--debug "${args[@]}")
 
 "$smtpd" -T $((bound + 10)) -t "$work/transcript" "$scn" >"$work/port" 2>"$work/smtpd.err" &

@@ -13,6 +13,7 @@
  * A client line that arrives while the server is not waiting for one is
  * recorded with the prefix "early:" — that is the 503 bug we must not have.
  */
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,7 +64,9 @@ struct fake {
 	int have[MAXV];
 	int nreq, ndone;
 	int no_shutdown; /* let the idle timer end the session */
-	struct event *watchdog;
+	const char *late; /* submitted late_ms after the start */
+	int late_ms;
+	struct event *watchdog, *late_ev;
 };
 
 static void fake_run(struct fconn *c);
@@ -122,7 +125,8 @@ fake_run(struct fconn *c)
 				c->want = s[1] != '\0' ? atoi(s + 1) : 1;
 			return;
 		} else if (s[0] == '~') {
-			struct timeval tv = {0, atoi(s + 1) * 1000};
+			int ms = atoi(s + 1);
+			struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 			if (c->pause == NULL)
 				c->pause = evtimer_new(c->f->base, fake_pause_cb, c);
@@ -221,6 +225,35 @@ fake_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	fail_msg("test timed out; recorded so far:\n%s", f->rec);
 }
 
+static void
+fake_submit(struct fake *f, const char *addr, int i, const struct engine_mx_host *hosts,
+            size_t nhosts)
+{
+	const char *at = strrchr(addr, '@');
+	struct probe_req r = {
+	    .address = addr,
+	    .domain = at != NULL ? at + 1 : "x.test",
+	    .mx_domain = "x.test",
+	    .hosts = hosts,
+	    .nhosts = nhosts,
+	    .tag = (void *)(intptr_t)i,
+	};
+
+	/* Unusable addresses are refused at once (verdict later). */
+	assert_int_equal(engine_submit(f->engine, &r), strpbrk(addr, "\r\n") != NULL ? -1 : 0);
+}
+
+static const struct engine_mx_host *late_hosts;
+static size_t late_nhosts;
+
+static void
+fake_late_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fake *f = arg;
+
+	fake_submit(f, f->late, f->nreq - 1, late_hosts, late_nhosts);
+}
+
 /*
  * Run the engine over addrs against scripts (NULL-terminated list of
  * per-connection scripts); the fake and its results stay in *f.
@@ -234,10 +267,13 @@ run_hosts(struct fake *f, const struct engine_params *params, const char *const 
 	struct timeval tv = {10, 0};
 	socklen_t sl = sizeof(sin);
 
-	int no_shutdown = f->no_shutdown;
+	int no_shutdown = f->no_shutdown, late_ms = f->late_ms;
+	const char *late = f->late;
 
 	memset(f, 0, sizeof(*f));
 	f->no_shutdown = no_shutdown;
+	f->late = late;
+	f->late_ms = late_ms;
 	for (int i = 0; scripts[i] != NULL && i < 4; i++)
 		f->scripts[i] = scripts[i];
 	f->base = event_base_new();
@@ -259,22 +295,25 @@ run_hosts(struct fake *f, const struct engine_params *params, const char *const 
 	ep.tls = ENGINE_TLS_OFF;
 	if (ep.command_timeout_ms == 0)
 		ep.command_timeout_ms = 3000;
+	/* Catch-all probes are asserted by their own cases; the others keep
+	 * their transcripts free of them. */
+	if (ep.catch_all_check == ENGINE_CATCH_ALL_DEFAULT)
+		ep.catch_all_check = ENGINE_CATCH_ALL_OFF;
 	f->engine = engine_new(f->base, NULL, &ep, fake_done, f);
 	assert_non_null(f->engine);
 	for (f->nreq = 0; addrs[f->nreq] != NULL; f->nreq++) {
-		struct probe_req r = {
-		    .address = addrs[f->nreq],
-		    .domain = "x.test",
-		    .mx_domain = "x.test",
-		    .hosts = hosts,
-		    .nhosts = nhosts,
-		    .tag = (void *)(intptr_t)f->nreq,
-		};
-		/* Unusable addresses are refused at once (verdict later). */
-		assert_int_equal(engine_submit(f->engine, &r),
-		                 strpbrk(addrs[f->nreq], "\r\n") != NULL ? -1 : 0);
+		fake_submit(f, addrs[f->nreq], f->nreq, hosts, nhosts);
 		/* Never from inside engine_submit(). */
 		assert_int_equal(f->ndone, 0);
+	}
+	if (f->late != NULL) {
+		struct timeval ltv = {f->late_ms / 1000, (f->late_ms % 1000) * 1000};
+
+		late_hosts = hosts;
+		late_nhosts = nhosts;
+		f->nreq++;
+		f->late_ev = evtimer_new(f->base, fake_late_cb, f);
+		evtimer_add(f->late_ev, &ltv);
 	}
 	f->watchdog = evtimer_new(f->base, fake_watchdog_cb, f);
 	evtimer_add(f->watchdog, &tv);
@@ -284,6 +323,8 @@ run_hosts(struct fake *f, const struct engine_params *params, const char *const 
 	engine_get_stats(f->engine, &f->st);
 	engine_free(f->engine);
 	event_free(f->watchdog);
+	if (f->late_ev != NULL)
+		event_free(f->late_ev);
 	evconnlistener_free(f->lis);
 	for (int i = 0; i < f->nconns; i++) {
 		if (f->conns[i]->bev != NULL)
@@ -813,6 +854,301 @@ test_idle_close(void **state)
 	                           "QUIT\n");
 }
 
+/* ---- catch-all detection ------------------------------------------------ */
+
+#define TXN(reply) ">", "<250 ok", ">", "<250 ok", ">", reply /* RSET, MAIL, RCPT */
+
+static void
+test_catch_all_domain(void **state)
+{
+	/* The first accepted address triggers one probe for a random local
+	 * part, right after it on the same session; the domain accepts it, so
+	 * every accepted address is risky/catch_all.  Rejections stay. */
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 2.1.5 ok",
+	                                 TXN("<250 2.1.5 ok"),
+	                                 TXN("<250 2.1.5 ok"),
+	                                 TXN("<550 5.1.1 no such user"),
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
+	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON,
+	                          .catch_all_local = "qzcatchallprobe"};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<qzcatchallprobe@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<c@x.test>\n"
+	                           "QUIT\n");
+	assert_verdict(&f.v[0], VS_RISKY, VR_CATCH_ALL, 250);
+	assert_verdict(&f.v[1], VS_RISKY, VR_CATCH_ALL, 250);
+	assert_verdict(&f.v[2], VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+	assert_true(f.v[0].flags & VERDICT_F_CATCH_ALL);
+	assert_true(f.v[1].flags & VERDICT_F_CATCH_ALL);
+	assert_false(f.v[2].flags & VERDICT_F_CATCH_ALL);
+	assert_string_equal(f.v[0].enhanced, "2.1.5");
+	assert_int_equal(RCPTS(&f), 4);
+	assert_int_equal(CONNS(&f), 1);
+}
+
+static void
+test_catch_all_not(void **state)
+{
+	/* The random local part is rejected 5.1.1: accepted stays accepted,
+	 * and no second probe is made for the domain. */
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 2.1.5 ok",
+	                                 TXN("<550 5.1.1 no such user"),
+	                                 TXN("<250 2.1.5 ok"),
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON,
+	                          .catch_all_local = "qzcatchallprobe"};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<qzcatchallprobe@x.test>\n"
+	                           "RSET\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<b@x.test>\n"
+	                           "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_false(f.v[0].flags & VERDICT_F_CATCH_ALL);
+	assert_int_equal(RCPTS(&f), 3);
+}
+
+static void
+test_catch_all_unknown_and_domains(void **state)
+{
+	/* Two domains on one lane, one probe each: x.test's probe gets 450
+	 * (unknown: accepted stays deliverable, unmarked, not asked again),
+	 * y.test's is accepted (catch-all).  Rejected-only z.test costs no
+	 * probe at all. */
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 2.1.5 ok",                    /* a@x */
+	                                 TXN("<450 4.7.1 try again later"),  /* probe x */
+	                                 TXN("<250 2.1.5 ok"),               /* b@y */
+	                                 TXN("<250 2.1.5 ok"),               /* probe y */
+	                                 TXN("<250 2.1.5 ok"),               /* c@x */
+	                                 TXN("<250 2.1.5 ok"),               /* d@y */
+	                                 TXN("<550 5.1.1 no such user"),     /* e@z */
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@y.test", "c@x.test", "d@y.test",
+	                                    "e@z.test", NULL};
+	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON,
+	                          .catch_all_local = "qzcatchallprobe"};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\n"
+	                           "MAIL FROM:<>\n"
+	                           "RCPT TO:<a@x.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<qzcatchallprobe@x.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<b@y.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<qzcatchallprobe@y.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<c@x.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<d@y.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<e@z.test>\n"
+	                           "QUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_false(f.v[0].flags & VERDICT_F_CATCH_ALL);
+	assert_verdict(&f.v[1], VS_RISKY, VR_CATCH_ALL, 250);
+	assert_true(f.v[1].flags & VERDICT_F_CATCH_ALL);
+	assert_verdict(&f.v[2], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_verdict(&f.v[3], VS_RISKY, VR_CATCH_ALL, 250);
+	assert_verdict(&f.v[4], VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND, 550);
+	assert_int_equal(RCPTS(&f), 7);
+}
+
+static void
+test_catch_all_random_local(void **state)
+{
+	/* Without a fixed name the local part is 20 random lowercase letters,
+	 * a new one each time. */
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 2.1.5 ok",
+	                                 TXN("<550 5.1.1 no such user"),
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON};
+	struct fake f = {0};
+	char first[128] = "";
+	regex_t re;
+	regmatch_t m[2];
+
+	assert_int_equal(regcomp(&re,
+	                         "^EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\nRSET\nMAIL "
+	                         "FROM:<>\nRCPT TO:<([a-z]{20})@x.test>\nQUIT\n$",
+	                         REG_EXTENDED),
+	                 0);
+	for (int round = 0; round < 2; round++) {
+		run(&f, &p, scripts, addrs);
+		if (regexec(&re, f.rec, 2, m, 0) != 0)
+			fail_msg("unexpected transcript:\n%s", f.rec);
+		if (round == 0)
+			snprintf(first, sizeof(first), "%.*s", (int)(m[1].rm_eo - m[1].rm_so),
+			         f.rec + m[1].rm_so);
+		else
+			assert_true(strncmp(first, f.rec + m[1].rm_so, 20) != 0);
+	}
+	regfree(&re);
+}
+
+static void
+test_catch_all_off(void **state)
+{
+	static const char *const c1[] = {"<220 mx", ">",        EHLO_PLAIN,      ">",
+	                                 "<250 ok", ">",        "<250 2.1.5 ok", TXN("<250 ok"),
+	                                 ">",       "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_OFF};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<b@x.test>\nQUIT\n");
+	assert_int_equal(RCPTS(&f), 2);
+}
+
+/* ---- recycling and reuse, counted on the wire ----------------------------- */
+
+static void
+test_recycle_by_age(void **state)
+{
+	/* max_session_age_s 1: a's answer comes after 1.1 s, so the session is
+	 * too old for b, which goes on a second connection. */
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "~1100",         "<250 ok", ">",
+	                                 "<221 bye", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	struct engine_params p = {.max_session_age_s = 1};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\nQUIT\n"
+	                           "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<b@x.test>\nQUIT\n");
+	assert_int_equal(CONNS(&f), 2);
+	assert_int_equal(f.nconns, 2);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+static void
+test_idle_close_then_reconnect(void **state)
+{
+	/* The session is QUIT after 100 ms idle; an address submitted at
+	 * 400 ms opens a new connection (the old one is gone, not reused). */
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.idle_close_ms = 100};
+	struct fake f = {.no_shutdown = 1, .late = "b@x.test", .late_ms = 400};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\nQUIT\n"
+	                           "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<b@x.test>\nQUIT\n");
+	assert_int_equal(CONNS(&f), 2);
+	assert_int_equal(f.nconns, 2);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+static void
+test_no_reuse_after_timeout(void **state)
+{
+	/* a's RCPT times out: the connection is dropped without QUIT and b
+	 * gets a fresh one. */
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
+	                                 "<250 ok", ">", "~1500",    NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	struct engine_params p = {.command_timeout_ms = 300};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\n"
+	                           "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<b@x.test>\nQUIT\n");
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_TIMEOUT, 0);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(CONNS(&f), 2);
+	assert_int_equal(f.nconns, 2);
+}
+
+static void
+test_no_reuse_after_protocol_error(void **state)
+{
+	/* Two replies to a's MAIL (no PIPELINING): protocol error, the
+	 * connection is dropped, b gets a fresh one. */
+	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
+	                                 "<250 ok", "<250 extra", "~300", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	struct fake f = {0};
+
+	run(&f, NULL, scripts, addrs);
+	assert_null(strstr(f.rec, "RCPT TO:<a@x.test>"));
+	assert_string_equal(strstr(f.rec, "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<b"),
+	                    "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<b@x.test>\nQUIT\n");
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_PROTOCOL_ERROR, 0);
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(CONNS(&f), 2);
+	assert_int_equal(f.nconns, 2);
+}
+
 int
 main(void)
 {
@@ -837,6 +1173,15 @@ main(void)
 	    cmocka_unit_test(test_452_retry_now),
 	    cmocka_unit_test(test_early_reply_is_protocol_error),
 	    cmocka_unit_test(test_idle_close),
+	    cmocka_unit_test(test_catch_all_domain),
+	    cmocka_unit_test(test_catch_all_not),
+	    cmocka_unit_test(test_catch_all_unknown_and_domains),
+	    cmocka_unit_test(test_catch_all_random_local),
+	    cmocka_unit_test(test_catch_all_off),
+	    cmocka_unit_test(test_recycle_by_age),
+	    cmocka_unit_test(test_idle_close_then_reconnect),
+	    cmocka_unit_test(test_no_reuse_after_timeout),
+	    cmocka_unit_test(test_no_reuse_after_protocol_error),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
