@@ -70,6 +70,7 @@ check_usage(FILE *f)
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
+	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -q, --quiet             no progress output\n"
 	    "  -h, --help              this help\n"
@@ -337,6 +338,7 @@ cmd_check(int argc, char **argv)
 		{ "smtp-port", required_argument, NULL, 'P' },
 		{ "tls", required_argument, NULL, 'T' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "no-catch-all", no_argument, NULL, 'A' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -415,6 +417,7 @@ cmd_check(int argc, char **argv)
 			log_set_level((enum log_level)l);
 			break;
 		}
+		case 'A': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case 'q': quiet = 1; break;
 		case 'h': check_usage(stdout); return MXSIFT_EXIT_OK;
 		default: check_usage(stderr); return MXSIFT_EXIT_USAGE;
@@ -484,11 +487,12 @@ cmd_check(int argc, char **argv)
 	engine_get_stats(c.engine, &es);
 	if (!quiet)
 		fprintf(stderr, "checked %llu addresses: deliverable %llu, undeliverable %llu, "
-		    "risky %llu, unknown %llu (%lu SMTP connections, %lu RCPT)\n",
+		    "risky %llu, unknown %llu (%lu SMTP connections, %lu RCPT, %lu 503 replies)\n",
 		    (unsigned long long)c.done, (unsigned long long)c.by_status[VS_DELIVERABLE],
 		    (unsigned long long)c.by_status[VS_UNDELIVERABLE],
 		    (unsigned long long)c.by_status[VS_RISKY],
-		    (unsigned long long)c.by_status[VS_UNKNOWN], es.connections, es.rcpts);
+		    (unsigned long long)c.by_status[VS_UNKNOWN], es.connections, es.rcpts,
+		    es.replies_503);
 done:
 	if (out != stdout && out != NULL && fclose(out) != 0 && rc == MXSIFT_EXIT_OK) {
 		fprintf(stderr, "mxsift check: %s: %s\n", output, strerror(errno));

@@ -155,6 +155,7 @@ worker_usage(FILE *f)
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
+	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --max-inflight N    pause consuming above N unfinished verdicts (default %d)\n"
 	    "      --grace SECONDS     on SIGTERM, time for probes in flight (default %d)\n"
 	    "  -X KEY=VALUE            librdkafka consumer property (repeatable)\n"
@@ -668,7 +669,7 @@ int
 main(int argc, char **argv)
 {
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
-		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES };
+		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES, OPT_NO_CATCH_ALL };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
@@ -682,6 +683,7 @@ main(int argc, char **argv)
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "no-catch-all", no_argument, NULL, OPT_NO_CATCH_ALL },
 		{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 		{ "log-addresses", no_argument, NULL, OPT_LOG_ADDRESSES },
 		{ "help", no_argument, NULL, 'h' },
@@ -745,6 +747,7 @@ main(int argc, char **argv)
 			}
 			w.max_inflight = num;
 			break;
+		case OPT_NO_CATCH_ALL: ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case OPT_GRACE:
 			if (worker_parse_uint(optarg, 0, 86400, &num) == -1) {
 				fprintf(stderr, "mxsift-worker: bad --grace\n");

@@ -11,7 +11,8 @@
 #  - export agrees with `mxsift check` on the same list;
 #  - Postfix saw one session per MX host set (not per address), RSET between
 #    recipients (rset = rcpt - 1), QUIT at the end, no failed MAIL/RSET/EHLO,
-#    no 503 anywhere, and exactly one RCPT per unique SMTP-probed address;
+#    no 503 anywhere, and exactly one RCPT per unique SMTP-probed address
+#    plus one catch-all probe per domain with an accepted address;
 #  - both workers got partitions, logged no addresses at info level, stopped
 #    with exit 0 on SIGTERM and reported replies_503=0; a junk message on
 #    the topic is logged (partition/offset) and skipped.
@@ -61,6 +62,10 @@ tail -n +2 "$fixture" | awk -F, '$2 !~ /invalid_syntax/ { print $3 "\t" $2 }' | 
 sort "$tmp/exp.valid" "$tmp/exp.invalid" >"$tmp/expected"
 total=$(wc -l <"$tmp/expected")
 smtp_rcpts=$(grep -cE 'accepted|mailbox_not_found' "$tmp/exp.valid")
+# plus one catch-all probe (random local part) per domain with an accepted
+# address: each domain's addresses go to one worker, whose engine asks once
+catchall_probes=$(awk -F'\t' '$2 ~ /accepted/ { sub(/.*@/, "", $1); print $1 }' "$tmp/exp.valid" |
+	sort -u | wc -l)
 # a normalised address must map to one verdict only: catch fixture typos
 dups=$(cut -f1 "$tmp/exp.valid" | sort | uniq -d)
 [ -z "$dups" ] || fail "fixture gives two verdicts for: $dups"
@@ -169,7 +174,7 @@ if ! diff -u "$tmp/expected" "$tmp/have"; then
 	fail "exported verdicts differ from the fixture"
 fi
 "$mxsift" export --job "$job" --redis "$redis" -o "$tmp/export.csv" || fail "csv export failed"
-[ "$(head -n 1 "$tmp/export.csv")" = "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply" ] ||
+[ "$(head -n 1 "$tmp/export.csv")" = "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply,suggestion" ] ||
 	fail "csv export header: $(head -n 1 "$tmp/export.csv")"
 [ "$(($(wc -l <"$tmp/export.csv") - 1))" -eq "$total" ] || fail "csv export has the wrong number of rows"
 # SMTP evidence survives the round trip through Redis
@@ -201,7 +206,8 @@ while read -r line; do
 	[ "$s2" -eq $((r - 1)) ] || fail "expected rset=$((r - 1)) for rcpt=$r: $line"
 	rcpt=$((rcpt + r))
 done <"$tmp/disc"
-[ "$rcpt" -eq "$smtp_rcpts" ] || fail "expected $smtp_rcpts RCPT (one per unique address), Postfix counted $rcpt"
+[ "$rcpt" -eq $((smtp_rcpts + catchall_probes)) ] ||
+	fail "expected $smtp_rcpts RCPT (one per unique address) + $catchall_probes catch-all probes, Postfix counted $rcpt"
 grep -q ' 503 ' "$tmp/maillog" && fail "a 503 reply in the Postfix log"
 
 # ---- worker logs ---------------------------------------------------------------
