@@ -5,11 +5,12 @@
  * Owns: the closed name tables (the stable external form of the enums) and
  * the two row formats:
  *   CSV   — header line,input,address,status,reason,smtp_code,enhanced_code,
- *           mx_host,detail,reply; text fields quoted by libcsv (csv_fwrite),
+ *           mx_host,detail,reply,suggestion; text fields quoted by libcsv (csv_fwrite),
  *           numbers bare, smtp_code and line empty when 0 (no SMTP reply /
  *           line unknown).
  *   JSONL — one object per line with the same field names plus tls,
- *           attempts, duration_ms, checked_at and flags (array of names);
+ *           attempts, duration_ms, checked_at, flags (array of names) and
+ *           suggestion (last, "" when none);
  *           smtp_code and line are null when 0, input is null when absent.
  *           Strings are valid JSON whatever bytes they hold: controls become
  *           \u00XX (or \n, \t ...), invalid UTF-8 becomes \ufffd per byte.
@@ -152,6 +153,7 @@ verdict_set_text(struct verdict *v, const char *text, size_t len)
 static const char *const verdict_columns[] = {
     "line",      "input",         "address", "status", "reason",
     "smtp_code", "enhanced_code", "mx_host", "detail", "reply",
+    "suggestion",
 };
 
 /* Fixed-size fields of struct verdict are read up to their size even if a
@@ -210,6 +212,7 @@ verdict_write_csv(FILE *out, const struct verdict_row *row)
 	rc |= verdict_csv_field(out, VERDICT_FIELD(v->mx_host));
 	rc |= verdict_csv_field(out, VERDICT_FIELD(v->detail));
 	rc |= verdict_csv_field(out, VERDICT_FIELD(v->text));
+	rc |= verdict_csv_field(out, VERDICT_FIELD(v->suggestion));
 	if (rc != 0 || putc('\n', out) == EOF)
 		return -1;
 	return 0;
@@ -339,7 +342,10 @@ verdict_write_jsonl(FILE *out, const struct verdict_row *row)
 	for (i = 0; i < sizeof(verdict_flag_names) / sizeof(verdict_flag_names[0]); i++)
 		if (v->flags & verdict_flag_names[i].bit)
 			fprintf(out, "%s\"%s\"", nflags++ ? "," : "", verdict_flag_names[i].name);
-	fputs("]}\n", out);
+	fputc(']', out);
+	verdict_json_key(out, "suggestion", 0);
+	verdict_json_field(out, VERDICT_FIELD(v->suggestion));
+	fputs("}\n", out);
 	return ferror(out) ? -1 : 0;
 }
 

@@ -69,6 +69,8 @@ struct verdict {
 	uint64_t duration_ms;
 	int64_t checked_at;                  /* unix seconds */
 	unsigned flags;                      /* VERDICT_F_* */
+	char suggestion[VERDICT_HOST_MAX];   /* typo suggestion for the domain
+	                                        (e.g. "gmail.com"), never applied; "" */
 };
 
 const char *verdict_status_name(enum verdict_status s);

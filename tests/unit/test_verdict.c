@@ -192,10 +192,11 @@ test_csv_exact(void **state)
 	sample(&v);
 	out = capture(VF_CSV, &row, 1);
 	assert_string_equal(
-	    out, "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply\n"
+	    out, "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply,"
+	         "suggestion\n"
 	         "7,\"x@Alpha.test\",\"x@alpha.test\",\"undeliverable\",\"mailbox_not_found\","
 	         "550,\"5.1.1\",\"mx1.alpha.test\",\"\","
-	         "\"<x@alpha.test>: Recipient address rejected: \"\"User\"\" unknown\"\n");
+	         "\"<x@alpha.test>: Recipient address rejected: \"\"User\"\" unknown\",\"\"\n");
 	free(out);
 
 	/* no SMTP reply, no line, no input: empty fields, not 0 */
@@ -206,7 +207,7 @@ test_csv_exact(void **state)
 	row.address = "";
 	out = capture(VF_CSV, &row, 0);
 	assert_string_equal(out, ",\"\",\"\",\"undeliverable\",\"invalid_syntax\",,\"\",\"\","
-	                         "\"no @\",\"\"\n");
+	                         "\"no @\",\"\",\"\"\n");
 	free(out);
 }
 
@@ -267,7 +268,7 @@ test_csv_roundtrip(void **state)
 		csv_fini(&p, csv_back_field, csv_back_row, &b);
 		csv_free(&p);
 		assert_int_equal(b.nrows, 1);
-		assert_int_equal(b.nf, 10);
+		assert_int_equal(b.nf, 11);
 		assert_string_equal(b.fields[0], "42");
 		assert_string_equal(b.fields[1], inputs[i]);
 		assert_string_equal(b.fields[3], "undeliverable");
@@ -293,7 +294,8 @@ test_jsonl_exact(void **state)
 	         "\"smtp_code\":550,\"enhanced_code\":\"5.1.1\",\"mx_host\":\"mx1.alpha.test\","
 	         "\"detail\":\"\",\"reply\":\"<x@alpha.test>: Recipient address rejected: "
 	         "\\\"User\\\" unknown\",\"tls\":true,\"attempts\":2,\"duration_ms\":1234,"
-	         "\"checked_at\":1700000000,\"flags\":[\"role\",\"free_provider\"]}\n");
+	         "\"checked_at\":1700000000,\"flags\":[\"role\",\"free_provider\"],"
+	         "\"suggestion\":\"\"}\n");
 	free(out);
 
 	verdict_init(&v, VR_DNS_ERROR);
@@ -309,7 +311,7 @@ test_jsonl_exact(void **state)
 	         "\"reason\":\"dns_error\",\"smtp_code\":null,\"enhanced_code\":\"\","
 	         "\"mx_host\":\"\",\"detail\":\"\",\"reply\":\"\",\"tls\":false,\"attempts\":0,"
 	         "\"duration_ms\":0,\"checked_at\":5,\"flags\":[\"disposable\",\"catch_all\","
-	         "\"smtputf8\",\"implicit_mx\"]}\n");
+	         "\"smtputf8\",\"implicit_mx\"],\"suggestion\":\"\"}\n");
 	free(out);
 }
 
