@@ -4,7 +4,7 @@
 #    kernel here, so the test never collides with a world on port 25) and
 #    refuses a non-loopback address;
 #  - the dialogue: greeting, EHLO with/without PIPELINING, RCPT accepted by
-#    local-part prefix, 550 5.1.1 otherwise, catch-all, 503 for MAIL before
+#    local-part prefix (ok-), 550 5.1.1 otherwise, catch-all, 503 for MAIL before
 #    EHLO, 221 and close on QUIT;
 #  - per-reply latency on timers: a command waits -d MS for its reply, a
 #    pipelined group is answered after one delay, not three;
@@ -65,7 +65,7 @@ grep -q 'only loopback' "$tmp/bad.err" || fail "no reason given: $(cat "$tmp/bad
 
 # ---- dialogue ------------------------------------------------------------------
 p=$(port a 127.0.0.50)
-out=$(chat 127.0.0.50 "$p" 'EHLO t\r\nMAIL FROM:<>\r\nRCPT TO:<ok1@x.test>\r\nRSET\r\nMAIL FROM:<a@b>\r\nRCPT TO:<nobody@x.test>\r\nQUIT\r\n')
+out=$(chat 127.0.0.50 "$p" 'EHLO t\r\nMAIL FROM:<>\r\nRCPT TO:<ok-1@x.test>\r\nRSET\r\nMAIL FROM:<a@b>\r\nRCPT TO:<nobody@x.test>\r\nQUIT\r\n')
 expected='220 sink.mxsift.test ESMTP mxsift-smtp-sink
 250-sink.mxsift.test
 250-PIPELINING
@@ -80,7 +80,7 @@ expected='220 sink.mxsift.test ESMTP mxsift-smtp-sink
 221 2.0.0 Bye'
 [ "$out" = "$expected" ] || fail "dialogue differs:
 $out"
-out=$(chat 127.0.0.45 "$(port a 127.0.0.45)" 'MAIL FROM:<>\r\nHELO t\r\nRCPT TO:<ok@x.test>\r\nQUIT\r\n')
+out=$(chat 127.0.0.45 "$(port a 127.0.0.45)" 'MAIL FROM:<>\r\nHELO t\r\nRCPT TO:<ok-@x.test>\r\nQUIT\r\n')
 grep -q '^503 5.5.1' <<<"$out" || fail "MAIL before HELO not answered 503: $out"
 [ "$(grep -c '^503 ' <<<"$out")" -eq 2 ] || fail "RCPT without MAIL not answered 503: $out"
 kill -USR1 "$PID_a"
@@ -132,10 +132,10 @@ timeout 10 bash -c 'exec 3<>"/dev/tcp/$0/$1"
 	w() { printf -v m "$1"; printf "%s" "$m" >&3; }
 	rd                                        # greeting
 	w "EHLO t\r\n"; rd                        # turn 1
-	w "MAIL FROM:<>\r\nRCPT TO:<ok@x>\r\n"; rd; rd   # turn 2
+	w "MAIL FROM:<>\r\nRCPT TO:<ok-a@x>\r\n"; rd; rd   # turn 2
 	w "RSET\r\n"; rd                          # turn 3
 	w "MAIL FROM:<>\r\n"; rd                  # turn 4
-	w "RCPT TO:<ok2@x>\r\n"; rd               # turn 5
+	w "RCPT TO:<ok-2@x>\r\n"; rd               # turn 5
 	w "QUIT\r\n"; rd                          # turn 6' 127.0.0.45 "$p" || fail "turns client"
 stop c
 [ "$(stat_of c turns)" -eq 6 ] || fail "turns $(stat_of c turns), expected 6"
