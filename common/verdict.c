@@ -148,6 +148,21 @@ verdict_set_text(struct verdict *v, const char *text, size_t len)
 	v->text[n] = '\0';
 }
 
+void
+verdict_apply_flags(struct verdict *v, unsigned flags)
+{
+	v->flags |= flags;
+	if (v->status != VS_DELIVERABLE)
+		return;
+	if (v->flags & VERDICT_F_DISPOSABLE)
+		v->reason = VR_DISPOSABLE;
+	else if (v->flags & VERDICT_F_ROLE)
+		v->reason = VR_ROLE_ACCOUNT;
+	else
+		return;
+	v->status = verdict_reason_status(v->reason);
+}
+
 /* ---- CSV --------------------------------------------------------------- */
 
 static const char *const verdict_columns[] = {

@@ -86,6 +86,13 @@ enum verdict_status verdict_reason_status(enum verdict_reason r);
  * and stamp checked_at = now. */
 void verdict_init(struct verdict *v, enum verdict_reason r);
 
+/* The flag rule of the verdict model: flags are ORed into v->flags and
+ * always kept; a verdict that is deliverable becomes risky/disposable when
+ * flags has VERDICT_F_DISPOSABLE, else risky/role_account when it has
+ * VERDICT_F_ROLE.  Every other verdict keeps its status and reason (a
+ * mailbox that does not exist is undeliverable whatever its name). */
+void verdict_apply_flags(struct verdict *v, unsigned flags);
+
 /* Copy reply text into v->text: CR/LF/controls become spaces, non-ASCII
  * becomes '?', capped at VERDICT_TEXT_MAX-1. */
 void verdict_set_text(struct verdict *v, const char *text, size_t len);

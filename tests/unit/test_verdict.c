@@ -448,10 +448,45 @@ test_write_errors(void **state)
 	assert_int_equal(verdict_write_row(stdout, VF_CSV, &row), -1);
 }
 
+/* Flags never change a non-deliverable verdict; deliverable + disposable or
+ * role becomes risky (disposable wins over role). */
+static void
+test_apply_flags(void **state)
+{
+	static const struct {
+		enum verdict_reason in;
+		unsigned flags;
+		enum verdict_reason out;
+	} cases[] = {
+		{ VR_ACCEPTED, 0, VR_ACCEPTED },
+		{ VR_ACCEPTED, VERDICT_F_FREE_PROVIDER, VR_ACCEPTED },
+		{ VR_ACCEPTED, VERDICT_F_DISPOSABLE, VR_DISPOSABLE },
+		{ VR_ACCEPTED, VERDICT_F_ROLE, VR_ROLE_ACCOUNT },
+		{ VR_ACCEPTED, VERDICT_F_ROLE | VERDICT_F_DISPOSABLE, VR_DISPOSABLE },
+		{ VR_MAILBOX_NOT_FOUND, VERDICT_F_DISPOSABLE, VR_MAILBOX_NOT_FOUND },
+		{ VR_CATCH_ALL, VERDICT_F_ROLE, VR_CATCH_ALL },
+		{ VR_GREYLISTED, VERDICT_F_DISPOSABLE, VR_GREYLISTED },
+		{ VR_NO_MAIL_SERVER, VERDICT_F_DISPOSABLE, VR_NO_MAIL_SERVER },
+		{ VR_INVALID_SYNTAX, VERDICT_F_ROLE, VR_INVALID_SYNTAX },
+	};
+	struct verdict v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		verdict_init(&v, cases[i].in);
+		v.flags = VERDICT_F_SMTPUTF8;
+		verdict_apply_flags(&v, cases[i].flags);
+		assert_int_equal(v.reason, cases[i].out);
+		assert_int_equal(v.status, verdict_reason_status(cases[i].out));
+		assert_int_equal(v.flags, VERDICT_F_SMTPUTF8 | cases[i].flags);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_apply_flags),
 	    cmocka_unit_test(test_reason_table),   cmocka_unit_test(test_status_names),
 	    cmocka_unit_test(test_init),           cmocka_unit_test(test_set_text),
 	    cmocka_unit_test(test_csv_exact),      cmocka_unit_test(test_csv_roundtrip),
