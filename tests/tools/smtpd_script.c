@@ -49,12 +49,40 @@
  *   close                  flush, half-close (FIN), record until the client closes
  *   reset                  abort with SO_LINGER 0 (RST)
  *   starttls               start TLS as server (self-signed cert made in-process)
+ *   serve                  from here on, act as a small correct SMTP server
+ *                          (below) until the client QUITs or leaves
+ *
+ * Serve mode (many addresses, many connections: the 1,000-address world and
+ * rate tests).  Global statements configure it:
+ *   greeting TEXT          the 220 line (default "220 mx.smtpd-script.test ESMTP")
+ *   pipelining on|off|ADDR...  advertise PIPELINING everywhere, nowhere
+ *                          (default), or only on these local addresses; where
+ *                          it is not advertised a client that pipelines is
+ *                          caught, as in "strict"
+ *   users FILE             addresses (one a line, compared case-insensitively)
+ *                          answered 250 2.1.5
+ *   rcpt REGEX TEXT        RCPT whose address (without <>) matches REGEX
+ *                          (POSIX extended, case-insensitive) gets TEXT;
+ *                          first matching rule wins, before users
+ *   storm MS TEXT          for the first MS ms of the server's life every new
+ *                          connection is greeted with TEXT (e.g. a 421) and
+ *                          closed
+ * Anything else gets 550 5.1.1.  Sequence errors are answered 503 5.5.1 the
+ * way Postfix does (MAIL before EHLO, nested MAIL, RCPT without MAIL) and
+ * counted; DATA is refused and recorded as a failure; unknown commands get
+ * 502.  Serve connections are recorded like scripted ones; with -e FILE the
+ * server also writes one line per event, for rate and count assertions:
+ *   MS ADDR Cn connect           a connection accepted on local address ADDR
+ *   MS ADDR Cn VERB CODE [ARG]   a command and the code of its reply (RCPT:
+ *                                ARG = the address); MS = ms since start
+ * and at exit "MS - - stats connections=N commands=N replies_503=N".
  * TEXT escapes: \r \n \t \s (space) \\ \xHH.  Trailing blanks of a line are
  * dropped (write \s for a trailing space).  Consecutive send/reply
  * statements leave in one TCP segment; pause/trickle/split separate them.
  *
- * Usage: mxsift-smtpd-script [-a ADDR] [-p PORT] [-n MAXCONN] [-T SECONDS]
- *            [-t TRANSCRIPT] SCRIPT
+ * Usage: mxsift-smtpd-script [-a ADDR]... [-p PORT] [-n MAXCONN] [-T SECONDS]
+ *            [-t TRANSCRIPT] [-e EVENTS] SCRIPT
+ * -a may be repeated: the server listens on every ADDR, all on one port.
  * With port 0 the chosen port is printed on stdout as "port N".  Exit
  * status: 0 when no failure was recorded, 1 when one was, 2 on usage or
  * setup errors.  SIGTERM/SIGINT end it after a short grace period (so the
@@ -71,7 +99,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -87,7 +117,8 @@
 #define LINE_CAP 4096      /* longest client line recorded whole */
 #define GRACE_MS 500       /* after SIGTERM: read what is still in flight */
 #define CLOSE_WAIT_MS 2000 /* after "close": wait this long for the client's FIN */
-#define MAX_CONNS_ALL 64   /* connections recorded per run */
+#define MAX_LISTEN 32      /* -a addresses */
+#define SERVE_RULES_MAX 64 /* rcpt rules */
 
 enum step_kind {
 	ST_SEND,
@@ -102,7 +133,8 @@ enum step_kind {
 	ST_EXPECT_CLOSE,
 	ST_CLOSE,
 	ST_RESET,
-	ST_STARTTLS
+	ST_STARTTLS,
+	ST_SERVE
 };
 
 struct step {
@@ -159,6 +191,15 @@ struct conn {
 	char **q;
 	size_t qhead, qlen, qcap;
 	struct tbuf log;
+	/* serve mode */
+	char local[INET6_ADDRSTRLEN]; /* the address the client connected to */
+	int serving;
+	int helo_done, in_mail;
+};
+
+struct serve_rule {
+	regex_t re;
+	char *reply; /* with CRLF */
 };
 
 static struct {
@@ -168,8 +209,23 @@ static struct {
 	size_t nscripts;
 	unsigned max_conns; /* 0 = unlimited */
 	unsigned timeout_s;
-	struct conn *conns[MAX_CONNS_ALL];
-	unsigned nconns;
+	struct conn **conns;
+	unsigned nconns, conns_cap;
+	struct evconnlistener *lsts[MAX_LISTEN];
+	int nlsts;
+	/* serve mode */
+	char *greeting;
+	int pipelining;
+	char *pipe_addrs; /* " ADDR ADDR ": PIPELINING only there */
+	char **users; /* sorted, lowercased */
+	size_t nusers;
+	struct serve_rule rules[SERVE_RULES_MAX];
+	int nrules;
+	unsigned storm_ms;
+	char *storm_reply;
+	FILE *events;
+	struct timeval t0;
+	unsigned long commands, replies_503;
 	unsigned open;
 	SSL_CTX *ssl;
 	struct tbuf global;
@@ -330,6 +386,95 @@ script_num(const char **sp, const char *file, int lineno)
 	return (unsigned)v;
 }
 
+static int
+serve_user_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+str_lower(char *p)
+{
+	for (; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+/* "users FILE": the accepted addresses, sorted for bsearch. */
+static void
+serve_load_users(const char *path, const char *file, int lineno)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, ucap = 0;
+	ssize_t n;
+
+	if (f == NULL)
+		die("%s:%d: %s: %s", file, lineno, path, strerror(errno));
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		if (srv.nusers == ucap) {
+			ucap = ucap ? ucap * 2 : 256;
+			if ((srv.users = realloc(srv.users, ucap * sizeof(*srv.users))) == NULL)
+				die("out of memory");
+		}
+		if ((srv.users[srv.nusers] = strdup(line)) == NULL)
+			die("out of memory");
+		str_lower(srv.users[srv.nusers++]);
+	}
+	free(line);
+	fclose(f);
+	qsort(srv.users, srv.nusers, sizeof(*srv.users), serve_user_cmp);
+}
+
+/* Global serve-mode statements; 1 if kw was one. */
+static int
+script_parse_serve(const char *kw, char *rest, const char *file, int lineno)
+{
+	size_t len;
+
+	if (strcmp(kw, "greeting") == 0) {
+		free(srv.greeting);
+		srv.greeting = script_unescape(rest, &len, file, lineno);
+	} else if (strcmp(kw, "pipelining") == 0) {
+		if (*rest == '\0')
+			die("%s:%d: pipelining on|off|ADDR...", file, lineno);
+		srv.pipelining = strcmp(rest, "on") == 0;
+		free(srv.pipe_addrs);
+		srv.pipe_addrs = NULL;
+		if (!srv.pipelining && strcmp(rest, "off") != 0) {
+			size_t n = strlen(rest) + 3;
+
+			if ((srv.pipe_addrs = malloc(n)) == NULL)
+				die("out of memory");
+			snprintf(srv.pipe_addrs, n, " %s ", rest);
+		}
+	} else if (strcmp(kw, "users") == 0) {
+		serve_load_users(rest, file, lineno);
+	} else if (strcmp(kw, "rcpt") == 0) {
+		struct serve_rule *r = &srv.rules[srv.nrules];
+		char *text = strchr(rest, ' ');
+
+		if (srv.nrules == SERVE_RULES_MAX || text == NULL)
+			die("%s:%d: rcpt REGEX TEXT (at most %d rules)", file, lineno,
+			    SERVE_RULES_MAX);
+		*text++ = '\0';
+		if (regcomp(&r->re, rest, REG_EXTENDED | REG_NOSUB | REG_ICASE) != 0)
+			die("%s:%d: bad regex", file, lineno);
+		r->reply = script_unescape(text, &len, file, lineno);
+		srv.nrules++;
+	} else if (strcmp(kw, "storm") == 0) {
+		srv.storm_ms = script_num((const char **)&rest, file, lineno);
+		free(srv.storm_reply);
+		srv.storm_reply = script_unescape(rest, &len, file, lineno);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 static struct script *
 script_block(unsigned no)
 {
@@ -370,6 +515,8 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		srv.timeout_s = script_num((const char **)&rest, file, lineno);
 		return;
 	}
+	if (script_parse_serve(kw, rest, file, lineno))
+		return;
 	if (strcmp(kw, "conn") == 0) {
 		if (strcmp(rest, "*") == 0)
 			*cur = script_block(0);
@@ -460,6 +607,8 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		st.kind = ST_RESET;
 	} else if (strcmp(kw, "starttls") == 0) {
 		st.kind = ST_STARTTLS;
+	} else if (strcmp(kw, "serve") == 0) {
+		st.kind = ST_SERVE;
 	} else
 		die("%s:%d: unknown statement \"%s\"", file, lineno, kw);
 
@@ -789,6 +938,177 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	conn_finish(c, (what & BEV_EVENT_EOF) ? "client closed" : "connection error");
 }
 
+/* ---- serve mode --------------------------------------------------------- */
+
+static unsigned long
+srv_ms(void)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	return (unsigned long)((now.tv_sec - srv.t0.tv_sec) * 1000 +
+	                       (now.tv_usec - srv.t0.tv_usec) / 1000);
+}
+
+static void
+serve_event(struct conn *c, const char *what, int code, const char *arg)
+{
+	if (srv.events == NULL)
+		return;
+	fprintf(srv.events, "%lu %s C%u %s", srv_ms(), c->local, c->no, what);
+	if (code != 0)
+		fprintf(srv.events, " %d", code);
+	if (arg != NULL)
+		fprintf(srv.events, " %s", arg);
+	fputc('\n', srv.events);
+}
+
+/* Answer one command: text is the whole reply without the final CRLF. */
+static void
+serve_reply(struct conn *c, const char *verb, const char *arg, const char *text)
+{
+	int code = atoi(text);
+
+	conn_write(c, text, strlen(text));
+	conn_write(c, "\r\n", 2);
+	srv.commands++;
+	if (code == 503)
+		srv.replies_503++;
+	serve_event(c, verb, code, arg);
+}
+
+/* The reply to RCPT TO:<addr>: rules, then users, then unknown. */
+static void
+serve_rcpt(struct conn *c, const char *line)
+{
+	const char *lt = strchr(line, '<'), *gt = lt != NULL ? strchr(lt, '>') : NULL;
+	char addr[LINE_CAP], low[LINE_CAP], text[LINE_CAP + 128];
+	char *key = low;
+
+	if (lt == NULL || gt == NULL) {
+		serve_reply(c, "RCPT", "-", "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "%.*s", (int)(gt - lt - 1), lt + 1);
+	for (int i = 0; i < srv.nrules; i++) {
+		if (regexec(&srv.rules[i].re, addr, 0, NULL, 0) == 0) {
+			serve_reply(c, "RCPT", addr, srv.rules[i].reply);
+			return;
+		}
+	}
+	snprintf(low, sizeof(low), "%s", addr);
+	str_lower(low);
+	if (srv.nusers > 0 &&
+	    bsearch(&key, srv.users, srv.nusers, sizeof(*srv.users), serve_user_cmp) != NULL) {
+		serve_reply(c, "RCPT", addr, "250 2.1.5 Ok");
+		return;
+	}
+	snprintf(text, sizeof(text),
+	         "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table",
+	         addr);
+	serve_reply(c, "RCPT", addr, text);
+}
+
+/* Does this connection's local address advertise PIPELINING? */
+static int
+serve_pipelining(const struct conn *c)
+{
+	char key[INET6_ADDRSTRLEN + 3];
+
+	if (srv.pipelining)
+		return 1;
+	if (srv.pipe_addrs == NULL)
+		return 0;
+	snprintf(key, sizeof(key), " %s ", c->local);
+	return strstr(srv.pipe_addrs, key) != NULL;
+}
+
+/* One client line in serve mode, answered as Postfix would. */
+static void
+serve_line(struct conn *c, const char *line)
+{
+	char verb[8];
+	size_t n = strcspn(line, " :");
+
+	snprintf(verb, sizeof(verb), "%.*s", (int)(n < 7 ? n : 7), line);
+	for (char *p = verb; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	c->awaiting_reply = 1;
+	if (strcmp(verb, "EHLO") == 0) {
+		c->helo_done = 1;
+		c->in_mail = 0;
+		serve_reply(c, verb, NULL,
+		            serve_pipelining(c) ? "250-mx.smtpd-script.test\r\n250-PIPELINING\r\n"
+		                             "250-ENHANCEDSTATUSCODES\r\n250 8BITMIME"
+		                           : "250-mx.smtpd-script.test\r\n250-ENHANCEDSTATUSCODES\r\n"
+		                             "250 8BITMIME");
+	} else if (strcmp(verb, "HELO") == 0) {
+		c->helo_done = 1;
+		c->in_mail = 0;
+		serve_reply(c, verb, NULL, "250 mx.smtpd-script.test");
+	} else if (strcmp(verb, "MAIL") == 0) {
+		if (!c->helo_done) {
+			serve_reply(c, verb, NULL, "503 5.5.1 Error: send HELO/EHLO first");
+		} else if (c->in_mail) {
+			serve_reply(c, verb, NULL, "503 5.5.1 Error: nested MAIL command");
+		} else {
+			c->in_mail = 1;
+			serve_reply(c, verb, NULL, "250 2.1.0 Ok");
+		}
+	} else if (strcmp(verb, "RCPT") == 0) {
+		if (!c->in_mail)
+			serve_reply(c, verb, NULL, "503 5.5.1 Error: need MAIL command");
+		else
+			serve_rcpt(c, line);
+	} else if (strcmp(verb, "RSET") == 0) {
+		c->in_mail = 0;
+		serve_reply(c, verb, NULL, "250 2.0.0 Ok");
+	} else if (strcmp(verb, "NOOP") == 0) {
+		serve_reply(c, verb, NULL, "250 2.0.0 Ok");
+	} else if (strcmp(verb, "QUIT") == 0) {
+		serve_reply(c, verb, NULL, "221 2.0.0 Bye");
+		c->pc++;
+		c->closing = 1;
+		conn_half_close(c);
+	} else if (strcmp(verb, "DATA") == 0) {
+		conn_fail(c, "DATA sent (a verifier must never send DATA)");
+		serve_reply(c, verb, NULL, "554 5.5.1 Error: no valid recipients");
+	} else {
+		serve_reply(c, verb, NULL, "502 5.5.2 Error: command not recognized");
+	}
+}
+
+/* The serve step: greet (or storm), then answer lines as they come. */
+static int
+serve_step(struct conn *c)
+{
+	char *line;
+
+	if (!c->serving) {
+		c->serving = 1;
+		if (!serve_pipelining(c))
+			c->strict = 1;
+		if (srv.storm_reply != NULL && srv_ms() < srv.storm_ms) {
+			conn_write(c, srv.storm_reply, strlen(srv.storm_reply));
+			conn_write(c, "\r\n", 2);
+			serve_event(c, "storm", atoi(srv.storm_reply), NULL);
+			c->pc++;
+			c->closing = 1;
+			conn_half_close(c);
+			return 1;
+		}
+		const char *g = srv.greeting != NULL ? srv.greeting : "220 mx.smtpd-script.test ESMTP";
+
+		conn_write(c, g, strlen(g));
+		conn_write(c, "\r\n", 2);
+	}
+	if ((line = conn_dequeue(c)) == NULL)
+		return 0;
+	serve_line(c, line);
+	free(line);
+	return 1;
+}
+
 /* ---- the script interpreter ------------------------------------------ */
 
 /* strict MS: give a client that would pipeline the chance to do it. */
@@ -978,6 +1298,10 @@ conn_run(struct conn *c)
 			c->pc++;
 			conn_starttls(c);
 			break;
+		case ST_SERVE:
+			if (!serve_step(c))
+				goto out;
+			break;
 		}
 	}
 out:
@@ -985,6 +1309,14 @@ out:
 }
 
 /* ---- listener and lifetime ------------------------------------------- */
+
+static void
+srv_close_listeners(void)
+{
+	for (int i = 0; i < srv.nlsts; i++)
+		evconnlistener_free(srv.lsts[i]);
+	srv.nlsts = 0;
+}
 
 static void
 srv_stop(void)
@@ -1022,14 +1354,27 @@ srv_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, 
 	struct conn *c;
 	int one = 1;
 
-	if (srv.nconns >= MAX_CONNS_ALL || srv.terminating) {
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+
+	if (srv.terminating) {
 		evutil_closesocket(fd);
 		return;
+	}
+	if (srv.nconns == srv.conns_cap) {
+		srv.conns_cap = srv.conns_cap ? srv.conns_cap * 2 : 64;
+		if ((srv.conns = realloc(srv.conns, srv.conns_cap * sizeof(*srv.conns))) == NULL)
+			die("out of memory");
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		die("out of memory");
 	c->no = ++srv.nconns;
 	srv.conns[c->no - 1] = c;
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
+	    getnameinfo((struct sockaddr *)&local, llen, c->local, sizeof(c->local), NULL, 0,
+	                NI_NUMERICHOST) != 0)
+		snprintf(c->local, sizeof(c->local), "?");
+	serve_event(c, "connect", 0, NULL);
 	srv.open++;
 	c->fd = fd;
 	c->reply_open = 1; /* the greeting is due: the client must wait */
@@ -1042,8 +1387,7 @@ srv_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, 
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (srv.max_conns > 0 && srv.nconns >= srv.max_conns) {
 		/* refuse further connections (ECONNREFUSED, not a silent backlog) */
-		evconnlistener_free(srv.lst);
-		srv.lst = NULL;
+		srv_close_listeners();
 	}
 	c->sc = srv_script_for(c->no);
 	if (c->sc == NULL) {
@@ -1071,10 +1415,7 @@ srv_sigcb(evutil_socket_t sig, short what, void *arg)
 	if (srv.terminating)
 		return;
 	srv.terminating = 1;
-	if (srv.lst != NULL) {
-		evconnlistener_free(srv.lst);
-		srv.lst = NULL;
-	}
+	srv_close_listeners();
 	srv.grace = evtimer_new(srv.base, srv_gracecb, NULL);
 	evtimer_add(srv.grace, &tv);
 	srv_check_exit();
@@ -1105,25 +1446,31 @@ srv_is_loopback(const struct sockaddr_storage *ss)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mxsift-smtpd-script [-a ADDR] [-p PORT] [-n MAXCONN] "
-	                "[-T SECONDS] [-t TRANSCRIPT] SCRIPT\n");
+	fprintf(stderr, "usage: mxsift-smtpd-script [-a ADDR]... [-p PORT] [-n MAXCONN] "
+	                "[-T SECONDS] [-t TRANSCRIPT] [-e EVENTS] SCRIPT\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *addr = "127.0.0.1", *tfile = NULL;
+	const char *addrs[MAX_LISTEN], *tfile = NULL, *efile = NULL;
+	int naddrs = 0;
 	unsigned port = 0, max_conns = 0, timeout_s = 0;
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss), ch;
+	int sslen, ch;
 	struct event *sigterm, *sigint, *tmo;
 	struct timeval tv;
 	FILE *out;
 
-	while ((ch = getopt(argc, argv, "a:p:n:T:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:p:n:T:t:e:")) != -1) {
 		switch (ch) {
-		case 'a': addr = optarg; break;
+		case 'a':
+			if (naddrs == MAX_LISTEN)
+				die("at most %d addresses", MAX_LISTEN);
+			addrs[naddrs++] = optarg;
+			break;
+		case 'e': efile = optarg; break;
 		case 'p': port = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'n': max_conns = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'T': timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -1139,34 +1486,45 @@ main(int argc, char **argv)
 		srv.max_conns = max_conns;
 	if (timeout_s > 0)
 		srv.timeout_s = timeout_s;
-	if (srv.max_conns > MAX_CONNS_ALL)
-		die("at most %d connections", MAX_CONNS_ALL);
-
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
-		die("bad address %s", addr);
-	if (!srv_is_loopback(&ss))
-		die("%s is not a loopback address; refusing to listen", addr);
-	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	if (naddrs == 0)
+		addrs[naddrs++] = "127.0.0.1";
+	if (efile != NULL) {
+		if ((srv.events = fopen(efile, "w")) == NULL)
+			die("%s: %s", efile, strerror(errno));
+	}
+	gettimeofday(&srv.t0, NULL);
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((srv.base = event_base_new()) == NULL)
 		die("event_base_new failed");
-	srv.lst = evconnlistener_new_bind(srv.base, srv_acceptcb, NULL,
-	                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-	                                  (struct sockaddr *)&ss, sslen);
-	if (srv.lst == NULL)
-		die("cannot listen on %s port %u: %s", addr, port, strerror(errno));
-	if (port == 0) {
-		struct sockaddr_storage bound;
-		socklen_t blen = sizeof(bound);
-		getsockname(evconnlistener_get_fd(srv.lst), (struct sockaddr *)&bound, &blen);
-		port =
-		    ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-		                                     : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	/* Every address on one port: the first one's (chosen when 0). */
+	for (int i = 0; i < naddrs; i++) {
+		struct evconnlistener *l;
+
+		memset(&ss, 0, sizeof(ss));
+		sslen = sizeof(ss);
+		if (evutil_parse_sockaddr_port(addrs[i], (struct sockaddr *)&ss, &sslen) != 0)
+			die("bad address %s", addrs[i]);
+		if (!srv_is_loopback(&ss))
+			die("%s is not a loopback address; refusing to listen", addrs[i]);
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		l = evconnlistener_new_bind(srv.base, srv_acceptcb, NULL,
+		                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+		                            (struct sockaddr *)&ss, sslen);
+		if (l == NULL)
+			die("cannot listen on %s port %u: %s", addrs[i], port, strerror(errno));
+		srv.lsts[srv.nlsts++] = l;
+		if (port == 0) {
+			struct sockaddr_storage bound;
+			socklen_t blen = sizeof(bound);
+			getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
+			port = ntohs(bound.ss_family == AF_INET
+			                 ? ((struct sockaddr_in *)&bound)->sin_port
+			                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
+		}
 	}
 	printf("port %u\n", port);
 	fflush(stdout);
@@ -1196,6 +1554,11 @@ main(int argc, char **argv)
 	}
 	if (srv.global.len > 0)
 		fwrite(srv.global.p, 1, srv.global.len, out);
+	if (srv.events != NULL) {
+		fprintf(srv.events, "%lu - - stats connections=%u commands=%lu replies_503=%lu\n",
+		        srv_ms(), srv.nconns, srv.commands, srv.replies_503);
+		fclose(srv.events);
+	}
 	if (out != stdout)
 		fclose(out);
 	else

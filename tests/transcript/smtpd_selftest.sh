@@ -13,11 +13,13 @@ spid=
 pass=0 fail=0
 trap 'if [ -n "$spid" ]; then kill -KILL "$spid" 2>/dev/null; fi; rm -rf "$work"' EXIT
 
-# start SCRIPT-TEXT: start the server on a free port; sets $port, $spid
+# start SCRIPT-TEXT [OPTION...]: start the server on a free port; sets
+# $port, $spid
 start() {
 	printf '%s\n' "$1" >"$work/s.scn"
+	shift
 	: >"$work/port"
-	"$smtpd" -T 10 -t "$work/t" "$work/s.scn" >"$work/port" 2>"$work/err" &
+	"$smtpd" -T 10 -t "$work/t" "$@" "$work/s.scn" >"$work/port" 2>"$work/err" &
 	spid=$!
 	port=
 	for _ in $(seq 1 100); do
@@ -193,6 +195,31 @@ check $? "quiet periods and unexpected connections are failures"
 "$smtpd" -a 192.0.2.1 -p 0 "$work/s.scn" >/dev/null 2>"$work/err"
 [ $? -eq 2 ] && grep -q "not a loopback address" "$work/err"
 check $? "refuses to listen on a non-loopback address"
+
+# 9. Serve mode: Postfix-like answers, 503 for bad sequences (counted in
+#    the event log), users file and rcpt rules, DATA recorded as a failure.
+printf 'alice@x.test\n' >"$work/users"
+start "users $work/users
+rcpt ^grey@ 450 4.2.0 Greylisted
+max-conns 1
+conn *
+serve" -e "$work/ev" || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+r=()
+say() { printf '%s\r\n' "$1" >&3; local l; while IFS= read -r -t 3 l <&3; do
+	r+=("${l%$'\r'}"); [ "${l:3:1}" = " " ] && break; done; }
+IFS= read -r -t 3 g <&3
+say 'MAIL FROM:<>'; say 'EHLO c'; say 'RCPT TO:<alice@x.test>'; say 'MAIL FROM:<>'
+say 'MAIL FROM:<>'; say 'RCPT TO:<Alice@X.test>'; say 'RCPT TO:<bob@x.test>'
+say 'RCPT TO:<grey@x.test>'; say 'DATA'; say 'VRFY x'; say 'RSET'; say 'QUIT'
+exec 3>&-
+finish
+codes=$(printf '%s\n' "${r[@]}" | grep -v '^250-' | cut -c1-3 | tr '\n' ' ')
+[ "$codes" = "503 250 503 250 503 250 550 450 554 502 250 221 " ] &&
+	[ "$src" -eq 1 ] && has "C1 ! DATA sent (a verifier must never send DATA)" &&
+	grep -q ' stats connections=1 commands=12 replies_503=3$' "$work/ev" &&
+	grep -q '^[0-9]* 127.0.0.1 C1 RCPT 250 Alice@X.test$' "$work/ev"
+check $? "serve: sequence errors get 503 and are counted; users, rules, DATA, 502 ($codes)"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
