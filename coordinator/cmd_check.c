@@ -27,6 +27,7 @@
 #include "engine.h"
 #include "log.h"
 #include "plan.h"
+#include "report.h"
 #include "verdict.h"
 
 enum check_format { FMT_CSV = 0, FMT_JSONL, FMT_TABLE };
@@ -73,6 +74,7 @@ check_usage(FILE *f)
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -q, --quiet             no progress output\n"
+	    "      --report FILE       also write an HTML report with charts to FILE\n"
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
@@ -340,6 +342,7 @@ cmd_check(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "no-catch-all", no_argument, NULL, 'A' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "report", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -347,6 +350,7 @@ cmd_check(int argc, char **argv)
 	struct intake_opts io = { 0 };
 	enum check_format fmt = FMT_CSV;
 	const char *output = NULL, *dns_server = NULL;
+	const char *report = NULL;     /* --report: HTML report (report.h) */
 	int quiet = 0, ch, rc = MXSIFT_EXIT_OK;
 	char err[256];
 	struct check c = { 0 };
@@ -419,6 +423,7 @@ cmd_check(int argc, char **argv)
 		}
 		case 'A': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case 'q': quiet = 1; break;
+		case 'R': report = optarg; break;
 		case 'h': check_usage(stdout); return MXSIFT_EXIT_OK;
 		default: check_usage(stderr); return MXSIFT_EXIT_USAGE;
 		}
@@ -480,6 +485,11 @@ cmd_check(int argc, char **argv)
 	if (check_write(out, fmt, &c) == -1) {
 		fprintf(stderr, "mxsift check: writing %s: %s\n", output ? output : "stdout",
 		    strerror(errno));
+		rc = MXSIFT_EXIT_FAILURE;
+	}
+	if (report != NULL && report_write_file(report, argv[optind],
+	    (const struct verdict *const *)c.verdicts, c.nverdicts, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxsift check: report %s\n", err);
 		rc = MXSIFT_EXIT_FAILURE;
 	}
 

@@ -15,6 +15,7 @@ static const struct {
 	{ "submit", cmd_submit, "shard a list into Kafka for a worker fleet" },
 	{ "status", cmd_status, "show a fleet job's progress and counts (Redis)" },
 	{ "export", cmd_export, "write a fleet job's verdicts as CSV or JSONL (Redis)" },
+	{ "report", cmd_report, "write a fleet job's results as an HTML report with charts" },
 };
 
 static void
