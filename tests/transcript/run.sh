@@ -6,10 +6,15 @@
 #
 # A scenario file has sections, each opened by a line "[name]":
 #   [description]  free text (printed on failure)
+#   [listen]       optional: the address the server listens on (default
+#                  127.0.0.1; "::1" needs IPv6 on lo, else the scenario is
+#                  skipped with exit 77)
 #   [args]         mxsift-probe arguments (whitespace-separated, any number of
 #                  lines; "" is an empty argument; printf %b escapes such as
-#                  \r \n \x20 are expanded); --host/--port are added here,
-#                  and --catch-all-local catchallprobeqzx before them
+#                  \r \n \x20 are expanded); --port and --catch-all-local
+#                  catchallprobeqzx are added before them, --host LISTEN after
+#                  them (so a scenario's own --host options come first: MX
+#                  hosts to fail over from)
 #   [server]       the mxsift-smtpd-script script (see smtpd_script.c)
 #   [transcript]   the exact lines the client must send, as the server records
 #                  them ("C1> EHLO probe.mxsift.test", "C1 * tls", ...)
@@ -20,7 +25,8 @@
 # The server gets a free port (port 0), the probe runs against it bounded by
 # MXSIFT_SCN_TIMEOUT seconds (default 15), then the server is stopped with
 # SIGTERM and both outputs are diffed.  Exit 0 on a match, 1 on a mismatch
-# (unified diffs on stdout), 2 when the scenario cannot be run.
+# (unified diffs on stdout), 2 when the scenario cannot be run, 77 when it
+# needs IPv6 and ::1 is missing.
 # MXSIFT_SCN_DEBUG=1 passes --debug to the probe and shows its stderr;
 # MXSIFT_SCN_KEEP=1 keeps the work directory.
 set -u
@@ -59,6 +65,12 @@ for s in args server transcript verdicts; do
 		exit 2
 	fi
 done
+listen=$(section listen | sed '/^[[:space:]]*$/d' | head -n 1)
+listen=${listen:-127.0.0.1}
+if [ "$listen" = "::1" ] && ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/'; then
+	echo "SKIP transcript.$name: no ::1 on lo"
+	exit 77
+fi
 section transcript | sed '/^[[:space:]]*$/d' >"$work/expected.transcript"
 section verdicts | sed '/^[[:space:]]*$/d' >"$work/expected.verdicts"
 
@@ -80,7 +92,7 @@ set +f
 args=(--catch-all-local catchallprobeqzx "${args[@]}")
 [ "${MXSIFT_SCN_DEBUG:-0}" = 1 ] && args=(--debug "${args[@]}")
 
-"$smtpd" -T $((bound + 10)) -t "$work/transcript" "$scn" >"$work/port" 2>"$work/smtpd.err" &
+"$smtpd" -a "$listen" -T $((bound + 10)) -t "$work/transcript" "$scn" >"$work/port" 2>"$work/smtpd.err" &
 spid=$!
 port=
 for _ in $(seq 1 100); do
@@ -96,7 +108,7 @@ if [ -z "$port" ]; then
 fi
 
 start=$(date +%s%N)
-timeout -k 2 "$bound" "$probe" --host 127.0.0.1 --port "$port" "${args[@]}" \
+timeout -k 2 "$bound" "$probe" --port "$port" "${args[@]}" --host "$listen" \
 	>"$work/verdicts.raw" 2>"$work/probe.err"
 prc=$?
 # Bytes outside printable ASCII in the output (an address given with
