@@ -29,6 +29,7 @@
 #include "config.h"
 #include "jobstore.h"
 #include "log.h"
+#include "term.h"
 #include "verdict.h"
 
 struct status_args {
@@ -182,8 +183,8 @@ status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
 	fprintf(f, "%-14s %" PRIu64 " (%.1f%%)\n", "done", c->done,
 	    m->total ? 100.0 * (double)c->done / (double)m->total : 100.0);
 	for (int i = 0; i < VS__COUNT; i++)
-		fprintf(f, "status %-22s %" PRIu64 "\n", verdict_status_name((enum verdict_status)i),
-		    c->status[i]);
+		fprintf(f, "status %s%-22s%s %" PRIu64 "\n", term_status_color(f, (enum verdict_status)i),
+		    verdict_status_name((enum verdict_status)i), term_reset(f), c->status[i]);
 	for (int i = 0; i < VR__COUNT; i++)
 		if (c->reason[i] > 0)
 			fprintf(f, "reason %-22s %" PRIu64 "\n",
