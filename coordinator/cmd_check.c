@@ -7,8 +7,24 @@
  *
  * Output: one row per input row, in input order, carrying the original text
  * and line number (CSV, JSONL, or an aligned table for people).  A duplicate
- * row repeats the verdict of the first occurrence.  Progress goes to stderr:
- * a bar on a terminal, a line every 10 s otherwise, nothing with --quiet.
+ * row repeats the verdict of the first occurrence.  Rows are written as soon
+ * as they and every row before them have their verdict.
+ *
+ * Memory does not grow with rows: every row (line, uid, original text) is
+ * appended to a row spool and every verdict (with its normalised address) to
+ * a verdict spool (spool.h, unlinked temporary files); memory keeps one
+ * 8-byte offset per uid (unique address or invalid row) and the engine's
+ * in-flight work, for which plan.c is paused beyond CHECK_INFLIGHT_MAX
+ * recipients.  A cursor walks the row spool and writes each row once its
+ * uid's verdict is in.
+ *
+ * Verdict policy on top of the engine's: verdict_apply_flags() (a
+ * deliverable disposable or role address becomes risky/disposable or
+ * risky/role_account; flags are always kept), and the domain's typo
+ * suggestion is copied into the verdict, never applied.
+ *
+ * Progress goes to stderr (progress.h): a bar on a terminal, a line every
+ * 10 s otherwise, nothing with --quiet.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,30 +37,75 @@
 
 #include <event2/event.h>
 
+#include "address.h"
 #include "commands.h"
 #include "config.h"
 #include "dns.h"
 #include "engine.h"
+#include "lists.h"
 #include "log.h"
 #include "plan.h"
+#include "progress.h"
 #include "report.h"
+#include "term.h"
+#include "spool.h"
 #include "verdict.h"
 
+#define CHECK_INFLIGHT_MAX 20000     /* recipients handed to the engine, unanswered */
+#define CHECK_TEXT_MAX     (1u << 17) /* a row's text or an address, with room */
+
 enum check_format { FMT_CSV = 0, FMT_JSONL, FMT_TABLE };
+
+/* A recipient in the engine: what the verdict needs that the engine does
+ * not carry. */
+struct check_tag {
+	uint64_t uid;
+	unsigned flags;
+	const char *suggestion;        /* owned by lists */
+};
+
+/* Row spool record header; the original text follows. */
+struct check_rowrec {
+	uint64_t line;
+	uint64_t uid;
+	uint32_t len;
+	uint32_t pad;
+};
+
+/* Verdict spool record header; CHECK_VSTR strings follow (address,
+ * enhanced, text, mx_host, detail, suggestion) with the lengths given. */
+#define CHECK_VSTR 6
+struct check_vrec {
+	int64_t checked_at;
+	uint64_t duration_ms;
+	int32_t smtp_code;
+	uint32_t attempts, flags;
+	uint8_t status, reason, tls, pad;
+	uint32_t len[CHECK_VSTR];
+};
 
 struct check {
 	struct event_base *base;
 	struct dns *dns;
 	struct plan *plan;
 	struct engine *engine;
+	struct lists *lists;
 	struct event *tick;
-	struct verdict **verdicts;   /* by uid; NULL until known */
-	size_t nverdicts;            /* capacity */
+	struct report *report;
+	struct progress pg;
+	FILE *out;
+	enum check_format fmt;
+
+	struct spool *rows, *verdicts;
+	uint64_t *vidx;              /* by uid: verdict offset + 1; 0 = not yet */
+	uint64_t nvidx;              /* capacity */
+	uint64_t cursor;             /* row spool offset of the next row to write */
+	uint64_t rows_written;
+	char *input, *address;       /* CHECK_TEXT_MAX + 1 each */
+
 	uint64_t done;
 	uint64_t submitted, probed;  /* recipients handed to / answered by the engine */
-	int plan_done, finished;
-	int progress;                /* 0 off, 1 bar, 2 lines */
-	time_t started, last_line;
+	int plan_done, finished, paused, failed;
 	uint64_t by_status[VS__COUNT];
 };
 
@@ -66,6 +127,9 @@ check_usage(FILE *f)
 	    "      --field NAME        JSONL member holding the address (default: email)\n"
 	    "      --input-format FMT  auto (default), text, csv, tsv or jsonl; gzip input\n"
 	    "                          is recognised by its content\n"
+	    "      --fold-local MODE   dedupe local parts case-insensitively: auto (default:\n"
+	    "                          only for domains in case_insensitive.txt), always, never\n"
+	    "      --data-dir DIR      reference lists (default: %s)\n"
 	    "      --dns HOST[:PORT]   DNS resolver to use (default: the system's)\n"
 	    "      --helo NAME         EHLO name (default: this host's name)\n"
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
@@ -78,38 +142,172 @@ check_usage(FILE *f)
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
-	    "detail,reply.  status is deliverable, undeliverable, risky or unknown.\n"
+	    "detail,reply,suggestion.  status is deliverable, undeliverable, risky or\n"
+	    "unknown; a deliverable disposable or role address is risky (flags are kept).\n"
 	    "\n"
-	    "Exit codes: 0 done; 1 runtime failure; 2 usage error; 3 input unusable.\n");
+	    "Exit codes: 0 done; 1 runtime failure; 2 usage error; 3 input unusable.\n",
+	    lists_default_dir());
+}
+
+/* A runtime failure: remember it and stop the loop. */
+static void
+check_fail(struct check *c, const char *what)
+{
+	log_error(what, "errno=\"%s\"", strerror(errno));
+	c->failed = 1;
+	event_base_loopbreak(c->base);
+}
+
+/* ---- spools --------------------------------------------------------- */
+
+static int
+check_put_verdict(struct check *c, uint64_t uid, const char *address, const struct verdict *v)
+{
+	const char *str[CHECK_VSTR] = { address, v->enhanced, v->text, v->mx_host, v->detail,
+	    v->suggestion };
+	const size_t cap[CHECK_VSTR] = { CHECK_TEXT_MAX, sizeof(v->enhanced), sizeof(v->text),
+	    sizeof(v->mx_host), sizeof(v->detail), sizeof(v->suggestion) };
+	struct check_vrec h;
+	uint64_t off;
+
+	if (uid >= c->nvidx) {
+		uint64_t n = c->nvidx ? c->nvidx : 4096;
+		uint64_t *nv;
+
+		while (n <= uid)
+			n *= 2;
+		if ((nv = realloc(c->vidx, n * sizeof(*nv))) == NULL)
+			return -1;
+		memset(nv + c->nvidx, 0, (n - c->nvidx) * sizeof(*nv));
+		c->vidx = nv;
+		c->nvidx = n;
+	}
+	if (c->vidx[uid] != 0) {
+		/* Exactly one verdict per uid: a second one is a bug upstream. */
+		log_error("duplicate verdict", "uid=%llu", (unsigned long long)uid);
+		return 0;
+	}
+	memset(&h, 0, sizeof(h));
+	h.checked_at = v->checked_at;
+	h.duration_ms = v->duration_ms;
+	h.smtp_code = v->smtp_code;
+	h.attempts = v->attempts;
+	h.flags = v->flags;
+	h.status = (uint8_t)v->status;
+	h.reason = (uint8_t)v->reason;
+	h.tls = (uint8_t)(v->tls != 0);
+	for (int i = 0; i < CHECK_VSTR; i++)
+		h.len[i] = (uint32_t)strnlen(str[i], cap[i] - 1);
+	if (spool_append(c->verdicts, &h, sizeof(h), &off) != 0)
+		return -1;
+	for (int i = 0; i < CHECK_VSTR; i++)
+		if (spool_append(c->verdicts, str[i], h.len[i], NULL) != 0)
+			return -1;
+	c->vidx[uid] = off + 1;
+	c->done++;
+	c->by_status[v->status < VS__COUNT ? v->status : VS_UNKNOWN]++;
+	if (c->report != NULL && report_add(c->report, v) == -1)
+		return -1;
+	return 0;
 }
 
 static int
-check_store(struct check *c, size_t uid, const struct verdict *v)
+check_get_verdict(struct check *c, uint64_t off, struct verdict *v)
 {
-	if (uid >= c->nverdicts) {
-		size_t n = c->nverdicts ? c->nverdicts : 1024;
-		while (n <= uid)
-			n *= 2;
-		struct verdict **nv = realloc(c->verdicts, n * sizeof(*nv));
-		if (nv == NULL)
-			return -1;
-		memset(nv + c->nverdicts, 0, (n - c->nverdicts) * sizeof(*nv));
-		c->verdicts = nv;
-		c->nverdicts = n;
-	}
-	if (c->verdicts[uid] != NULL) {
-		/* Exactly one verdict per uid: a second one is a bug upstream. */
-		log_error("duplicate verdict", "uid=%zu", uid);
-		return 0;
-	}
-	c->verdicts[uid] = malloc(sizeof(*v));
-	if (c->verdicts[uid] == NULL)
+	char *dst[CHECK_VSTR] = { c->address, v->enhanced, v->text, v->mx_host, v->detail,
+	    v->suggestion };
+	struct check_vrec h;
+
+	if (spool_read(c->verdicts, off, &h, sizeof(h)) != 0)
 		return -1;
-	*c->verdicts[uid] = *v;
-	c->done++;
-	c->by_status[v->status]++;
+	memset(v, 0, sizeof(*v));
+	v->checked_at = h.checked_at;
+	v->duration_ms = h.duration_ms;
+	v->smtp_code = h.smtp_code;
+	v->attempts = h.attempts;
+	v->flags = h.flags;
+	v->status = (enum verdict_status)h.status;
+	v->reason = (enum verdict_reason)h.reason;
+	v->tls = h.tls;
+	off += sizeof(h);
+	for (int i = 0; i < CHECK_VSTR; i++) {
+		if (spool_read(c->verdicts, off, dst[i], h.len[i]) != 0)
+			return -1;
+		dst[i][h.len[i]] = '\0';
+		off += h.len[i];
+	}
 	return 0;
 }
+
+/* An aligned table for people; wide fields are cut, never wrapped. */
+static int
+check_write_table_row(FILE *out, uint64_t line, const char *in, const struct verdict *v)
+{
+	char input[41], code[8] = "";
+	size_t k = 0;
+
+	/* Show control characters visibly, never raw, on a terminal. */
+	for (const char *s = in; *s != '\0' && k < 40; s++)
+		input[k++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	input[k] = '\0';
+	if (v->smtp_code)
+		snprintf(code, sizeof(code), "%d", v->smtp_code);
+	/* the status word in colour on a terminal (term.h: never with NO_COLOR) */
+	fprintf(out, "%7llu  %-40s  %s%-13s%s  %-18s  %4s  %-7s  %s%s%s%s%s\n",
+	    (unsigned long long)line, input, term_status_color(out, v->status),
+	    verdict_status_name(v->status), term_reset(out),
+	    verdict_reason_name(v->reason), code, v->enhanced, v->mx_host,
+	    v->mx_host[0] && v->detail[0] ? " " : "", v->detail,
+	    v->suggestion[0] ? "  did you mean " : "", v->suggestion);
+	return ferror(out) ? -1 : 0;
+}
+
+/*
+ * Write every row at the cursor whose verdict is in.  force: the run is
+ * over; a row still without a verdict (a bug upstream) gets an explicit
+ * internal-error verdict rather than vanishing.  0 / -1 (I/O error).
+ */
+static int
+check_drain(struct check *c, int force)
+{
+	enum verdict_format vf = c->fmt == FMT_JSONL ? VF_JSONL : VF_CSV;
+	struct check_rowrec rr;
+	struct verdict v;
+
+	while (c->cursor < spool_size(c->rows)) {
+		if (spool_read(c->rows, c->cursor, &rr, sizeof(rr)) != 0)
+			return -1;
+		if (rr.uid >= c->nvidx || c->vidx[rr.uid] == 0) {
+			if (!force)
+				return 0;
+			verdict_init(&v, VR_TEMP_FAILURE);
+			snprintf(v.detail, sizeof(v.detail), "no verdict (internal error)");
+			c->address[0] = '\0';
+		} else if (check_get_verdict(c, c->vidx[rr.uid] - 1, &v) != 0)
+			return -1;
+		if (spool_read(c->rows, c->cursor + sizeof(rr), c->input, rr.len) != 0)
+			return -1;
+		c->input[rr.len] = '\0';
+		c->cursor += sizeof(rr) + rr.len;
+		c->rows_written++;
+		if (c->fmt == FMT_TABLE) {
+			if (check_write_table_row(c->out, rr.line, c->input, &v) != 0)
+				return -1;
+			continue;
+		}
+		struct verdict_row vr = {
+			.line = rr.line,
+			.input = c->input,
+			.address = c->address,
+			.v = &v,
+		};
+		if (verdict_write_row(c->out, vf, &vr) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- pipeline callbacks ----------------------------------------------- */
 
 /*
  * When every uid has its verdict: stop the progress ticker, ask the engine to
@@ -131,47 +329,73 @@ check_maybe_finish(struct check *c)
 }
 
 static void
-check_on_plan_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
+check_store(struct check *c, uint64_t uid, const char *address, const struct verdict *v)
+{
+	if (check_put_verdict(c, uid, address, v) != 0) {
+		check_fail(c, "cannot spool a verdict");
+		return;
+	}
+	if (check_drain(c, 0) != 0)
+		check_fail(c, "cannot write output");
+}
+
+static void
+check_on_row(void *arg, const struct plan_row *r)
 {
 	struct check *c = arg;
+	struct check_rowrec rr = { r->line, r->uid, 0, 0 };
 
-	if (check_store(c, a->uid, v) == -1) {
-		log_error("out of memory", "uid=%zu", a->uid);
-		event_base_loopbreak(c->base);
-	}
+	rr.len = (uint32_t)(r->len < CHECK_TEXT_MAX ? r->len : CHECK_TEXT_MAX);
+	if (spool_append(c->rows, &rr, sizeof(rr), NULL) != 0 ||
+	    spool_append(c->rows, r->input, rr.len, NULL) != 0)
+		check_fail(c, "cannot spool a row");
+}
+
+static void
+check_on_plan_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
+{
+	check_store(arg, a->uid, a->address, v);
 }
 
 static void
 check_on_domain(void *arg, const struct plan_domain *d)
 {
 	struct check *c = arg;
-	struct engine_mx_host *hosts;
+	struct engine_mx_host hosts[64];
+	size_t nhosts = d->mx->nhosts < 64 ? d->mx->nhosts : 64;
 
-	hosts = calloc(d->mx->nhosts ? d->mx->nhosts : 1, sizeof(*hosts));
-	if (hosts == NULL) {
-		log_error("out of memory", "domain=%s", d->domain);
-		event_base_loopbreak(c->base);
-		return;
-	}
-	for (size_t i = 0; i < d->mx->nhosts; i++) {
+	for (size_t i = 0; i < nhosts; i++) {
 		hosts[i].name = d->mx->hosts[i].name;
 		hosts[i].preference = d->mx->hosts[i].preference;
 	}
 	for (size_t i = 0; i < d->naddrs; i++) {
+		struct check_tag *t = malloc(sizeof(*t));
+
+		if (t == NULL) {
+			check_fail(c, "out of memory");
+			return;
+		}
+		t->uid = d->addrs[i]->uid;
+		t->flags = d->addrs[i]->flags;
+		t->suggestion = d->addrs[i]->suggestion;
 		struct probe_req req = {
 			.address = d->addrs[i]->address,
 			.domain = d->domain,
 			.mx_domain = d->mx->mx_domain,
 			.hosts = hosts,
-			.nhosts = d->mx->nhosts,
+			.nhosts = nhosts,
 			.flags = d->addrs[i]->flags,
-			.tag = (void *)(uintptr_t)d->addrs[i]->uid,
+			.tag = t,
 		};
 		/* On -1 the engine still reports a verdict for the request. */
 		c->submitted++;
 		(void)engine_submit(c->engine, &req);
 	}
-	free(hosts);
+	/* Backpressure: the engine queues whatever it is given. */
+	if (!c->paused && c->submitted - c->probed >= CHECK_INFLIGHT_MAX) {
+		c->paused = 1;
+		plan_pause(c->plan);
+	}
 }
 
 static void
@@ -187,13 +411,17 @@ static void
 check_on_engine_done(void *arg, void *tag, const char *address, const struct verdict *v)
 {
 	struct check *c = arg;
-	size_t uid = (size_t)(uintptr_t)tag;
+	struct check_tag *t = tag;
+	struct verdict fv = *v;
 
 	c->probed++;
-	if (check_store(c, uid, v) == -1) {
-		log_error("out of memory", "uid=%zu", uid);
-		event_base_loopbreak(c->base);
-		return;
+	verdict_apply_flags(&fv, t->flags);
+	snprintf(fv.suggestion, sizeof(fv.suggestion), "%s", t->suggestion);
+	check_store(c, t->uid, address, &fv);
+	free(t);
+	if (c->paused && c->submitted - c->probed <= CHECK_INFLIGHT_MAX / 2) {
+		c->paused = 0;
+		plan_resume(c->plan);
 	}
 	check_maybe_finish(c);
 }
@@ -202,40 +430,9 @@ static void
 check_progress(struct check *c, int final)
 {
 	struct plan_stats ps;
-	time_t now = time(NULL);
-	double el = difftime(now, c->started);
-	double rate;
 
-	if (c->progress == 0)
-		return;
 	plan_get_stats(c->plan, &ps);
-	uint64_t total = ps.unique + ps.invalid;
-	rate = el > 0 ? (double)c->done / el : 0.0;
-	if (c->progress == 1) {
-		int width = 30, fill = total ? (int)(c->done * (uint64_t)width / total) : 0;
-		char bar[64];
-		memset(bar, '#', (size_t)fill);
-		memset(bar + fill, '.', (size_t)(width - fill));
-		bar[width] = '\0';
-		fprintf(stderr, "\r[%s] %llu/%llu verified  %.1f/s  deliverable %llu  undeliverable %llu  "
-		    "risky %llu  unknown %llu ",
-		    bar, (unsigned long long)c->done, (unsigned long long)total, rate,
-		    (unsigned long long)c->by_status[VS_DELIVERABLE],
-		    (unsigned long long)c->by_status[VS_UNDELIVERABLE],
-		    (unsigned long long)c->by_status[VS_RISKY],
-		    (unsigned long long)c->by_status[VS_UNKNOWN]);
-		if (final)
-			fputc('\n', stderr);
-	} else if (final || now - c->last_line >= 10) {
-		c->last_line = now;
-		fprintf(stderr, "progress rows=%llu unique=%llu invalid=%llu duplicates=%llu "
-		    "domains=%llu done=%llu/%llu rate=%.1f/s\n",
-		    (unsigned long long)ps.rows, (unsigned long long)ps.unique,
-		    (unsigned long long)ps.invalid, (unsigned long long)ps.duplicates,
-		    (unsigned long long)ps.domains, (unsigned long long)c->done,
-		    (unsigned long long)total, rate);
-	}
-	fflush(stderr);
+	progress_show(&c->pg, &ps, c->done, ps.unique + ps.invalid, final);
 }
 
 static void
@@ -244,85 +441,25 @@ check_on_tick(evutil_socket_t fd, short what, void *arg)
 	check_progress(arg, 0);
 }
 
-/* An aligned table for people; wide fields are cut, never wrapped. */
 static int
-check_write_table(FILE *out, const struct check *c)
+check_write_report(struct check *c, const char *path, const char *input, char *err,
+    size_t errlen)
 {
-	struct plan_row row;
-	size_t n = plan_row_count(c->plan);
-	int wi = 5, wa = 7;
+	char title[512];
+	FILE *f;
+	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		plan_get_row(c->plan, i, &row);
-		int l = (int)strlen(row.input);
-		if (l > wi)
-			wi = l > 40 ? 40 : l;
-		const struct plan_addr *a = plan_get_addr(c->plan, row.uid);
-		l = a ? (int)strlen(a->address) : 0;
-		if (l > wa)
-			wa = l > 40 ? 40 : l;
-	}
-	fprintf(out, "%5s  %-*s  %-13s  %-18s  %4s  %-7s  %s\n", "LINE", wi, "INPUT",
-	    "STATUS", "REASON", "CODE", "ENH", "MX HOST / DETAIL");
-	for (size_t i = 0; i < n; i++) {
-		char input[41];
-		const struct verdict *v;
-
-		plan_get_row(c->plan, i, &row);
-		v = row.uid < c->nverdicts ? c->verdicts[row.uid] : NULL;
-		/* Show control characters visibly, never raw, on a terminal. */
-		size_t k = 0;
-		for (const char *s = row.input; *s != '\0' && k < 40; s++)
-			input[k++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
-		input[k] = '\0';
-		if (v == NULL) {
-			fprintf(out, "%5llu  %-*s  %-13s\n", (unsigned long long)row.line, wi, input,
-			    "(none)");
-			continue;
-		}
-		char code[8] = "";
-		if (v->smtp_code)
-			snprintf(code, sizeof(code), "%d", v->smtp_code);
-		fprintf(out, "%5llu  %-*s  %-13s  %-18s  %4s  %-7s  %s%s%s\n",
-		    (unsigned long long)row.line, wi, input, verdict_status_name(v->status),
-		    verdict_reason_name(v->reason), code, v->enhanced, v->mx_host,
-		    v->mx_host[0] && v->detail[0] ? " " : "", v->detail);
-	}
-	return ferror(out) ? -1 : 0;
-}
-
-static int
-check_write(FILE *out, enum check_format fmt, const struct check *c)
-{
-	struct plan_row row;
-	size_t n = plan_row_count(c->plan);
-	enum verdict_format vf = fmt == FMT_JSONL ? VF_JSONL : VF_CSV;
-
-	if (fmt == FMT_TABLE)
-		return check_write_table(out, c);
-	if (verdict_write_header(out, vf) == -1)
+	if ((f = fopen(path, "w")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		plan_get_row(c->plan, i, &row);
-		const struct plan_addr *a = plan_get_addr(c->plan, row.uid);
-		const struct verdict *v = row.uid < c->nverdicts ? c->verdicts[row.uid] : NULL;
-		struct verdict missing;
-		if (v == NULL) {
-			/* Cannot happen when the pipeline is correct; never drop the row. */
-			verdict_init(&missing, VR_TEMP_FAILURE);
-			snprintf(missing.detail, sizeof(missing.detail), "no verdict (internal error)");
-			v = &missing;
-		}
-		struct verdict_row vr = {
-			.line = row.line,
-			.input = row.input,
-			.address = a ? a->address : "",
-			.v = v,
-		};
-		if (verdict_write_row(out, vf, &vr) == -1)
-			return -1;
 	}
-	return fflush(out) == 0 && !ferror(out) ? 0 : -1;
+	snprintf(title, sizeof(title), "mxsift check: %s", strcmp(input, "-") == 0 ? "stdin" : input);
+	rc = report_write_html(c->report, title, NULL, 0, f);
+	if (fclose(f) != 0)
+		rc = -1;
+	if (rc == -1)
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	return rc;
 }
 
 int
@@ -343,6 +480,8 @@ cmd_check(int argc, char **argv)
 		{ "no-catch-all", no_argument, NULL, 'A' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "report", required_argument, NULL, 'R' },
+		{ "fold-local", required_argument, NULL, 'W' },
+		{ "data-dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -351,10 +490,11 @@ cmd_check(int argc, char **argv)
 	enum check_format fmt = FMT_CSV;
 	const char *output = NULL, *dns_server = NULL;
 	const char *report = NULL;     /* --report: HTML report (report.h) */
+	const char *data_dir = NULL;
+	struct plan_params pp = { 0 };
 	int quiet = 0, ch, rc = MXSIFT_EXIT_OK;
 	char err[256];
 	struct check c = { 0 };
-	FILE *out = stdout;
 
 	log_set_level(LOG_WARN);
 	if (config_command("mxsift check", "check", longopts, "o:f:c:qh", &argc, &argv) == -1)
@@ -424,6 +564,19 @@ cmd_check(int argc, char **argv)
 		case 'A': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case 'q': quiet = 1; break;
 		case 'R': report = optarg; break;
+		case 'd': data_dir = optarg; break;
+		case 'W':
+			if (strcmp(optarg, "auto") == 0)
+				pp.fold = PLAN_FOLD_AUTO;
+			else if (strcmp(optarg, "always") == 0)
+				pp.fold = PLAN_FOLD_ALWAYS;
+			else if (strcmp(optarg, "never") == 0)
+				pp.fold = PLAN_FOLD_NEVER;
+			else {
+				fprintf(stderr, "mxsift check: --fold-local must be auto, always or never\n");
+				return MXSIFT_EXIT_USAGE;
+			}
+			break;
 		case 'h': check_usage(stdout); return MXSIFT_EXIT_OK;
 		default: check_usage(stderr); return MXSIFT_EXIT_USAGE;
 		}
@@ -432,10 +585,17 @@ cmd_check(int argc, char **argv)
 		fprintf(stderr, "mxsift check: exactly one input FILE is required (try --help)\n");
 		return MXSIFT_EXIT_USAGE;
 	}
+	c.fmt = fmt;
+	c.out = stdout;
 
+	if ((c.lists = lists_open(data_dir, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift check: data: %s\n", err);
+		return MXSIFT_EXIT_FAILURE;
+	}
 	c.base = event_base_new();
 	if (c.base == NULL) {
 		fprintf(stderr, "mxsift check: cannot create event loop\n");
+		lists_close(c.lists);
 		return MXSIFT_EXIT_FAILURE;
 	}
 	c.dns = dns_new(c.base, dns_server, err, sizeof(err));
@@ -444,57 +604,98 @@ cmd_check(int argc, char **argv)
 		rc = MXSIFT_EXIT_FAILURE;
 		goto done;
 	}
+	if ((c.rows = spool_new(err, sizeof(err))) == NULL ||
+	    (c.verdicts = spool_new(err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift check: %s\n", err);
+		rc = MXSIFT_EXIT_FAILURE;
+		goto done;
+	}
 	c.engine = engine_new(c.base, c.dns, &ep, check_on_engine_done, &c);
 	struct plan_callbacks pcb = {
+		.row = check_on_row,
 		.verdict = check_on_plan_verdict,
 		.domain = check_on_domain,
 		.done = check_on_plan_done,
 		.arg = &c,
 	};
-	c.plan = plan_new(c.base, c.dns, &pcb);
-	if (c.engine == NULL || c.plan == NULL) {
+	/* One address per hand-off: the engine queues per lane itself. */
+	pp.batch = 1;
+	pp.lists = c.lists;
+	c.plan = plan_new(c.base, c.dns, &pcb, &pp);
+	c.input = malloc(CHECK_TEXT_MAX + 1);
+	c.address = malloc(CHECK_TEXT_MAX + 1);
+	if (report != NULL)
+		c.report = report_new();
+	if (c.engine == NULL || c.plan == NULL || c.input == NULL || c.address == NULL ||
+	    (report != NULL && c.report == NULL)) {
 		fprintf(stderr, "mxsift check: out of memory\n");
 		rc = MXSIFT_EXIT_FAILURE;
 		goto done;
 	}
 	/* Open the output before the work, so a bad path fails fast. */
 	if (output != NULL && strcmp(output, "-") != 0) {
-		out = fopen(output, "w");
-		if (out == NULL) {
+		c.out = fopen(output, "w");
+		if (c.out == NULL) {
 			fprintf(stderr, "mxsift check: %s: %s\n", output, strerror(errno));
 			rc = MXSIFT_EXIT_FAILURE;
 			goto done;
 		}
 	}
-	c.started = c.last_line = time(NULL);
-	if (!quiet)
-		c.progress = isatty(STDERR_FILENO) ? 1 : 2;
 	if (plan_load(c.plan, argv[optind], &io, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxsift check: %s\n", err);
 		rc = MXSIFT_EXIT_INPUT;
 		goto done;
 	}
-	if (c.progress) {
-		struct timeval tv = { c.progress == 1 ? 0 : 1, c.progress == 1 ? 250000 : 0 };
+	if (fmt == FMT_TABLE)
+		fprintf(c.out, "%7s  %-40s  %-13s  %-18s  %4s  %-7s  %s\n", "LINE", "INPUT",
+		    "STATUS", "REASON", "CODE", "ENH", "MX HOST / DETAIL");
+	else if (verdict_write_header(c.out, fmt == FMT_JSONL ? VF_JSONL : VF_CSV) == -1) {
+		fprintf(stderr, "mxsift check: writing %s: %s\n", output ? output : "stdout",
+		    strerror(errno));
+		rc = MXSIFT_EXIT_FAILURE;
+		goto done;
+	}
+	progress_init(&c.pg, stderr, quiet, "verified");
+	if (c.pg.mode != PROGRESS_OFF) {
+		struct timeval tv = { c.pg.mode == PROGRESS_BAR ? 0 : 1,
+		    c.pg.mode == PROGRESS_BAR ? 250000 : 0 };
 		c.tick = event_new(c.base, -1, EV_PERSIST, check_on_tick, &c);
 		if (c.tick != NULL)
 			event_add(c.tick, &tv);
 	}
 	event_base_dispatch(c.base);
 	check_progress(&c, 1);
-	if (check_write(out, fmt, &c) == -1) {
+	if (plan_error(c.plan) != NULL) {
+		fprintf(stderr, "mxsift check: %s\n", plan_error(c.plan));
+		rc = MXSIFT_EXIT_INPUT;
+		goto done;
+	}
+	if (c.failed) {
+		rc = MXSIFT_EXIT_FAILURE;
+		goto done;
+	}
+	/* Every row is in the spool; write whatever is left (all of it has
+	 * its verdict unless something upstream is broken). */
+	if (check_drain(&c, 1) != 0 || fflush(c.out) != 0 || ferror(c.out)) {
 		fprintf(stderr, "mxsift check: writing %s: %s\n", output ? output : "stdout",
 		    strerror(errno));
 		rc = MXSIFT_EXIT_FAILURE;
 	}
-	if (report != NULL && report_write_file(report, argv[optind],
-	    (const struct verdict *const *)c.verdicts, c.nverdicts, err, sizeof(err)) == -1) {
+	if (c.report != NULL && check_write_report(&c, report, argv[optind], err,
+	    sizeof(err)) == -1) {
 		fprintf(stderr, "mxsift check: report %s\n", err);
 		rc = MXSIFT_EXIT_FAILURE;
 	}
 
 	struct engine_stats es;
+	struct plan_stats ps;
 	engine_get_stats(c.engine, &es);
+	plan_get_stats(c.plan, &ps);
+	if (c.rows_written != ps.rows) {
+		fprintf(stderr, "mxsift check: internal error: %llu rows read, %llu written\n",
+		    (unsigned long long)ps.rows, (unsigned long long)c.rows_written);
+		rc = MXSIFT_EXIT_FAILURE;
+	}
 	if (!quiet)
 		fprintf(stderr, "checked %llu addresses: deliverable %llu, undeliverable %llu, "
 		    "risky %llu, unknown %llu (%lu SMTP connections, %lu RCPT, %lu 503 replies)\n",
@@ -504,7 +705,7 @@ cmd_check(int argc, char **argv)
 		    (unsigned long long)c.by_status[VS_UNKNOWN], es.connections, es.rcpts,
 		    es.replies_503);
 done:
-	if (out != stdout && out != NULL && fclose(out) != 0 && rc == MXSIFT_EXIT_OK) {
+	if (c.out != stdout && c.out != NULL && fclose(c.out) != 0 && rc == MXSIFT_EXIT_OK) {
 		fprintf(stderr, "mxsift check: %s: %s\n", output, strerror(errno));
 		rc = MXSIFT_EXIT_FAILURE;
 	}
@@ -516,9 +717,14 @@ done:
 		plan_free(c.plan);
 	if (c.dns)
 		dns_free(c.dns);
-	for (size_t i = 0; i < c.nverdicts; i++)
-		free(c.verdicts[i]);
-	free(c.verdicts);
-	event_base_free(c.base);
+	spool_free(c.rows);
+	spool_free(c.verdicts);
+	report_free(c.report);
+	lists_close(c.lists);
+	free(c.vidx);
+	free(c.input);
+	free(c.address);
+	if (c.base)
+		event_base_free(c.base);
 	return rc;
 }

@@ -37,9 +37,11 @@
 #include "dns.h"
 #include "jobstore.h"
 #include "kafka.h"
+#include "lists.h"
 #include "log.h"
 #include "mxsift.pb-c.h"
 #include "plan.h"
+#include "progress.h"
 #include "verdict.h"
 
 #define SUBMIT_BATCH_DEFAULT 50
@@ -60,6 +62,9 @@ struct submit {
 	uint64_t direct;          /* verdicts written by the coordinator */
 	int failed;
 	int plan_done;
+	struct progress pg;
+	struct jobstore_meta meta;   /* kept current while the list is read */
+	time_t meta_at;
 };
 
 static void
@@ -86,6 +91,11 @@ submit_usage(FILE *f)
 	    "      --batch N           addresses per task message (default %d, max %d)\n"
 	    "      --topic NAME        task topic (default %s)\n"
 	    "  -X KEY=VALUE            librdkafka producer property (repeatable)\n"
+	    "      --fold-local MODE   dedupe local parts case-insensitively: auto (default:\n"
+	    "                          only for domains in case_insensitive.txt), always, never\n"
+	    "      --data-dir DIR      reference lists (default: $MXSIFT_DATA_DIR or the\n"
+	    "                          build's data/ directory)\n"
+	    "  -q, --quiet             no progress on stderr\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -h, --help              this help\n"
 	    "\n"
@@ -115,11 +125,39 @@ submit_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		s->delivered++;
 }
 
+/* The job's meta from the plan's counts so far: while the list streams in,
+ * `mxsift status` shows the totals growing.  0 / -1. */
+static int
+submit_put_meta(struct submit *s)
+{
+	struct plan_stats st;
+
+	plan_get_stats(s->plan, &st);
+	s->meta.rows = st.rows;
+	s->meta.unique = st.unique;
+	s->meta.invalid = st.invalid;
+	s->meta.duplicates = st.duplicates;
+	s->meta.total = plan_uid_count(s->plan);
+	s->meta.domains = st.domains;
+	s->meta.tasks = s->tasks;
+	s->meta_at = time(NULL);
+	return jobstore_put_meta(s->js, s->job, &s->meta);
+}
+
 static void
 submit_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct submit *s = arg;
+	struct plan_stats st;
 
+	plan_get_stats(s->plan, &st);
+	progress_show(&s->pg, &st, s->tasks, 0, 0);
+	if (time(NULL) != s->meta_at && submit_put_meta(s) == -1) {
+		log_error("redis meta write failed", "job=%s error=\"%s\"", s->job,
+		    jobstore_errstr(s->js));
+		submit_fail(s);
+		return;
+	}
 	rd_kafka_poll(s->rk, 0);      /* serve delivery reports */
 	if (kafka_fatal_seen() || s->undelivered > 0)
 		submit_fail(s);
@@ -279,7 +317,8 @@ submit_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 int
 cmd_submit(int argc, char **argv)
 {
-	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL, OPT_FIELD, OPT_INPUT_FORMAT };
+	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL, OPT_FIELD, OPT_INPUT_FORMAT,
+		OPT_FOLD, OPT_DATA_DIR };
 	static const struct option longopts[] = {
 		{ "job", required_argument, NULL, 'j' },
 		{ "brokers", required_argument, NULL, 'b' },
@@ -291,6 +330,9 @@ cmd_submit(int argc, char **argv)
 		{ "batch", required_argument, NULL, OPT_BATCH },
 		{ "topic", required_argument, NULL, OPT_TOPIC },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "fold-local", required_argument, NULL, OPT_FOLD },
+		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -298,10 +340,12 @@ cmd_submit(int argc, char **argv)
 	struct kafka_xopts xopts = { 0 };
 	struct intake_opts iopts = { 0 };
 	struct plan_callbacks cb = { 0 };
-	struct plan_stats st;
-	struct jobstore_meta meta = { 0 };
+	struct plan_params pp = { 0 };
+	struct lists *lists = NULL;
+	struct jobstore_meta *meta = &s.meta;
 	struct timeval tick = { 0, 50 * 1000 };
-	const char *brokers = NULL, *redis = NULL, *dns_server = NULL, *path;
+	const char *brokers = NULL, *redis = NULL, *dns_server = NULL, *path, *data_dir = NULL;
+	int quiet = 0;
 	rd_kafka_conf_t *conf = NULL;
 	char err[512];
 	int ch, rc = MXSIFT_EXIT_FAILURE, exists;
@@ -309,10 +353,14 @@ cmd_submit(int argc, char **argv)
 	s.batch = SUBMIT_BATCH_DEFAULT;
 	s.topic = KAFKA_TOPIC_TASKS;
 	log_set_level(LOG_WARN);
-	if (config_command("mxsift submit", "submit", longopts, "j:b:r:c:X:h", &argc, &argv) == -1)
+	if (config_command("mxsift submit", "submit", longopts, "j:b:r:c:X:qh", &argc, &argv) == -1)
 		return MXSIFT_EXIT_USAGE;
+	/* Bound librdkafka's queue (its default is 1 GiB): past it produce
+	 * waits, which pauses reading.  A -X given later overrides it. */
+	if (kafka_xopts_add(&xopts, "queue.buffering.max.kbytes=65536", err, sizeof(err)) == -1)
+		return MXSIFT_EXIT_FAILURE;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "j:b:r:c:X:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "j:b:r:c:X:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': s.job = optarg; break;
 		case 'b': brokers = optarg; break;
@@ -331,6 +379,21 @@ cmd_submit(int argc, char **argv)
 			break;
 		}
 		case OPT_TOPIC: s.topic = optarg; break;
+		case 'q': quiet = 1; break;
+		case OPT_DATA_DIR: data_dir = optarg; break;
+		case OPT_FOLD:
+			if (strcmp(optarg, "auto") == 0)
+				pp.fold = PLAN_FOLD_AUTO;
+			else if (strcmp(optarg, "always") == 0)
+				pp.fold = PLAN_FOLD_ALWAYS;
+			else if (strcmp(optarg, "never") == 0)
+				pp.fold = PLAN_FOLD_NEVER;
+			else {
+				fprintf(stderr, "mxsift submit: --fold-local must be auto, always or "
+				    "never\n");
+				goto usage;
+			}
+			break;
 		case OPT_BATCH:
 			if (submit_parse_uint(optarg, 1, SUBMIT_BATCH_MAX, &s.batch) == -1) {
 				fprintf(stderr, "mxsift submit: --batch wants 1..%d\n",
@@ -373,6 +436,10 @@ cmd_submit(int argc, char **argv)
 	}
 	path = argv[optind];
 
+	if ((lists = lists_open(data_dir, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift submit: data: %s\n", err);
+		goto out;
+	}
 	s.js = jobstore_connect(redis, 5000, err, sizeof(err));
 	if (s.js == NULL) {
 		fprintf(stderr, "mxsift submit: %s\n", err);
@@ -414,7 +481,9 @@ cmd_submit(int argc, char **argv)
 	cb.domain = submit_on_domain;
 	cb.done = submit_on_done;
 	cb.arg = &s;
-	s.plan = plan_new(s.base, s.dns, &cb);
+	pp.batch = s.batch;
+	pp.lists = lists;
+	s.plan = plan_new(s.base, s.dns, &cb, &pp);
 	if (s.plan == NULL) {
 		fprintf(stderr, "mxsift submit: out of memory\n");
 		goto out;
@@ -425,22 +494,16 @@ cmd_submit(int argc, char **argv)
 		goto out;
 	}
 
-	/* The whole input is read: the totals are known before any work is
-	 * handed out, so status can show progress against them. */
-	plan_get_stats(s.plan, &st);
-	meta.rows = st.rows;
-	meta.unique = st.unique;
-	meta.invalid = st.invalid;
-	meta.duplicates = st.duplicates;
-	meta.total = plan_uid_count(s.plan);
-	meta.domains = st.domains;
-	meta.submitted_at = (int64_t)time(NULL);
-	snprintf(meta.state, sizeof(meta.state), "planning");
-	snprintf(meta.file, sizeof(meta.file), "%s", path);
-	if (jobstore_put_meta(s.js, s.job, &meta) == -1) {
+	/* The list is read as it is worked on: the meta says "planning" and
+	 * its totals grow (submit_on_tick) until the whole list is read. */
+	meta->submitted_at = (int64_t)time(NULL);
+	snprintf(meta->state, sizeof(meta->state), "planning");
+	snprintf(meta->file, sizeof(meta->file), "%s", path);
+	if (submit_put_meta(&s) == -1) {
 		fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
 		goto out;
 	}
+	progress_init(&s.pg, stderr, quiet, "tasks");
 
 	s.tick = event_new(s.base, -1, EV_PERSIST, submit_on_tick, &s);
 	if (s.tick == NULL || event_add(s.tick, &tick) == -1) {
@@ -448,6 +511,24 @@ cmd_submit(int argc, char **argv)
 		goto out;
 	}
 	event_base_dispatch(s.base);
+	if (plan_error(s.plan) != NULL) {
+		fprintf(stderr, "mxsift submit: %s\n", plan_error(s.plan));
+		(void)jobstore_set_meta(s.js, s.job, "state", "failed");
+		rc = MXSIFT_EXIT_INPUT;
+		goto out;
+	}
+	{
+		struct plan_stats st;
+
+		plan_get_stats(s.plan, &st);
+		progress_show(&s.pg, &st, s.tasks, 0, 1);
+	}
+	/* Final totals: every row is read. */
+	if (!s.failed && submit_put_meta(&s) == -1) {
+		log_error("redis meta write failed", "job=%s error=\"%s\"", s.job,
+		    jobstore_errstr(s.js));
+		s.failed = 1;
+	}
 
 	if (!s.failed && !s.plan_done) {
 		log_error("event loop ended early", "job=%s", s.job);
@@ -487,7 +568,7 @@ cmd_submit(int argc, char **argv)
 	printf("submitted job %s: %" PRIu64 " rows, %" PRIu64 " unique, %" PRIu64 " invalid, %"
 	    PRIu64 " duplicates; total %" PRIu64 "; %" PRIu64 " tasks (%" PRIu64
 	    " addresses, %" PRIu64 " domains) to %s; %" PRIu64 " verdicts written directly\n",
-	    s.job, meta.rows, meta.unique, meta.invalid, meta.duplicates, meta.total, s.tasks,
+	    s.job, meta->rows, meta->unique, meta->invalid, meta->duplicates, meta->total, s.tasks,
 	    s.addresses_sent, s.domains, s.topic, s.direct);
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "mxsift submit: cannot write summary: %s\n", strerror(errno));
@@ -515,5 +596,6 @@ out:
 		event_base_free(s.base);
 	jobstore_close(s.js);
 	kafka_xopts_free(&xopts);
+	lists_close(lists);
 	return rc;
 }

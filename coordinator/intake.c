@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -90,6 +91,7 @@ static const char intake_p_dupfield[] = "duplicate field";
 struct intake {
 	char *path;
 	gzFile gz;
+	uint64_t size;			/* file size, 0 = not a regular file */
 	enum intake_format fmt;
 	char *field_name;		/* JSONL member */
 	char *field;			/* JSONL: the extracted value */
@@ -1132,6 +1134,12 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 		return NULL;
 	}
 	gzbuffer(in->gz, INTAKE_CHUNK);
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			in->size = (uint64_t)st.st_size;
+	}
 
 	/* Peek at the first line (up to one buffer) for detection. */
 	while (!in->eof && in->end < in->bufsz &&
@@ -1168,6 +1176,15 @@ intake_next(struct intake *in, struct intake_row *row, char *err,
 	if (in->fmt == INTAKE_CSV)
 		return intake_next_csv(in, row, err, errlen);
 	return intake_next_text(in, row, err, errlen);
+}
+
+void
+intake_progress(const struct intake *in, uint64_t *done, uint64_t *size)
+{
+	z_off_t off = gzoffset(in->gz);
+
+	*done = off > 0 ? (uint64_t)off : 0;
+	*size = in->size;
 }
 
 void

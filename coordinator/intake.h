@@ -68,6 +68,9 @@ struct intake *intake_open(const char *path, const struct intake_opts *opts,
     char *err, size_t errlen);
 /* 1 = *row filled, 0 = end of input, -1 = fatal read error (err set). */
 int intake_next(struct intake *in, struct intake_row *row, char *err, size_t errlen);
+/* Bytes of the file consumed so far (compressed bytes for gzip) and its
+ * size (0 when not a regular file): for progress and ETA. */
+void intake_progress(const struct intake *in, uint64_t *done, uint64_t *size);
 void intake_close(struct intake *in);
 
 #endif

@@ -1,33 +1,53 @@
 /*
- * plan.c — read a list, check and dedupe its addresses, resolve each
- * domain's MX once, and hand the work out (see plan.h).
+ * plan.c — read a list as a stream, check and dedupe its addresses, resolve
+ * each domain's MX once, and hand the work out in batches (see plan.h).
  *
- * Owns: every row read (line, original text, uid), one record per uid (a
- * unique valid address or an invalid row), one record per unique domain,
- * and the strings behind them (kept in a chunked arena: a million rows
- * must not mean millions of small allocations).  Dedupe and grouping use
- * open-addressing hash tables, so loading is linear in the input.
+ * Owns: the open input, the dedupe set, one record per unique domain (its
+ * name, lookup state, cached MX answer or failure, flags and typo
+ * suggestion), and the addresses held while their domain's MX answer is
+ * outstanding or their batch is not full yet.  Rows themselves are never
+ * kept: each is handed to cb.row and forgotten.
  *
- * Returns, always from the event loop (never from inside plan_load()):
- *   - cb.verdict for each invalid row (invalid_syntax, detail = the rule
- *     broken or intake's problem), delivered first, in input order;
- *   - per domain, as its MX answer arrives: cb.domain (DNS_OK) with all its
- *     addresses, or cb.verdict for each of them (no_mail_server with detail
- *     nxdomain / null_mx / no_mx_no_address; dns_error with c-ares' text);
- *   - cb.done once, after the last of those.
- * Exactly one of cb.verdict / cb.domain covers each uid.  cb.domain's
- * addrs array and mx result live for the call; the plan_addr records (and
- * rows) until plan_free().
+ * Memory bound (what README.md states):
+ *   - dedupe: 12 bytes per slot (64-bit hash + 32-bit uid), at most 75 % of
+ *     slots used, so 16..32 bytes per unique address (the table doubles);
+ *   - per unique domain: its record (~100 bytes + name) and, once
+ *     resolved, its MX host names (~30 bytes per host);
+ *   - held addresses: at most params.pending_max (~100 bytes each); when
+ *     the cap is reached every partial batch of a resolved domain is handed
+ *     out early, and if that is not enough (all held addresses wait for DNS)
+ *     reading pauses until answers arrive;
+ *   - one input row at a time (intake: 64 KiB read buffer, 64 KiB field,
+ *     1 MiB JSONL line, libcsv's field buffer).
+ * Nothing grows with the number of rows as such: a 10-million-row list of
+ * 1 million unique addresses at 10,000 domains needs the same memory as a
+ * 1-million-row list of the same addresses.
  *
  * Dedupe key: the normalised address (address_parse(): domain lowercased,
- * local part kept as given, so "Bob@x" and "bob@x" are two addresses).
+ * A-label) with the local part lowercased when params.fold says so
+ * (PLAN_FOLD_AUTO: only for domains in data/case_insensitive.txt).  The set
+ * stores a seeded 64-bit hash of the key, not the key: two different
+ * addresses collide with probability about n^2 / 2^65 (3e-6 for 10 million
+ * unique addresses), in which case the second is counted as a duplicate of
+ * the first.  That is the price of not keeping every address in memory.
  * Invalid rows are never deduplicated: each is its own uid.
  *
- * MX lookups start at the end of plan_load(), at most PLAN_DNS_WINDOW at a
- * time (more are started as answers arrive): c-ares' 16-bit query ids and
- * real resolvers' rate limits make "every domain of a million-row list at
- * once" a bad idea, while a few thousand in flight keeps lookups from being
- * the bottleneck.
+ * Returns, always from the event loop (never from inside plan_load()):
+ *   - cb.row for every row, in input order, as it is read;
+ *   - cb.verdict for an invalid row right after its cb.row (invalid_syntax,
+ *     detail = the rule broken or intake's problem);
+ *   - per unique address, once its domain's MX answer is known: cb.domain
+ *     (DNS_OK) with up to params.batch addresses of that domain, or
+ *     cb.verdict (no_mail_server with detail nxdomain / null_mx /
+ *     no_mx_no_address; dns_error with c-ares' text);
+ *   - cb.done once, after the last of those.
+ * cb.domain's arrays and MX result live for the call only.
+ *
+ * MX lookups: one per unique domain per plan, at most params.dns_window in
+ * flight (c-ares' 16-bit query ids and real resolvers' rate limits make
+ * "every domain at once" a bad idea); dns.c retries timeouts (c-ares tries)
+ * and reports DNS_ERROR after them.  Failures are cached like answers, so a
+ * domain is never asked twice in one job.
  *
  * Diagnostics on stderr: "line N: invalid address "TEXT": REASON" for each
  * invalid row (TEXT with non-printable bytes escaped as \xNN, cut at
@@ -42,6 +62,7 @@
  */
 #include "plan.h"
 #include "address.h"
+#include "lists.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -49,64 +70,78 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#define PLAN_DNS_WINDOW  1000
-#define PLAN_REPORT_MAX  1000
-#define PLAN_SHOW_MAX    200
-#define PLAN_CHUNK       (256 * 1024)
-#define PLAN_NONE        ((size_t)-1)
+#define PLAN_BATCH_DEFAULT   50
+#define PLAN_DNS_WINDOW      1000
+#define PLAN_PENDING_MAX     100000
+#define PLAN_READ_SLICE      4096     /* rows per loop turn: DNS gets a say */
+#define PLAN_REPORT_MAX      1000
+#define PLAN_SHOW_MAX        200
+#define PLAN_UID_MAX         0xfffffffeu
 
-/* One uid: an address's public face plus plan's bookkeeping. */
-struct plan_uid {
+/* An address held until its domain is resolved or its batch is full. */
+struct plan_pend {
+	struct plan_pend *next;
 	struct plan_addr a;
-	size_t dom;                     /* domain index; PLAN_NONE when invalid */
-	size_t next;                    /* next uid of the same domain */
-	const char *detail;             /* invalid rows: the rule broken */
+	char text[];
 };
+
+enum plan_dom_state { DOM_QUEUED, DOM_ASKING, DOM_OK, DOM_FAILED };
 
 struct plan_dom {
 	struct plan *p;
-	const char *name;
-	size_t head, tail, n;           /* uids, in order of first appearance */
-};
-
-struct plan_chunk {
-	struct plan_chunk *next;
-	size_t used, size;
-	char data[];
-};
-
-/* Open addressing; a slot holds index + 1, 0 = empty. */
-struct plan_tab {
-	size_t *slot;
-	size_t mask;
-	size_t n;
+	struct plan_dom *qnext;                 /* lookup queue */
+	struct plan_dom *pnext, *pprev;         /* resolved, holding addresses */
+	struct plan_pend *head, *tail;
+	size_t npend;
+	unsigned char state, in_partial, ci;
+	enum verdict_reason fail_reason;
+	char *fail_detail;
+	unsigned flags;                         /* VERDICT_F_DISPOSABLE | _FREE_PROVIDER */
+	const char *suggestion;                 /* owned by lists, or "" */
+	/* the MX answer, when DOM_OK */
+	int implicit;
+	char *mx_domain;
+	size_t nhosts;
+	struct dns_mx_host *hosts;
+	char name[];
 };
 
 struct plan {
 	struct event_base *base;
 	struct dns *dns;
 	struct plan_callbacks cb;
-	struct event *kick;
+	struct plan_params prm;
+	struct event *read_ev;
+	struct intake *in;
+	char *tmp;                      /* an invalid row's trimmed text */
 
-	struct plan_row *rows;
-	size_t nrows, rows_cap;
-	struct plan_uid *uids;
-	size_t nuids, uids_cap;
-	struct plan_dom *doms;
-	size_t ndoms, doms_cap;
-	struct plan_tab addr_tab, dom_tab;
-	struct plan_chunk *arena;
+	/* dedupe set: hash 0 = empty slot */
+	uint64_t *ahash;
+	uint32_t *auid;
+	size_t amask, an;
+	uint64_t seed;
+
+	/* domains: open addressing over pointers */
+	struct plan_dom **dslot;
+	size_t dmask, dn;
+
+	struct plan_dom *qhead, *qtail;         /* waiting to be looked up */
+	struct plan_dom partial;                /* list head (sentinel) */
+	const struct plan_addr **batchv;
 
 	struct plan_stats st;
-	size_t next_dom;                /* next domain to look up */
-	size_t inflight;                /* MX lookups not yet answered */
-	int loaded, invalid_done, done_sent;
-	int in_cb;                      /* depth of caller callbacks */
-	int dead;                       /* plan_free() called */
+	uint64_t next_uid;
+	size_t inflight;
+	int loaded, reading, paused, blocked, done_sent;
+	int in_cb, dead;
+	char error[512];
 };
 
 static void plan_destroy(struct plan *);
+static void plan_schedule_read(struct plan *);
 
 static void
 plan_oom(void)
@@ -115,106 +150,383 @@ plan_oom(void)
 	abort();
 }
 
-/* ---- storage -------------------------------------------------------- */
+/* ---- hashing -------------------------------------------------------- */
 
-static const char *
-plan_strndup(struct plan *p, const char *s, size_t len)
+static uint64_t
+plan_mix(uint64_t h)
 {
-	struct plan_chunk *c = p->arena;
-	char *out;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
 
-	if (c == NULL || c->size - c->used < len + 1) {
-		size_t size = len + 1 > PLAN_CHUNK ? len + 1 : PLAN_CHUNK;
+/* 64-bit hash of s[0..n), seeded per plan; 0 is never returned. */
+static uint64_t
+plan_hash(const char *s, size_t n, uint64_t seed)
+{
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL), w;
+	size_t i = 0;
 
-		if ((c = malloc(sizeof(*c) + size)) == NULL)
-			plan_oom();
-		c->size = size;
-		c->used = 0;
-		if (p->arena != NULL && size > PLAN_CHUNK) {
-			/* an oversized string: keep the current chunk in front */
-			c->next = p->arena->next;
-			p->arena->next = c;
-		} else {
-			c->next = p->arena;
-			p->arena = c;
-		}
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = plan_mix(h ^ w) + 0x9e3779b97f4a7c15ULL;
 	}
-	out = c->data + c->used;
-	memcpy(out, s, len);
-	out[len] = '\0';
-	c->used += len + 1;
-	return out;
+	w = 0;
+	memcpy(&w, s + i, n - i);
+	h = plan_mix(h ^ w ^ ((uint64_t)(n - i) << 56));
+	return h != 0 ? h : 1;
 }
 
-static void *
-plan_grow(void *v, size_t *cap, size_t n, size_t size)
-{
-	size_t ncap;
-
-	if (n < *cap)
-		return v;
-	ncap = *cap ? *cap * 2 : 1024;
-	if ((v = realloc(v, ncap * size)) == NULL)
-		plan_oom();
-	*cap = ncap;
-	return v;
-}
-
-/* FNV-1a: local input, no need for a keyed hash. */
+/* Find key hash h: its slot index (auid valid) or the empty one. */
 static size_t
-plan_hash(const char *s)
+plan_set_slot(const struct plan *p, uint64_t h)
 {
-	uint64_t h = 14695981039346656037ULL;
+	size_t i = (size_t)h & p->amask;
 
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)(h ^ (h >> 32));
-}
-
-typedef const char *(*plan_key_fn)(const struct plan *, size_t);
-
-static const char *
-plan_addr_key(const struct plan *p, size_t i)
-{
-	return p->uids[i].a.address;
-}
-
-static const char *
-plan_dom_key(const struct plan *p, size_t i)
-{
-	return p->doms[i].name;
-}
-
-/* The slot for key: holding it, or the empty one where it would go. */
-static size_t *
-plan_tab_slot(const struct plan *p, const struct plan_tab *t, const char *key,
-    plan_key_fn fn)
-{
-	size_t i = plan_hash(key) & t->mask;
-
-	while (t->slot[i] != 0 && strcmp(fn(p, t->slot[i] - 1), key) != 0)
-		i = (i + 1) & t->mask;
-	return &t->slot[i];
+	while (p->ahash[i] != 0 && p->ahash[i] != h)
+		i = (i + 1) & p->amask;
+	return i;
 }
 
 static void
-plan_tab_grow(struct plan *p, struct plan_tab *t, plan_key_fn fn)
+plan_set_grow(struct plan *p)
 {
-	struct plan_tab old = *t;
-	size_t cap = old.slot ? (old.mask + 1) * 2 : 1024;
+	uint64_t *oh = p->ahash;
+	uint32_t *ou = p->auid;
+	size_t ocap = oh != NULL ? p->amask + 1 : 0, cap, i, j;
 
-	/* load factor <= 1/2 keeps probe chains short */
-	if (old.slot != NULL && (t->n + 1) * 2 <= old.mask + 1)
+	if (oh != NULL && (p->an + 1) * 4 <= ocap * 3)
 		return;
-	if ((t->slot = calloc(cap, sizeof(*t->slot))) == NULL)
+	cap = ocap ? ocap * 2 : 1u << 16;
+	if ((p->ahash = calloc(cap, sizeof(*p->ahash))) == NULL ||
+	    (p->auid = malloc(cap * sizeof(*p->auid))) == NULL)
 		plan_oom();
-	t->mask = cap - 1;
-	for (size_t i = 0; old.slot != NULL && i <= old.mask; i++)
-		if (old.slot[i] != 0)
-			*plan_tab_slot(p, t, fn(p, old.slot[i] - 1), fn) = old.slot[i];
-	free(old.slot);
+	p->amask = cap - 1;
+	for (i = 0; i < ocap; i++)
+		if (oh[i] != 0) {
+			j = plan_set_slot(p, oh[i]);
+			p->ahash[j] = oh[i];
+			p->auid[j] = ou[i];
+		}
+	free(oh);
+	free(ou);
+}
+
+/* ---- domains -------------------------------------------------------- */
+
+static size_t
+plan_dom_slot(const struct plan *p, const char *name)
+{
+	size_t i = (size_t)plan_hash(name, strlen(name), p->seed) & p->dmask;
+
+	while (p->dslot[i] != NULL && strcmp(p->dslot[i]->name, name) != 0)
+		i = (i + 1) & p->dmask;
+	return i;
+}
+
+static void
+plan_dom_grow(struct plan *p)
+{
+	struct plan_dom **old = p->dslot;
+	size_t ocap = old != NULL ? p->dmask + 1 : 0, cap;
+
+	if (old != NULL && (p->dn + 1) * 2 <= ocap)
+		return;
+	cap = ocap ? ocap * 2 : 1024;
+	if ((p->dslot = calloc(cap, sizeof(*p->dslot))) == NULL)
+		plan_oom();
+	p->dmask = cap - 1;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i] != NULL)
+			p->dslot[plan_dom_slot(p, old[i]->name)] = old[i];
+	free(old);
+}
+
+static struct plan_dom *
+plan_dom_get(struct plan *p, const char *name)
+{
+	struct plan_dom *d;
+	size_t i, n = strlen(name);
+	const char *s;
+
+	plan_dom_grow(p);
+	i = plan_dom_slot(p, name);
+	if (p->dslot[i] != NULL)
+		return p->dslot[i];
+	if ((d = calloc(1, sizeof(*d) + n + 1)) == NULL)
+		plan_oom();
+	memcpy(d->name, name, n + 1);
+	d->p = p;
+	d->state = DOM_QUEUED;
+	d->suggestion = "";
+	if (p->prm.lists != NULL) {
+		const struct lists *l = p->prm.lists;
+
+		if (lists_is_disposable(l, name))
+			d->flags |= VERDICT_F_DISPOSABLE;
+		if (lists_is_free(l, name))
+			d->flags |= VERDICT_F_FREE_PROVIDER;
+		d->ci = (unsigned char)lists_is_case_insensitive(l, name);
+		if ((s = lists_suggest(l, name)) != NULL)
+			d->suggestion = s;
+	}
+	p->dslot[i] = d;
+	p->dn++;
+	p->st.domains++;
+	if (p->qtail != NULL)
+		p->qtail->qnext = d;
+	else
+		p->qhead = d;
+	p->qtail = d;
+	return d;
+}
+
+static void
+plan_partial_add(struct plan *p, struct plan_dom *d)
+{
+	if (d->in_partial)
+		return;
+	d->in_partial = 1;
+	d->pnext = &p->partial;
+	d->pprev = p->partial.pprev;
+	p->partial.pprev->pnext = d;
+	p->partial.pprev = d;
+}
+
+static void
+plan_partial_del(struct plan_dom *d)
+{
+	if (!d->in_partial)
+		return;
+	d->in_partial = 0;
+	d->pprev->pnext = d->pnext;
+	d->pnext->pprev = d->pprev;
+	d->pnext = d->pprev = NULL;
+}
+
+/* ---- callbacks out -------------------------------------------------- */
+
+/* After a caller callback: 1 if the plan is finished with (and maybe
+ * freed), so the caller of plan_after_cb must not touch it. */
+static int
+plan_after_cb(struct plan *p)
+{
+	if (!p->dead)
+		return 0;
+	if (p->in_cb == 0 && p->inflight == 0)
+		plan_destroy(p);
+	return 1;
+}
+
+static int
+plan_emit_verdict(struct plan *p, const struct plan_addr *a, enum verdict_reason r,
+    const char *detail)
+{
+	struct verdict v;
+
+	verdict_init(&v, r);
+	snprintf(v.detail, sizeof(v.detail), "%s", detail);
+	v.flags = a->flags;
+	snprintf(v.suggestion, sizeof(v.suggestion), "%s", a->suggestion);
+	if (p->cb.verdict != NULL) {
+		p->in_cb++;
+		p->cb.verdict(p->cb.arg, a, &v);
+		p->in_cb--;
+	}
+	return plan_after_cb(p);
+}
+
+static int
+plan_emit_row(struct plan *p, const struct intake_row *row, uint64_t uid, int dup)
+{
+	struct plan_row r = { row->line, row->text, row->len, uid, dup };
+
+	if (p->cb.row == NULL)
+		return 0;
+	p->in_cb++;
+	p->cb.row(p->cb.arg, &r);
+	p->in_cb--;
+	return plan_after_cb(p);
+}
+
+static void
+plan_maybe_done(struct plan *p)
+{
+	if (p->done_sent || p->dead || p->reading || !p->loaded || p->inflight > 0 ||
+	    p->qhead != NULL || p->st.pending > 0 || p->error[0] != '\0')
+		return;
+	p->done_sent = 1;
+	if (p->cb.done != NULL) {
+		p->in_cb++;
+		p->cb.done(p->cb.arg);
+		p->in_cb--;
+		(void)plan_after_cb(p);
+	}
+}
+
+/*
+ * Hand out d's held addresses: full batches only, or (all) every one.
+ * Returns 1 when the plan died in a callback.
+ */
+static int
+plan_flush_dom(struct plan *p, struct plan_dom *d, int all)
+{
+	struct dns_mx_result mx;
+	struct plan_domain pd;
+	size_t n, i;
+
+	memset(&mx, 0, sizeof(mx));
+	mx.status = DNS_OK;
+	mx.implicit = d->implicit;
+	mx.nhosts = d->nhosts;
+	mx.hosts = d->hosts;
+	snprintf(mx.mx_domain, sizeof(mx.mx_domain), "%s", d->mx_domain);
+	while (d->npend >= p->prm.batch || (all && d->npend > 0)) {
+		struct plan_pend *batch = d->head, *e, *next;
+
+		n = d->npend < p->prm.batch ? d->npend : p->prm.batch;
+		for (i = 0, e = d->head; i < n; i++, e = e->next) {
+			if (d->implicit)
+				e->a.flags |= VERDICT_F_IMPLICIT_MX;
+			p->batchv[i] = &e->a;
+		}
+		d->head = e;
+		if (e == NULL)
+			d->tail = NULL;
+		d->npend -= n;
+		p->st.pending -= n;
+		p->st.batches++;
+		pd.domain = d->name;
+		pd.mx = &mx;
+		pd.naddrs = n;
+		pd.addrs = p->batchv;
+		if (p->cb.domain != NULL) {
+			p->in_cb++;
+			p->cb.domain(p->cb.arg, &pd);
+			p->in_cb--;
+		}
+		for (e = batch, i = 0; i < n; i++, e = next) {
+			next = e->next;
+			free(e);
+		}
+		if (plan_after_cb(p))
+			return 1;
+	}
+	if (d->npend == 0)
+		plan_partial_del(d);
+	else
+		plan_partial_add(p, d);
+	return 0;
+}
+
+/* Too many held addresses: hand out every partial batch now. */
+static int
+plan_relieve(struct plan *p)
+{
+	while (p->partial.pnext != &p->partial)
+		if (plan_flush_dom(p, p->partial.pnext, 1))
+			return 1;
+	return 0;
+}
+
+/* ---- MX answers ----------------------------------------------------- */
+
+static void plan_pump(struct plan *);
+
+static void
+plan_on_mx(void *arg, const char *domain, const struct dns_mx_result *r)
+{
+	struct plan_dom *d = arg;
+	struct plan *p = d->p;
+	const char *detail = NULL;
+	struct plan_pend *e, *next;
+
+	p->inflight--;
+	if (plan_after_cb(p))
+		return;
+	p->st.resolved++;
+	switch (r->status) {
+	case DNS_OK:
+		d->state = DOM_OK;
+		d->implicit = r->implicit;
+		d->nhosts = r->nhosts;
+		if ((d->mx_domain = strdup(r->mx_domain[0] ? r->mx_domain :
+		    d->name)) == NULL ||
+		    (d->hosts = calloc(r->nhosts ? r->nhosts : 1,
+		    sizeof(*d->hosts))) == NULL)
+			plan_oom();
+		for (size_t i = 0; i < r->nhosts; i++) {
+			d->hosts[i].preference = r->hosts[i].preference;
+			if ((d->hosts[i].name = strdup(r->hosts[i].name)) == NULL)
+				plan_oom();
+		}
+		if (plan_flush_dom(p, d, !p->reading))
+			return;
+		break;
+	case DNS_NXDOMAIN:
+		detail = "nxdomain";
+		break;
+	case DNS_NULL_MX:
+		detail = "null_mx";
+		break;
+	case DNS_NO_MAIL:
+		detail = "no_mx_no_address";
+		break;
+	case DNS_ERROR:
+	default:
+		d->fail_reason = VR_DNS_ERROR;
+		detail = r->error[0] != '\0' ? r->error : "dns_error";
+		break;
+	}
+	if (detail != NULL) {
+		d->state = DOM_FAILED;
+		if (r->status != DNS_ERROR)
+			d->fail_reason = VR_NO_MAIL_SERVER;
+		if ((d->fail_detail = strdup(detail)) == NULL)
+			plan_oom();
+		for (e = d->head; e != NULL; e = next) {
+			next = e->next;
+			d->head = next;
+			d->npend--;
+			p->st.pending--;
+			p->st.dns_failed++;
+			if (plan_emit_verdict(p, &e->a, d->fail_reason, d->fail_detail)) {
+				free(e);
+				return;
+			}
+			free(e);
+		}
+		d->tail = NULL;
+	}
+	plan_pump(p);
+	if (p->blocked) {
+		if (p->st.pending >= p->prm.pending_max && plan_relieve(p))
+			return;
+		if (p->st.pending < p->prm.pending_max) {
+			p->blocked = 0;
+			plan_schedule_read(p);
+		}
+	}
+	plan_maybe_done(p);
+}
+
+static void
+plan_pump(struct plan *p)
+{
+	while (p->inflight < p->prm.dns_window && p->qhead != NULL) {
+		struct plan_dom *d = p->qhead;
+
+		p->qhead = d->qnext;
+		if (p->qhead == NULL)
+			p->qtail = NULL;
+		d->qnext = NULL;
+		d->state = DOM_ASKING;
+		p->inflight++;
+		dns_resolve_mx(p->dns, d->name, plan_on_mx, d);
+	}
 }
 
 /* ---- reading -------------------------------------------------------- */
@@ -274,85 +586,70 @@ plan_report(struct plan *p, uint64_t line, const char *text, size_t len,
 {
 	char shown[PLAN_SHOW_MAX * 4 + 16];
 
-	if (p->st.invalid > PLAN_REPORT_MAX)
+	if (p->prm.quiet || p->st.invalid > PLAN_REPORT_MAX)
 		return;
 	plan_show(shown, sizeof(shown), text, len);
 	fprintf(stderr, "line %llu: invalid address \"%s\": %s\n",
 	    (unsigned long long)line, shown, why);
 }
 
-static size_t
-plan_new_uid(struct plan *p, const char *address, uint64_t line, unsigned flags)
+static uint64_t
+plan_new_uid(struct plan *p)
 {
-	struct plan_uid *u;
-
-	p->uids = plan_grow(p->uids, &p->uids_cap, p->nuids, sizeof(*p->uids));
-	u = &p->uids[p->nuids];
-	memset(u, 0, sizeof(*u));
-	u->a.uid = p->nuids;
-	u->a.address = address;
-	u->a.line = line;
-	u->a.flags = flags;
-	u->dom = PLAN_NONE;
-	u->next = PLAN_NONE;
-	return p->nuids++;
+	if (p->next_uid > PLAN_UID_MAX) {
+		snprintf(p->error, sizeof(p->error), "more than %u unique addresses "
+		    "in one list", PLAN_UID_MAX);
+		return UINT64_MAX;
+	}
+	return p->next_uid++;
 }
 
-static size_t
+/* 1 when the plan died in a callback. */
+static int
 plan_invalid(struct plan *p, const struct intake_row *row, const char *detail,
     const char *why)
 {
 	const char *s = row->text;
-	size_t len = row->len, uid;
+	size_t len = row->len;
+	struct plan_addr a;
+	uint64_t uid;
 
+	if ((uid = plan_new_uid(p)) == UINT64_MAX)
+		return 0;
 	p->st.invalid++;
 	plan_report(p, row->line, row->text, row->len, why);
+	if (plan_emit_row(p, row, uid, 0))
+		return 1;
 	while (len > 0 && isspace((unsigned char)*s))
 		s++, len--;
 	while (len > 0 && isspace((unsigned char)s[len - 1]))
 		len--;
-	uid = plan_new_uid(p, plan_strndup(p, s, len), row->line, 0);
-	p->uids[uid].detail = detail;
-	return uid;
+	memcpy(p->tmp, s, len);
+	p->tmp[len] = '\0';
+	a.uid = uid;
+	a.address = p->tmp;
+	a.line = row->line;
+	a.flags = 0;
+	a.suggestion = "";
+	return plan_emit_verdict(p, &a, VR_INVALID_SYNTAX, detail);
 }
 
-static size_t
-plan_domain_of(struct plan *p, const char *domain)
-{
-	struct plan_dom *d;
-	size_t *slot;
-
-	plan_tab_grow(p, &p->dom_tab, plan_dom_key);
-	slot = plan_tab_slot(p, &p->dom_tab, domain, plan_dom_key);
-	if (*slot != 0)
-		return *slot - 1;
-	p->doms = plan_grow(p->doms, &p->doms_cap, p->ndoms, sizeof(*p->doms));
-	d = &p->doms[p->ndoms];
-	d->p = p;
-	d->name = plan_strndup(p, domain, strlen(domain));
-	d->head = d->tail = PLAN_NONE;
-	d->n = 0;
-	p->dom_tab.n++;
-	*slot = ++p->ndoms;
-	return p->ndoms - 1;
-}
-
-/* One row: its uid, new or the first occurrence's. */
-static size_t
-plan_add_row(struct plan *p, const struct intake_row *row, const char **input)
+/* One row.  1 when the plan died in a callback. */
+static int
+plan_add_row(struct plan *p, const struct intake_row *row)
 {
 	struct address addr;
 	enum addr_err e;
 	struct plan_dom *d;
-	size_t *slot, uid, di;
-	char why[256];
+	struct plan_pend *pe;
+	char key[sizeof(addr.full)], why[256];
+	size_t slot, klen, llen;
+	uint64_t h, uid;
+	unsigned flags;
 
-	if (row->problem != NULL) {
-		uid = plan_invalid(p, row, plan_strndup(p, row->problem,
-		    strlen(row->problem)), row->problem);
-		*input = plan_strndup(p, row->text, row->len);
-		return uid;
-	}
+	p->st.rows++;
+	if (row->problem != NULL)
+		return plan_invalid(p, row, row->problem, row->problem);
 	if ((e = address_parse(row->text, row->len, &addr)) != ADDR_OK) {
 		/* "The address has no '@' sign (no_at)" */
 		snprintf(why, sizeof(why), "%s", address_err_text(e));
@@ -360,193 +657,172 @@ plan_add_row(struct plan *p, const struct intake_row *row, const char **input)
 			why[strlen(why) - 1] = '\0';
 		snprintf(why + strlen(why), sizeof(why) - strlen(why), " (%s)",
 		    address_err_name(e));
-		uid = plan_invalid(p, row, address_err_name(e), why);
-		*input = plan_strndup(p, row->text, row->len);
-		return uid;
+		return plan_invalid(p, row, address_err_name(e), why);
 	}
 
-	plan_tab_grow(p, &p->addr_tab, plan_addr_key);
-	slot = plan_tab_slot(p, &p->addr_tab, addr.full, plan_addr_key);
-	if (*slot != 0) {
-		uid = *slot - 1;
+	d = plan_dom_get(p, addr.domain);
+	klen = strlen(addr.full);
+	memcpy(key, addr.full, klen + 1);
+	if (p->prm.fold == PLAN_FOLD_ALWAYS || (p->prm.fold == PLAN_FOLD_AUTO && d->ci)) {
+		llen = strlen(addr.local);
+		for (size_t i = 0; i < llen; i++)
+			if (key[i] >= 'A' && key[i] <= 'Z')
+				key[i] = (char)(key[i] + 32);
+	}
+	h = plan_hash(key, klen, p->seed);
+	plan_set_grow(p);
+	slot = plan_set_slot(p, h);
+	if (p->ahash[slot] != 0) {
 		p->st.duplicates++;
-		/* the common case: the row is exactly the address, share it */
-		if (strcmp(row->text, p->uids[uid].a.address) == 0)
-			*input = p->uids[uid].a.address;
-		else
-			*input = plan_strndup(p, row->text, row->len);
-		return uid;
+		return plan_emit_row(p, row, p->auid[slot], 1);
 	}
-	p->st.unique++;
-	uid = plan_new_uid(p, plan_strndup(p, addr.full, strlen(addr.full)),
-	    row->line, (addr.flags & ADDR_F_SMTPUTF8) ? VERDICT_F_SMTPUTF8 : 0);
-	p->addr_tab.n++;
-	*slot = uid + 1;
-	*input = strcmp(row->text, addr.full) == 0 ? p->uids[uid].a.address :
-	    plan_strndup(p, row->text, row->len);
-
-	di = plan_domain_of(p, addr.domain);
-	d = &p->doms[di];
-	p->uids[uid].dom = di;
-	if (d->tail == PLAN_NONE)
-		d->head = uid;
-	else
-		p->uids[d->tail].next = uid;
-	d->tail = uid;
-	d->n++;
-	return uid;
-}
-
-/* ---- answers -------------------------------------------------------- */
-
-/* After a caller callback: 1 if the plan is finished with (and maybe
- * freed), so the caller of plan_after_cb must not touch it. */
-static int
-plan_after_cb(struct plan *p)
-{
-	if (!p->dead)
+	if ((uid = plan_new_uid(p)) == UINT64_MAX)
 		return 0;
-	if (p->in_cb == 0 && p->inflight == 0)
-		plan_destroy(p);
-	return 1;
+	p->ahash[slot] = h;
+	p->auid[slot] = (uint32_t)uid;
+	p->an++;
+	p->st.unique++;
+	if (plan_emit_row(p, row, uid, 0))
+		return 1;
+
+	flags = d->flags;
+	if (addr.flags & ADDR_F_SMTPUTF8)
+		flags |= VERDICT_F_SMTPUTF8;
+	if (p->prm.lists != NULL && lists_is_role(p->prm.lists, addr.local))
+		flags |= VERDICT_F_ROLE;
+	if ((pe = malloc(sizeof(*pe) + klen + 1)) == NULL)
+		plan_oom();
+	memcpy(pe->text, addr.full, klen + 1);
+	pe->next = NULL;
+	pe->a.uid = uid;
+	pe->a.address = pe->text;
+	pe->a.line = row->line;
+	pe->a.flags = flags;
+	pe->a.suggestion = d->suggestion;
+
+	if (d->state == DOM_FAILED) {
+		int dead;
+
+		p->st.dns_failed++;
+		dead = plan_emit_verdict(p, &pe->a, d->fail_reason, d->fail_detail);
+		free(pe);
+		return dead;
+	}
+	if (d->tail != NULL)
+		d->tail->next = pe;
+	else
+		d->head = pe;
+	d->tail = pe;
+	d->npend++;
+	p->st.pending++;
+	if (d->state == DOM_OK && plan_flush_dom(p, d, 0))
+		return 1;
+	if (p->st.pending >= p->prm.pending_max) {
+		if (plan_relieve(p))
+			return 1;
+		if (p->st.pending >= p->prm.pending_max)
+			p->blocked = 1;
+	}
+	plan_pump(p);
+	return 0;
 }
 
 static void
-plan_maybe_done(struct plan *p)
+plan_end_input(struct plan *p)
 {
-	if (p->done_sent || !p->invalid_done || p->st.resolved < p->st.domains)
-		return;
-	p->done_sent = 1;
-	if (p->cb.done != NULL) {
-		p->in_cb++;
-		p->cb.done(p->cb.arg);
-		p->in_cb--;
-		(void)plan_after_cb(p);
-	}
-}
-
-static int
-plan_verdict(struct plan *p, struct plan_uid *u, enum verdict_reason r,
-    const char *detail, unsigned flags)
-{
-	struct verdict v;
-
-	verdict_init(&v, r);
-	snprintf(v.detail, sizeof(v.detail), "%s", detail);
-	v.flags = u->a.flags | flags;
-	if (p->cb.verdict != NULL) {
-		p->in_cb++;
-		p->cb.verdict(p->cb.arg, &u->a, &v);
-		p->in_cb--;
-	}
-	return plan_after_cb(p);
+	intake_progress(p->in, &p->st.input_done, &p->st.input_size);
+	intake_close(p->in);
+	p->in = NULL;
+	p->reading = 0;
+	p->st.reading = 0;
+	if (p->st.invalid > PLAN_REPORT_MAX && !p->prm.quiet)
+		fprintf(stderr, "%llu more invalid addresses not listed here "
+		    "(each has its own output row)\n",
+		    (unsigned long long)(p->st.invalid - PLAN_REPORT_MAX));
 }
 
 static void
-plan_on_kick(evutil_socket_t fd, short what, void *arg)
+plan_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct plan *p = arg;
+	struct intake_row row;
+	int rc;
 
-	for (size_t i = 0; i < p->nuids; i++) {
-		struct plan_uid *u = &p->uids[i];
-
-		if (u->dom == PLAN_NONE &&
-		    plan_verdict(p, u, VR_INVALID_SYNTAX, u->detail, 0))
+	for (int n = 0; n < PLAN_READ_SLICE; n++) {
+		if (p->dead || p->paused || p->blocked || !p->reading)
 			return;
-	}
-	p->invalid_done = 1;
-	plan_maybe_done(p);
-}
-
-static void plan_pump(struct plan *);
-
-static void
-plan_on_mx(void *arg, const char *domain, const struct dns_mx_result *r)
-{
-	struct plan_dom *d = arg;
-	struct plan *p = d->p;
-	const char *detail = NULL;
-	enum verdict_reason reason = VR_NO_MAIL_SERVER;
-	size_t uid;
-
-	p->inflight--;
-	if (plan_after_cb(p))
-		return;
-	p->st.resolved++;
-	switch (r->status) {
-	case DNS_OK: {
-		const struct plan_addr **addrs;
-		struct plan_domain pd;
-		size_t i = 0;
-
-		if ((addrs = calloc(d->n, sizeof(*addrs))) == NULL)
-			plan_oom();
-		for (uid = d->head; uid != PLAN_NONE; uid = p->uids[uid].next) {
-			if (r->implicit)
-				p->uids[uid].a.flags |= VERDICT_F_IMPLICIT_MX;
-			addrs[i++] = &p->uids[uid].a;
-		}
-		pd.domain = d->name;
-		pd.mx = r;
-		pd.naddrs = d->n;
-		pd.addrs = addrs;
-		if (p->cb.domain != NULL) {
-			p->in_cb++;
-			p->cb.domain(p->cb.arg, &pd);
-			p->in_cb--;
-		}
-		free(addrs);
-		if (plan_after_cb(p))
-			return;
-		break;
-	}
-	case DNS_NXDOMAIN:
-		detail = "nxdomain";
-		break;
-	case DNS_NULL_MX:
-		detail = "null_mx";
-		break;
-	case DNS_NO_MAIL:
-		detail = "no_mx_no_address";
-		break;
-	case DNS_ERROR:
-	default:
-		reason = VR_DNS_ERROR;
-		detail = r->error[0] != '\0' ? r->error : "dns_error";
-		break;
-	}
-	if (detail != NULL)
-		for (uid = d->head; uid != PLAN_NONE; uid = p->uids[uid].next)
-			if (plan_verdict(p, &p->uids[uid], reason, detail, 0))
+		rc = intake_next(p->in, &row, p->error, sizeof(p->error));
+		if (rc == 0) {
+			plan_end_input(p);
+			/* Everything is read: no batch can grow any more. */
+			if (plan_relieve(p))
 				return;
-	plan_pump(p);
-	plan_maybe_done(p);
+			plan_maybe_done(p);
+			return;
+		}
+		if (rc < 0 || plan_add_row(p, &row))
+			break;
+		if (p->error[0] != '\0')
+			break;
+	}
+	if (p->dead)
+		return;
+	if (p->error[0] != '\0') {
+		plan_end_input(p);
+		event_base_loopbreak(p->base);
+		return;
+	}
+	intake_progress(p->in, &p->st.input_done, &p->st.input_size);
+	plan_schedule_read(p);
 }
 
 static void
-plan_pump(struct plan *p)
+plan_schedule_read(struct plan *p)
 {
-	while (p->inflight < PLAN_DNS_WINDOW && p->next_dom < p->ndoms) {
-		struct plan_dom *d = &p->doms[p->next_dom++];
+	static const struct timeval now = { 0, 0 };
 
-		p->inflight++;
-		dns_resolve_mx(p->dns, d->name, plan_on_mx, d);
-	}
+	/* A timer, not event_active(): the loop polls sockets (DNS answers)
+	 * between two slices. */
+	if (p->reading && !p->paused && !p->blocked && !p->dead)
+		event_add(p->read_ev, &now);
 }
 
 /* ---- public --------------------------------------------------------- */
 
 struct plan *
-plan_new(struct event_base *base, struct dns *dns, const struct plan_callbacks *cb)
+plan_new(struct event_base *base, struct dns *dns, const struct plan_callbacks *cb,
+    const struct plan_params *params)
 {
 	struct plan *p;
+	struct timespec ts;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->base = base;
 	p->dns = dns;
 	p->cb = *cb;
-	if ((p->kick = event_new(base, -1, 0, plan_on_kick, p)) == NULL) {
+	if (params != NULL)
+		p->prm = *params;
+	if (p->prm.batch == 0)
+		p->prm.batch = PLAN_BATCH_DEFAULT;
+	if (p->prm.dns_window == 0)
+		p->prm.dns_window = PLAN_DNS_WINDOW;
+	if (p->prm.pending_max == 0)
+		p->prm.pending_max = PLAN_PENDING_MAX;
+	if (p->prm.pending_max < p->prm.batch)
+		p->prm.pending_max = p->prm.batch;
+	p->partial.pnext = p->partial.pprev = &p->partial;
+	/* A per-run seed: hash flooding by a crafted list would only slow
+	 * one run down, and collisions differ from run to run. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	p->seed = plan_mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+	    ((uint64_t)getpid() << 40));
+	if ((p->read_ev = evtimer_new(base, plan_on_read, p)) == NULL ||
+	    (p->batchv = calloc(p->prm.batch, sizeof(*p->batchv))) == NULL ||
+	    (p->tmp = malloc(1u << 17)) == NULL) {
+		if (p->read_ev != NULL)
+			event_free(p->read_ev);
+		free(p->batchv);
 		free(p);
 		return NULL;
 	}
@@ -557,43 +833,38 @@ int
 plan_load(struct plan *p, const char *path, const struct intake_opts *opts,
     char *err, size_t errlen)
 {
-	struct intake *in;
-	struct intake_row row;
-	struct plan_row *pr;
-	int rc;
-
 	if (p->loaded) {
 		snprintf(err, errlen, "plan_load: already loaded");
 		return -1;
 	}
+	if ((p->in = intake_open(path, opts, err, errlen)) == NULL)
+		return -1;
 	p->loaded = 1;
-	if ((in = intake_open(path, opts, err, errlen)) == NULL)
-		return -1;
-	while ((rc = intake_next(in, &row, err, errlen)) == 1) {
-		p->rows = plan_grow(p->rows, &p->rows_cap, p->nrows, sizeof(*p->rows));
-		pr = &p->rows[p->nrows++];
-		pr->line = row.line;
-		pr->uid = plan_add_row(p, &row, &pr->input);
-		p->st.rows++;
-	}
-	intake_close(in);
-	if (rc == -1)
-		return -1;
-	if (p->st.invalid > PLAN_REPORT_MAX)
-		fprintf(stderr, "%llu more invalid addresses not listed here "
-		    "(each has its own output row)\n",
-		    (unsigned long long)(p->st.invalid - PLAN_REPORT_MAX));
-	/* The address table is not needed past this point. */
-	free(p->addr_tab.slot);
-	memset(&p->addr_tab, 0, sizeof(p->addr_tab));
-	free(p->dom_tab.slot);
-	memset(&p->dom_tab, 0, sizeof(p->dom_tab));
-
-	p->st.domains = p->ndoms;
-	/* Invalid verdicts and (with no domains) done come from the loop. */
-	event_active(p->kick, EV_TIMEOUT, 0);
-	plan_pump(p);
+	p->reading = 1;
+	p->st.reading = 1;
+	plan_schedule_read(p);
 	return 0;
+}
+
+void
+plan_pause(struct plan *p)
+{
+	p->paused = 1;
+}
+
+void
+plan_resume(struct plan *p)
+{
+	if (!p->paused)
+		return;
+	p->paused = 0;
+	plan_schedule_read(p);
+}
+
+const char *
+plan_error(const struct plan *p)
+{
+	return p->error[0] != '\0' ? p->error : NULL;
 }
 
 void
@@ -602,50 +873,40 @@ plan_get_stats(const struct plan *p, struct plan_stats *out)
 	*out = p->st;
 }
 
-size_t
-plan_row_count(const struct plan *p)
-{
-	return p->nrows;
-}
-
-void
-plan_get_row(const struct plan *p, size_t i, struct plan_row *out)
-{
-	if (i >= p->nrows) {
-		memset(out, 0, sizeof(*out));
-		return;
-	}
-	*out = p->rows[i];
-}
-
-size_t
+uint64_t
 plan_uid_count(const struct plan *p)
 {
-	return p->nuids;
-}
-
-const struct plan_addr *
-plan_get_addr(const struct plan *p, size_t uid)
-{
-	return uid < p->nuids ? &p->uids[uid].a : NULL;
+	return p->next_uid;
 }
 
 static void
 plan_destroy(struct plan *p)
 {
-	struct plan_chunk *c, *next;
+	for (size_t i = 0; p->dslot != NULL && i <= p->dmask; i++) {
+		struct plan_dom *d = p->dslot[i];
+		struct plan_pend *e, *next;
 
-	if (p->kick != NULL)
-		event_free(p->kick);
-	for (c = p->arena; c != NULL; c = next) {
-		next = c->next;
-		free(c);
+		if (d == NULL)
+			continue;
+		for (e = d->head; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+		for (size_t h = 0; h < d->nhosts; h++)
+			free(d->hosts[h].name);
+		free(d->hosts);
+		free(d->mx_domain);
+		free(d->fail_detail);
+		free(d);
 	}
-	free(p->addr_tab.slot);
-	free(p->dom_tab.slot);
-	free(p->rows);
-	free(p->uids);
-	free(p->doms);
+	if (p->read_ev != NULL)
+		event_free(p->read_ev);
+	intake_close(p->in);
+	free(p->dslot);
+	free(p->ahash);
+	free(p->auid);
+	free(p->batchv);
+	free(p->tmp);
 	free(p);
 }
 
@@ -656,9 +917,9 @@ plan_free(struct plan *p)
 		return;
 	p->dead = 1;
 	/* no more caller callbacks from here on */
-	if (p->kick != NULL) {
-		event_free(p->kick);
-		p->kick = NULL;
+	if (p->read_ev != NULL) {
+		event_free(p->read_ev);
+		p->read_ev = NULL;
 	}
 	if (p->in_cb == 0 && p->inflight == 0)
 		plan_destroy(p);

@@ -23,10 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dns.h"
+#include "lists.h"
 #include "plan.h"
 
 static const char *server;
@@ -79,22 +81,79 @@ static const struct {
 /* per uid: how it was covered */
 struct cover {
 	int verdicts, domains;
+	char address[256];
+	uint64_t line;
+	unsigned flags;
+	char suggestion[256];
 	struct verdict v;
 	char domain[256];
 	char mx_domain[256];
 	int implicit_flag;
 };
 
+struct seen_row {
+	uint64_t line, uid;
+	char input[128];
+	int dup;
+};
+
 struct run {
 	struct event_base *base;
 	struct dns *dns;
 	struct plan *plan;
+	struct plan_params prm;
 	struct cover cov[64];
+	struct seen_row rows[64];
+	size_t nrows;
+	uint64_t max_pending;      /* largest plan_stats.pending seen in a callback */
 	int done, late;            /* late: a callback after done */
 	int ndomain_cbs;
 	int free_in_cb;            /* plan_free() from the first callback */
+	const char *errpath;       /* stderr of the run goes here */
+	int count_only;            /* big lists: count coverage, no per-uid table */
+	uint64_t covered;
 	int calls;
 };
+
+static void
+note_pending(struct run *r)
+{
+	struct plan_stats st;
+
+	plan_get_stats(r->plan, &st);
+	if (st.pending > r->max_pending)
+		r->max_pending = st.pending;
+}
+
+static void
+cover_addr(struct cover *c, const struct plan_addr *a)
+{
+	snprintf(c->address, sizeof(c->address), "%s", a->address);
+	c->line = a->line;
+	c->flags = a->flags;
+	snprintf(c->suggestion, sizeof(c->suggestion), "%s", a->suggestion);
+}
+
+static void
+on_row(void *arg, const struct plan_row *pr)
+{
+	struct run *r = arg;
+	struct seen_row *sr;
+
+	r->late += r->done;
+	if (r->count_only)
+		return;
+	assert_true(r->nrows < 64);
+	assert_int_equal(strlen(pr->input), pr->len);
+	sr = &r->rows[r->nrows++];
+	sr->line = pr->line;
+	sr->uid = pr->uid;
+	sr->dup = pr->duplicate;
+	snprintf(sr->input, sizeof(sr->input), "%s", pr->input);
+	/* a uid is introduced before anything covers it */
+	if (pr->uid < 64 && !pr->duplicate)
+		assert_int_equal(r->cov[pr->uid].verdicts + r->cov[pr->uid].domains, 0);
+}
 
 static void
 on_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
@@ -103,9 +162,16 @@ on_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
 
 	r->calls++;
 	r->late += r->done;
+	r->covered++;
+	if (r->count_only) {
+		note_pending(r);
+		return;
+	}
 	assert_true(a->uid < 64);
 	r->cov[a->uid].verdicts++;
 	r->cov[a->uid].v = *v;
+	cover_addr(&r->cov[a->uid], a);
+	note_pending(r);
 	if (r->free_in_cb) {
 		plan_free(r->plan);
 		r->plan = NULL;
@@ -121,14 +187,20 @@ on_domain(void *arg, const struct plan_domain *d)
 	r->calls++;
 	r->late += r->done;
 	r->ndomain_cbs++;
+	note_pending(r);
 	assert_int_equal(d->mx->status, DNS_OK);
 	assert_true(d->naddrs > 0);
+	assert_true(d->naddrs <= (r->prm.batch ? r->prm.batch : 50));
+	r->covered += d->naddrs;
+	if (r->count_only)
+		return;
 	for (size_t i = 0; i < d->naddrs; i++) {
 		struct cover *c;
 
 		assert_true(d->addrs[i]->uid < 64);
 		c = &r->cov[d->addrs[i]->uid];
 		c->domains++;
+		cover_addr(c, d->addrs[i]);
 		snprintf(c->domain, sizeof(c->domain), "%s", d->domain);
 		snprintf(c->mx_domain, sizeof(c->mx_domain), "%s", d->mx->mx_domain);
 		c->implicit_flag = (d->addrs[i]->flags & VERDICT_F_IMPLICIT_MX) != 0;
@@ -186,11 +258,13 @@ dns_or_fail(struct event_base *base, const char *srv)
 static int
 load_capture(struct run *r, const char *path, const char *errpath)
 {
-	const struct plan_callbacks cb = { on_verdict, on_domain, on_done, r };
+	const struct plan_callbacks cb = { on_row, on_verdict, on_domain, on_done, r };
 	char err[256];
 	int saved, fd, rc;
 
-	r->plan = plan_new(r->base, r->dns, &cb);
+	r->nrows = 0;
+	r->max_pending = 0;
+	r->plan = plan_new(r->base, r->dns, &cb, &r->prm);
 	assert_non_null(r->plan);
 	fflush(stderr);
 	saved = dup(STDERR_FILENO);
@@ -198,6 +272,7 @@ load_capture(struct run *r, const char *path, const char *errpath)
 	assert_true(fd >= 0);
 	dup2(fd, STDERR_FILENO);
 	close(fd);
+	r->errpath = errpath;
 	rc = plan_load(r->plan, path, NULL, err, sizeof(err));
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
@@ -206,6 +281,7 @@ load_capture(struct run *r, const char *path, const char *errpath)
 		fprintf(stderr, "plan_load: %s\n", err);
 	/* nothing may be called from inside plan_load() */
 	assert_int_equal(r->calls, 0);
+	assert_int_equal(r->nrows, 0);
 	return rc;
 }
 
@@ -213,9 +289,20 @@ static void
 run_loop(struct run *r)
 {
 	time_t t0 = time(NULL);
+	int fd, saved;
 
+	/* invalid rows are reported on stderr from the loop: keep it quiet */
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(r->errpath, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
 	while (!r->done && time(NULL) - t0 < 60)
 		event_base_loop(r->base, EVLOOP_ONCE);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
 	/* a little longer: nothing may follow done */
 	event_base_loop(r->base, EVLOOP_NONBLOCK);
 	assert_int_equal(r->done, 1);
@@ -249,7 +336,7 @@ test_plan_world(void **state)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	struct plan_stats st;
-	struct plan_row row;
+	const struct seen_row *row;
 	char csv[256], errs[256], want[256];
 	size_t uid_of[NROWS], nuids;
 	uint64_t line = 2;
@@ -265,25 +352,26 @@ test_plan_world(void **state)
 	run_loop(r);
 
 	/* rows: one per data row, line numbers where each row starts */
-	assert_int_equal(plan_row_count(r->plan), NROWS);
+	assert_int_equal(r->nrows, NROWS);
 	nuids = plan_uid_count(r->plan);
 	for (size_t i = 0; i < NROWS; i++) {
-		plan_get_row(r->plan, i, &row);
-		assert_int_equal(row.line, line);
-		assert_string_equal(row.input, rows[i].field);
-		assert_true(row.uid < nuids);
-		uid_of[i] = row.uid;
+		row = &r->rows[i];
+		assert_int_equal(row->line, line);
+		assert_string_equal(row->input, rows[i].field);
+		assert_true(row->uid < nuids);
+		assert_int_equal(row->dup, rows[i].dup >= 0);
+		uid_of[i] = row->uid;
 		for (const char *s = rows[i].field; *s != '\0'; s++)
 			line += *s == '\n';
 		line++;
 		if (rows[i].dup >= 0) {
-			assert_int_equal(row.uid, uid_of[rows[i].dup]);
+			assert_int_equal(row->uid, uid_of[rows[i].dup]);
 			dups++;
 		} else {
 			for (size_t j = 0; j < i; j++)
-				if (uid_of[j] == row.uid)
+				if (uid_of[j] == row->uid)
 					fail_msg("row %zu shares uid %zu with row %zu", i,
-					    row.uid, j);
+					    (size_t)row->uid, j);
 			if (rows[i].reason == VR_INVALID_SYNTAX)
 				invalid++;
 			else
@@ -292,19 +380,12 @@ test_plan_world(void **state)
 	}
 
 	/* every uid covered exactly once, the way its row says */
-	for (size_t u = 0; u < nuids; u++) {
-		const struct plan_addr *a = plan_get_addr(r->plan, u);
-
-		assert_non_null(a);
-		assert_int_equal(a->uid, u);
+	for (size_t u = 0; u < nuids; u++)
 		if (r->cov[u].verdicts + r->cov[u].domains != 1)
-			fail_msg("uid %zu (%s): %d verdicts, %d domains", u, a->address,
+			fail_msg("uid %zu (%s): %d verdicts, %d domains", u, r->cov[u].address,
 			    r->cov[u].verdicts, r->cov[u].domains);
-	}
-	assert_null(plan_get_addr(r->plan, nuids));
 	for (size_t i = 0; i < NROWS; i++) {
 		const struct cover *c = &r->cov[uid_of[i]];
-		const struct plan_addr *a = plan_get_addr(r->plan, uid_of[i]);
 
 		if (rows[i].reason == VR_ACCEPTED) {
 			if (c->domains != 1)
@@ -325,16 +406,15 @@ test_plan_world(void **state)
 				    rows[i].field, c->v.detail, rows[i].detail);
 		}
 		/* first line it appeared on */
-		plan_get_row(r->plan, rows[i].dup >= 0 ? (size_t)rows[i].dup : i, &row);
-		assert_int_equal(a->line, row.line);
+		assert_int_equal(c->line,
+		    r->rows[rows[i].dup >= 0 ? (size_t)rows[i].dup : i].line);
 	}
 	/* normalised address and trimmed invalid text */
-	assert_string_equal(plan_get_addr(r->plan, uid_of[2])->address, "alice@alpha.test");
-	assert_string_equal(plan_get_addr(r->plan, uid_of[3])->address, "BOB@alpha.test");
-	assert_string_equal(plan_get_addr(r->plan, uid_of[19])->address, "carol@alpha.test");
-	assert_string_equal(plan_get_addr(r->plan, uid_of[15])->address, "not-an-address");
-	plan_get_row(r->plan, 19, &row);
-	assert_string_equal(row.input, " carol@alpha.test ");
+	assert_string_equal(r->cov[uid_of[2]].address, "alice@alpha.test");
+	assert_string_equal(r->cov[uid_of[3]].address, "BOB@alpha.test");
+	assert_string_equal(r->cov[uid_of[19]].address, "carol@alpha.test");
+	assert_string_equal(r->cov[uid_of[15]].address, "not-an-address");
+	assert_string_equal(r->rows[19].input, " carol@alpha.test ");
 
 	/* 6 domains resolved OK, each handed out once */
 	assert_int_equal(r->ndomain_cbs, 6);
@@ -353,9 +433,9 @@ test_plan_world(void **state)
 	/* stderr: one line per invalid row, control bytes escaped */
 	stderr_text = slurp(errs);
 	for (size_t i = 0, l = 2; i < NROWS; i++) {
-		plan_get_row(r->plan, i, &row);
+		row = &r->rows[i];
 		snprintf(want, sizeof(want), "line %llu: invalid address \"",
-		    (unsigned long long)row.line);
+		    (unsigned long long)row->line);
 		if ((strstr(stderr_text, want) != NULL) !=
 		    (rows[i].reason == VR_INVALID_SYNTAX))
 			fail_msg("stderr and row %zu (line %zu) disagree:\n%s", i, l,
@@ -408,7 +488,7 @@ test_plan_no_domains(void **state)
 	fclose(f);
 	assert_int_equal(load_capture(r, path, errs), 0);
 	run_loop(r);
-	assert_int_equal(plan_row_count(r->plan), 0);
+	assert_int_equal(r->nrows, 0);
 	assert_int_equal(plan_uid_count(r->plan), 0);
 	plan_free(r->plan);
 
@@ -505,6 +585,160 @@ test_plan_free_in_callback(void **state)
 	free_in_callback("free2.txt", 0);
 }
 
+
+/* Write name in dir with the given lines. */
+static void
+write_list(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "# test list\n%s", text);
+	fclose(f);
+}
+
+/* Reference lists, local-part folding, flags, typo suggestions, batches
+ * and the pending bound, against the test world. */
+static void
+test_plan_lists(void **state)
+{
+	static const char *const input[] = {
+		/* 0 */ "Alice@alpha.test",
+		/* 1 */ "alice@ALPHA.test",       /* dup of 0 when alpha.test folds */
+		/* 2 */ "bob@alpha.test",
+		/* 3 */ "carol@alpha.test",
+		/* 4 */ "Dave@beta.test",         /* disposable */
+		/* 5 */ "dave@beta.test",         /* not folded: a new address */
+		/* 6 */ "PostMaster+x@gamma.test", /* role, free provider */
+		/* 7 */ "x@alpah.test",           /* NXDOMAIN, "did you mean" */
+	};
+	static const struct {
+		enum plan_fold fold;
+		int dup1, dup5;
+	} modes[] = {
+		{ PLAN_FOLD_AUTO, 1, 0 },
+		{ PLAN_FOLD_NEVER, 0, 0 },
+		{ PLAN_FOLD_ALWAYS, 1, 1 },
+	};
+	char dir[256], path[256], errs[256], err[256];
+	struct lists *l;
+	FILE *f;
+
+	path_in_tmp(dir, sizeof(dir), "data");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	write_list(dir, "case_insensitive.txt", "alpha.test\n");
+	write_list(dir, "disposable_domains.txt", "beta.test\n");
+	write_list(dir, "role_locals.txt", "postmaster\n");
+	write_list(dir, "free_providers.txt", "gamma.test\n");
+	write_list(dir, "popular_domains.txt", "alpha.test\nimplicit.test\n");
+	l = lists_open(dir, err, sizeof(err));
+	if (l == NULL)
+		fail_msg("lists_open: %s", err);
+
+	path_in_tmp(path, sizeof(path), "lists.txt");
+	path_in_tmp(errs, sizeof(errs), "lists.err");
+	f = fopen(path, "w");
+	for (size_t i = 0; i < sizeof(input) / sizeof(input[0]); i++)
+		fprintf(f, "%s\n", input[i]);
+	fclose(f);
+
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		struct run *r = calloc(1, sizeof(*r));
+		const struct cover *c;
+
+		r->prm.batch = 2;
+		r->prm.pending_max = 3;
+		r->prm.dns_window = 1;
+		r->prm.fold = modes[m].fold;
+		r->prm.lists = l;
+		r->base = event_base_new();
+		r->dns = dns_or_fail(r->base, server);
+		assert_int_equal(load_capture(r, path, errs), 0);
+		run_loop(r);
+		assert_int_equal(r->nrows, 8);
+		assert_int_equal(r->rows[1].dup, modes[m].dup1);
+		assert_int_equal(r->rows[5].dup, modes[m].dup5);
+		for (size_t u = 0; u < plan_uid_count(r->plan); u++)
+			assert_int_equal(r->cov[u].verdicts + r->cov[u].domains, 1);
+		/* the first spelling is the one probed */
+		assert_string_equal(r->cov[r->rows[0].uid].address, "Alice@alpha.test");
+		/* flags */
+		c = &r->cov[r->rows[4].uid];
+		assert_true(c->flags & VERDICT_F_DISPOSABLE);
+		assert_false(c->flags & (VERDICT_F_ROLE | VERDICT_F_FREE_PROVIDER));
+		c = &r->cov[r->rows[6].uid];
+		assert_int_equal(c->flags & (VERDICT_F_ROLE | VERDICT_F_FREE_PROVIDER |
+		    VERDICT_F_DISPOSABLE), VERDICT_F_ROLE | VERDICT_F_FREE_PROVIDER);
+		assert_false(r->cov[r->rows[2].uid].flags &
+		    (VERDICT_F_ROLE | VERDICT_F_FREE_PROVIDER | VERDICT_F_DISPOSABLE));
+		/* suggestion: reported in the verdict, the domain left alone */
+		c = &r->cov[r->rows[7].uid];
+		assert_int_equal(c->verdicts, 1);
+		assert_int_equal(c->v.reason, VR_NO_MAIL_SERVER);
+		assert_string_equal(c->v.suggestion, "alpha.test");
+		assert_string_equal(c->address, "x@alpah.test");
+		assert_string_equal(r->cov[r->rows[2].uid].suggestion, "");
+		/* batches of at most 2 (on_domain asserts), the bound held */
+		assert_true(r->ndomain_cbs >= 3);
+		assert_true(r->max_pending <= 3);
+		plan_free(r->plan);
+		dns_free(r->dns);
+		event_base_free(r->base);
+		free(r);
+	}
+	lists_close(l);
+}
+
+/* A list much larger than the pending bound: every uid is covered, the
+ * bound holds, and stats add up. */
+static void
+test_plan_bound(void **state)
+{
+	static const char *const doms[] = { "alpha.test", "beta.test", "gamma.test",
+		"delta.test", "implicit.test", "missing.test", "nullmx.test" };
+	const size_t nrows = 20000;
+	struct run *r = calloc(1, sizeof(*r));
+	struct plan_stats st;
+	char path[256], errs[256];
+	FILE *f;
+
+	path_in_tmp(path, sizeof(path), "big.txt");
+	path_in_tmp(errs, sizeof(errs), "big.err");
+	f = fopen(path, "w");
+	for (size_t i = 0; i < nrows; i++) {
+		if (i % 97 == 0)
+			fprintf(f, "broken-%zu\n", i);
+		else
+			fprintf(f, "user%zu@%s\n", i % 5000, doms[i % 7]);
+	}
+	fclose(f);
+	r->count_only = 1;
+	r->prm.batch = 10;
+	r->prm.pending_max = 100;
+	r->prm.dns_window = 2;
+	r->prm.quiet = 1;
+	r->base = event_base_new();
+	r->dns = dns_or_fail(r->base, server);
+	assert_int_equal(load_capture(r, path, errs), 0);
+	run_loop(r);
+	plan_get_stats(r->plan, &st);
+	assert_int_equal(st.rows, nrows);
+	assert_int_equal(st.rows, st.unique + st.invalid + st.duplicates);
+	assert_int_equal(r->covered, st.unique + st.invalid);
+	assert_int_equal(plan_uid_count(r->plan), st.unique + st.invalid);
+	assert_int_equal(st.domains, 7);
+	assert_int_equal(st.resolved, 7);
+	assert_int_equal(st.pending, 0);
+	assert_true(r->max_pending <= 100);
+	plan_free(r->plan);
+	dns_free(r->dns);
+	event_base_free(r->base);
+	free(r);
+}
+
 static int
 setup(void **state)
 {
@@ -528,6 +762,8 @@ main(void)
 		cmocka_unit_test(test_plan_no_domains),
 		cmocka_unit_test(test_plan_dns_error),
 		cmocka_unit_test(test_plan_free_in_callback),
+		cmocka_unit_test(test_plan_lists),
+		cmocka_unit_test(test_plan_bound),
 	};
 
 	server = getenv("MXSIFT_TEST_DNS");
