@@ -44,7 +44,9 @@
  * Counters: connections, refused, sessions_open, sessions_peak, cmd_<verb>
  * (ehlo helo mail rcpt rset quit noop data vrfy starttls other), rcpt_ok,
  * rcpt_rejected, replies_503, turns, pipelining_violations, early_talkers,
- * quit_missing, bytes_in, bytes_out.
+ * quit_missing, bytes_in, bytes_out, first_accept_ms and last_rcpt_ms (Unix
+ * time in ms of the first connection and of the last RCPT reply: the
+ * harness measures throughput up to the last verdict with them).
  * A "turn" is one client round trip: a read that brings at least one
  * complete command while every earlier command has been answered.  A
  * pipelined RSET+MAIL+RCPT is one turn; the same three sent one by one are
@@ -106,6 +108,7 @@ struct sink_stats {
 	uint64_t rcpt_ok, rcpt_rejected, replies_503, turns;
 	uint64_t pipelining_violations, early_talkers, quit_missing;
 	uint64_t bytes_in, bytes_out;
+	uint64_t first_accept_ms, last_rcpt_ms; /* Unix time in ms; 0 = never */
 };
 
 /*
@@ -153,6 +156,16 @@ static void __attribute__((noreturn, format(printf, 1, 2))) sink_die(const char 
 	exit(2);
 }
 
+/* Wall clock in ms: comparable with the harness's own clock. */
+static uint64_t
+sink_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static uint64_t
 sink_now_us(void)
 {
@@ -183,6 +196,8 @@ sink_stats_print(FILE *f)
 	        (unsigned long long)s->pipelining_violations, (unsigned long long)s->early_talkers,
 	        (unsigned long long)s->quit_missing, (unsigned long long)s->bytes_in,
 	        (unsigned long long)s->bytes_out);
+	fprintf(f, "first_accept_ms=%llu\nlast_rcpt_ms=%llu\n",
+	        (unsigned long long)s->first_accept_ms, (unsigned long long)s->last_rcpt_ms);
 }
 
 /* Replace the stats file atomically, so a reader never sees half of it. */
@@ -381,6 +396,8 @@ sink_command(struct sink_sess *ss, uint64_t now, const char *line, size_t n)
 		}
 		return;
 	case V_RCPT:
+		/* When this reply leaves: the moment a client can have a verdict. */
+		sink.st.last_rcpt_ms = sink_unix_ms() + sink.delay_ms;
 		if (!ss->in_mail) {
 			sink.st.replies_503++;
 			sink_reply(ss, now, SINK_LIT("503 5.5.1 Error: need MAIL command\r\n"));
@@ -536,7 +553,8 @@ sink_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		free(ss);
 		return;
 	}
-	sink.st.connections++;
+	if (sink.st.connections++ == 0)
+		sink.st.first_accept_ms = sink_unix_ms();
 	ss->next = sink.sessions;
 	if (ss->next != NULL)
 		ss->next->prev = ss;
