@@ -40,6 +40,24 @@ kafka_xopts_add(struct kafka_xopts *x, const char *kv, char *err, size_t errlen)
 	return 0;
 }
 
+int
+kafka_key_consumer_only(const char *kv)
+{
+	/* librdkafka's consumer-scoped properties (CONFIGURATION.md, "C" rows):
+	 * a producer warns about each of them at start. */
+	static const char *const prefixes[] = {
+		"group.", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+		"enable.auto.", "auto.", "fetch.", "queued.", "partition.assignment.strategy",
+		"isolation.level", "check.crcs", "enable.partition.eof", "consume.",
+		"coordinator.query.interval.ms", "offset.store.",
+	};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
 void
 kafka_xopts_free(struct kafka_xopts *x)
 {

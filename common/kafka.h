@@ -25,6 +25,8 @@
 #include <librdkafka/rdkafka.h>
 
 #define KAFKA_TOPIC_TASKS "mxsift.tasks"
+#define KAFKA_TOPIC_RETRY "mxsift.retry"
+#define KAFKA_TOPIC_DEAD "mxsift.dead"
 #define KAFKA_DEFAULT_GROUP "mxsift-workers"
 
 /* -X options as given on the command line ("key=value"), borrowed. */
@@ -37,6 +39,9 @@ struct kafka_xopts {
  * string is borrowed).  0, or -1 with err set. */
 int kafka_xopts_add(struct kafka_xopts *x, const char *kv, char *err, size_t errlen);
 void kafka_xopts_free(struct kafka_xopts *x);
+/* 1 when "key=value" (or "key") sets a consumer-only property: a process
+ * that also produces (the worker) leaves those out of its producer. */
+int kafka_key_consumer_only(const char *kv);
 
 /* Set one property; 0 or -1 with librdkafka's reason in err. */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,

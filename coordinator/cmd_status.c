@@ -3,9 +3,14 @@
  * from Redis (jobstore.h).
  *
  * status: the job's meta (rows, unique, invalid, duplicates, total, state)
- * and its counts (done, per status, per reason), as aligned "key value"
- * lines for people or one JSON object (--format json) for scripts.  The job
- * is complete when done == total and the coordinator marked it submitted.
+ * and its counts (done, per status, per reason), the operational counters
+ * (addresses sent to the retry topic, dead-lettered messages and their
+ * addresses, rate-limit back-offs) and the dead letters no job could be
+ * named for (global), as aligned "key value" lines for people or one JSON
+ * object (--format json) for scripts.  The job is complete when done ==
+ * total and the coordinator marked it submitted; "incomplete" when the
+ * verdicts still missing are exactly those of dead-lettered messages (they
+ * will never come: see the dead-letter topic).
  *
  * export: every verdict (HSCAN, so a big job never sits in memory at once)
  * as CSV or JSONL through verdict_write_row(): line 0 and no input text
@@ -137,8 +142,9 @@ status_usage(FILE *f)
 	fprintf(f,
 	    "usage: mxsift status --job NAME --redis URL [--format text|json]\n"
 	    "\n"
-	    "Show a fleet job's progress: total verdicts expected, verdicts done, and the\n"
-	    "counts per status and per reason.\n"
+	    "Show a fleet job's progress: total verdicts expected, verdicts done, the\n"
+	    "counts per status and per reason, addresses retried later (temporary\n"
+	    "answers), dead-lettered messages, and rate-limit back-offs.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -j, --job NAME          the job given to `mxsift submit`\n"
@@ -155,6 +161,9 @@ status_state(const struct jobstore_meta *m, const struct jobstore_counts *c)
 {
 	if (strcmp(m->state, "submitted") == 0 && c->done >= m->total)
 		return "complete";
+	if (strcmp(m->state, "submitted") == 0 && c->dead_addresses > 0 &&
+	    c->done + c->dead_addresses >= m->total)
+		return "incomplete";
 	if (strcmp(m->state, "submitted") == 0)
 		return "running";
 	return m->state[0] ? m->state : "unknown";
@@ -162,7 +171,7 @@ status_state(const struct jobstore_meta *m, const struct jobstore_counts *c)
 
 static void
 status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
-    const struct jobstore_counts *c)
+    const struct jobstore_counts *c, uint64_t dead_global)
 {
 	char when[32] = "-";
 	time_t t = (time_t)m->submitted_at;
@@ -189,11 +198,16 @@ status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
 		if (c->reason[i] > 0)
 			fprintf(f, "reason %-22s %" PRIu64 "\n",
 			    verdict_reason_name((enum verdict_reason)i), c->reason[i]);
+	fprintf(f, "%-14s %" PRIu64 "\n", "retried", c->retried);
+	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " addresses)\n", "dead_lettered", c->dead,
+	    c->dead_addresses);
+	fprintf(f, "%-14s %" PRIu64 "\n", "backed_off", c->backed_off);
+	fprintf(f, "%-14s %" PRIu64 "\n", "dead_no_job", dead_global);
 }
 
 static void
 status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
-    const struct jobstore_counts *c)
+    const struct jobstore_counts *c, uint64_t dead_global)
 {
 	/* job names are [A-Za-z0-9._-] and state is ours: no escaping needed
 	 * except for the file path. */
@@ -220,7 +234,9 @@ status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
 		if (c->reason[i] > 0)
 			fprintf(f, "%s\"%s\":%" PRIu64, n++ ? "," : "",
 			    verdict_reason_name((enum verdict_reason)i), c->reason[i]);
-	fprintf(f, "}}\n");
+	fprintf(f, "},\"retried\":%" PRIu64 ",\"dead\":%" PRIu64 ",\"dead_addresses\":%" PRIu64
+	    ",\"backed_off\":%" PRIu64 ",\"dead_no_job\":%" PRIu64 "}\n", c->retried, c->dead,
+	    c->dead_addresses, c->backed_off, dead_global);
 }
 
 int
@@ -230,6 +246,7 @@ cmd_status(int argc, char **argv)
 	struct jobstore_meta m;
 	struct jobstore_counts c;
 	struct jobstore *js;
+	uint64_t dead_global = 0;
 	int rc, json = 0;
 
 	log_set_level(LOG_WARN);
@@ -247,16 +264,17 @@ cmd_status(int argc, char **argv)
 	}
 	if ((js = status_open("status", &a, &m, &rc)) == NULL)
 		return rc;
-	if (jobstore_get_counts(js, a.job, &c) == -1) {
+	if (jobstore_get_counts(js, a.job, &c) == -1 ||
+	    jobstore_get_dead_global(js, &dead_global) == -1) {
 		fprintf(stderr, "mxsift status: %s\n", jobstore_errstr(js));
 		jobstore_close(js);
 		return MXSIFT_EXIT_FAILURE;
 	}
 	jobstore_close(js);
 	if (json)
-		status_print_json(stdout, a.job, &m, &c);
+		status_print_json(stdout, a.job, &m, &c, dead_global);
 	else
-		status_print_text(stdout, a.job, &m, &c);
+		status_print_text(stdout, a.job, &m, &c, dead_global);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "mxsift status: write error: %s\n", strerror(errno));
 		return MXSIFT_EXIT_FAILURE;

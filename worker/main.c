@@ -3,40 +3,76 @@
  *
  * One libevent loop drives everything: the probe engine's SMTP sockets
  * (engine.h), c-ares (dns.h), hiredis (jobstore.h, async) and librdkafka.
- * librdkafka's consumer queue signals a non-blocking pipe when it goes from
- * empty to non-empty (rd_kafka_queue_io_event_enable); the loop watches the
- * pipe, drains it and then the queue with rd_kafka_consume_queue(q, 0).  A
- * 100 ms timer drains the queue too, so rebalances and errors are served
- * even when no message arrives, and checks backpressure and shutdown.
+ * librdkafka's consumer queue and the producer's main queue signal one
+ * non-blocking pipe when they go from empty to non-empty
+ * (rd_kafka_queue_io_event_enable); the loop watches the pipe, drains it,
+ * then the consumer queue with rd_kafka_consume_queue(q, 0) and the
+ * producer's delivery reports with rd_kafka_poll(producer, 0).  A 100 ms
+ * timer does the same, so rebalances and errors are served even when no
+ * message arrives, and checks backpressure and shutdown.
  *
- * At-least-once: each Task message (mxsift.proto) is decoded and every
- * address is submitted to the engine; each verdict is written to Redis with
- * the idempotent Lua script; only when the last write of a message has been
- * acknowledged is that message done.  Per partition, the worker tracks
- * in-flight offsets in order and stores (rd_kafka_offsets_store) only the
- * contiguous prefix of done messages; enable.auto.commit commits what was
- * stored.  A crash therefore redoes work (duplicate writes change nothing)
- * but never loses a verdict.  On a revoke, tracking for those partitions is
- * dropped: their unfinished messages will be redelivered to the new owner.
+ * Topics: Task messages (mxsift.proto) come from the task topic and the
+ * retry topic (both subscribed, one consumer group); temporary answers go to
+ * the retry topic, messages that cannot be used to the dead-letter topic.
  *
- * Backpressure: when the recipients in the engine plus the verdicts not yet
- * in Redis exceed --max-inflight (Redis down, slow servers), the assigned
- * partitions are paused, and resumed below half of it.
+ * At-least-once, exactly-once counting.  Each address of a Task ends in one
+ * of two ways: a FINAL verdict, written to Redis with the idempotent Lua
+ * script (first verdict wins, counted only when new); or, for a temporary
+ * answer (retry.h: greylisted, temp_failure, timeout, connection_failed,
+ * any other unknown 4xx) while the schedule allows another attempt, a place
+ * in one retry Task (same job, MX domain and hosts, attempt + 1, not_before
+ * per --retry-schedule, first_at kept for --retry-max-age) produced to the
+ * retry topic keyed by MX domain.  A message is done only when every final
+ * verdict has been acknowledged by Redis, its retry message has been
+ * acknowledged by Kafka (delivery report, acks=all, idempotent producer) and
+ * the retry counters are written.  Per partition, in-flight offsets are
+ * tracked in order and only the contiguous prefix of done messages is
+ * stored (rd_kafka_offsets_store); enable.auto.commit commits what was
+ * stored.  A crash or a revoke therefore redoes work but never loses an
+ * address: a redone address may be probed twice and may reach the retry
+ * topic twice, but only its first final verdict is counted, and the retry
+ * counter counts each (address, attempt) once (jobstore_count_once).
  *
- * Shutdown (SIGTERM, SIGINT): stop consuming (pause), let probes in flight
- * finish and their verdicts land for up to --grace seconds, store their
- * offsets, QUIT the SMTP sessions, rd_kafka_consumer_close() (commits), exit
- * 0.  After the grace period, unfinished probes are abandoned unwritten and
- * their messages left uncommitted, so another worker redoes them: a made-up
- * "shutting down" verdict must never become a job's first (and only) one.
+ * Retry messages whose not_before lies ahead are held in memory (retry.h
+ * timer queue) and started when due, without blocking anything else; their
+ * offsets stay unstored meanwhile.  Holding more than --max-held pauses the
+ * retry topic's partitions until half of them have been started.
  *
- * A message that cannot be decoded is logged with partition and offset and
- * its offset stored (a dead-letter topic is future work).  Addresses are
- * parsed again here (address.h) so nothing a producer sends can put a
- * control character on a socket.
+ * Dead letters: a message that cannot be decoded or used (not a Task, bad
+ * job name, no domain, too many addresses) is produced unchanged to the
+ * dead-letter topic with headers mxsift-error, mxsift-source
+ * (topic/partition/offset) and mxsift-job (when known), counted in Redis
+ * once per source (the job's dead/dead_addresses counters, or the global
+ * mxsift:dead:counts for an unknown job), and only then is its offset
+ * stored.
+ *
+ * Backpressure and bounds (never a busy loop, never unbounded memory):
+ * consumption pauses (rd_kafka_pause_partitions; librdkafka then discards
+ * what it had prefetched and refetches on resume) when started tasks reach
+ * --max-tasks, when recipients in the engine plus writes not yet in Redis
+ * reach --max-inflight, or while Redis is unreachable; it resumes below
+ * half.  The check runs after every message, so the bound is exceeded by
+ * at most one message.  Redis writes are kept (jobstore.h) and retried
+ * across reconnects, so a Redis outage loses nothing.
+ *
+ * Rebalance: a revoked partition's messages are abandoned at once: held
+ * retry messages are dropped, running ones finish their SMTP work but store
+ * no offset and produce no retry message, so the new owner redoes them.
+ *
+ * Shutdown (SIGTERM, SIGINT): stop consuming (pause), drop held retry
+ * messages, let probes in flight finish and their verdicts land for up to
+ * --grace seconds, store their offsets, QUIT the SMTP sessions, commit,
+ * rd_kafka_consumer_close(), exit 0.  After the grace period, unfinished
+ * probes are abandoned unwritten and their messages left uncommitted, so
+ * another worker redoes them: a made-up "shutting down" verdict must never
+ * become a job's first (and only) one.
+ *
+ * Addresses are parsed again here (address.h) so nothing a producer sends
+ * can put a control character on a socket.
  *
  * Logs (logfmt on stderr): one info line per task done (counts, no
- * addresses), assignments and revokes at info, trouble at warn/error.
+ * addresses), assignments and revokes at info, pauses, retries scheduled and
+ * dead letters at warn/error.
  * Exit codes: 0 clean stop; 1 setup failure or fatal Kafka error; 2 usage.
  */
 #include <errno.h>
@@ -65,6 +101,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mxsift.pb-c.h"
+#include "retry.h"
 #include "verdict.h"
 
 #define WORKER_TICK_MS        100
@@ -72,13 +109,21 @@
 #define WORKER_GRACE_S        30
 #define WORKER_ABORT_WAIT_MS  5000   /* after the grace: wait for Redis this long */
 #define WORKER_MAX_INFLIGHT   5000
+#define WORKER_MAX_TASKS      500
+#define WORKER_MAX_HELD       1000
+#define WORKER_MAX_ADDRS      10000  /* per Task; more is a broken producer */
+#define WORKER_REPRODUCE_MS   1000   /* after a failed produce */
+#define WORKER_REDIS_GRACE_MS 1000   /* Redis unreachable this long: pause */
 #define WORKER_QUIT_WAIT_MS   1000
+#define WORKER_FLUSH_MS       5000
 
 /* One assigned partition and its in-flight offsets, oldest first. */
 struct wpart {
 	TAILQ_ENTRY(wpart) entry;
 	char *topic;
 	int32_t partition;
+	int is_retry;             /* a partition of the retry topic */
+	int paused;               /* paused by us (rd_kafka_pause_partitions) */
 	int revoked;              /* no longer tracked; freed when refs == 0 */
 	unsigned refs;            /* tasks pointing here */
 	struct woff {
@@ -89,40 +134,79 @@ struct wpart {
 };
 
 struct worker;
+struct wtask;
 
-/* One Task message being worked on. */
+/* The engine's tag for one address of a task. */
+struct wtag {
+	struct wtask *t;
+	size_t i;
+};
+
+enum wtask_kind { WT_TASK = 0, WT_DEAD };
+
+/*
+ * One consumed message being worked on: a Task (held until due, then
+ * probed), or a dead letter on its way to the dead-letter topic.  It is
+ * done when pending drops to 0; pending counts the durable steps still
+ * outstanding (Redis writes, the produce) plus holds taken while code is
+ * still looking at the task.
+ */
 struct wtask {
+	TAILQ_ENTRY(wtask) entry;
 	struct worker *w;
 	struct wpart *part;
 	int64_t offset;
-	char *job;
-	char *mx_domain, *domain;
-	size_t naddrs;
-	size_t remaining;         /* verdicts not yet durable in Redis */
+	enum wtask_kind kind;
+	Mxsift__Task *task;       /* WT_TASK: the decoded message */
+	const char *job;          /* task->job, or dead_job, or NULL */
+	char *dead_job;
+	const char *mx_domain;
+	struct wtag *tags;
+	unsigned char *retry;     /* per address: goes to the retry topic */
+	size_t naddrs, nretry, unreported, pending;
+	uint64_t first_at, retry_due;    /* wall-clock ms */
 	uint64_t started_ms;
 	unsigned by_status[VS__COUNT];
-	int failed;               /* a verdict could not be queued: do not store */
+	int held;                 /* in the retry timer, not started */
+	int started;
+	int failed;               /* do not store the offset */
+	/* the outgoing message (retry or dead letter), kept for a re-produce */
+	const char *out_topic;
+	uint8_t *out_buf, *out_key;
+	size_t out_len, out_keylen;
+	char *out_error;
+	char src[160];            /* topic/partition/offset of the message */
+	int out_waiting;          /* re-produce at out_at (monotonic ms) */
+	uint64_t out_at;
 };
 
 TAILQ_HEAD(wpart_list, wpart);
+TAILQ_HEAD(wtask_list, wtask);
 
 struct worker {
 	struct event_base *base;
 	struct dns *dns;
 	struct engine *engine;
 	struct jobstore_async *ja;
-	rd_kafka_t *rk;
-	rd_kafka_queue_t *q;
+	rd_kafka_t *rk, *prod;
+	rd_kafka_queue_t *q, *pq;
 	int pipefd[2];
 	struct event *kafka_ev, *tick, *sigterm, *sigint;
+	struct retry_timer *held_q;
 	struct wpart_list parts;
-	size_t tasks_inflight;
-	size_t max_inflight;
-	int paused;
+	struct wtask_list tasks;  /* every live, not held task */
+	const char *topic, *retry_topic, *dead_topic;
+	struct retry_policy retry;
+	size_t live;              /* tasks in the list */
+	size_t tasks_inflight;    /* started Task messages */
+	size_t held;
+	size_t max_inflight, max_tasks, max_held;
+	int full, held_full;
+	uint64_t redis_down_since;
 	int stopping, aborting, exit_code;
 	uint64_t stop_started_ms, abort_started_ms;
 	unsigned grace_s;
-	uint64_t tasks_done, verdicts_written, bad_messages;
+	uint64_t tasks_done, verdicts_written, bad_messages, retried, dead_letters;
 };
 
 static uint64_t
@@ -143,22 +227,33 @@ worker_usage(FILE *f)
 	    "Consume address tasks from Kafka, probe each address over SMTP (one reused\n"
 	    "session per MX domain, RSET between recipients, never DATA), and write one\n"
 	    "verdict per address to Redis.  Run as many workers as you like with the same\n"
-	    "--group: Kafka spreads the MX domains over them.\n"
+	    "--group: Kafka spreads the MX domains over them.  Temporary answers\n"
+	    "(greylisting, 4xx, timeouts) are asked again later through the retry topic.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -b, --brokers LIST      Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]\n"
 	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
 	    "  -g, --group NAME        consumer group (default %s)\n"
 	    "      --topic NAME        task topic (default %s)\n"
+	    "      --retry-topic NAME  retry topic, consumed and produced (default %s)\n"
+	    "      --dead-topic NAME   dead-letter topic (default %s)\n"
+	    "      --retry-schedule LIST  delays before attempt 2, 3, ... (default %s;\n"
+	    "                          none: temporary answers are final at once)\n"
+	    "      --retry-max-age DUR no attempt starts later than this after the first\n"
+	    "                          (default %s; 0 = no limit)\n"
 	    "      --dns HOST[:PORT]   DNS resolver to use (default: the system's)\n"
 	    "      --helo NAME         EHLO name (default: this host's name)\n"
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
-	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
-	    "      --max-inflight N    pause consuming above N unfinished verdicts (default %d)\n"
+	    "      --max-inflight N    pause consuming at N recipients queued in the engine\n"
+	    "                          plus verdicts not yet in Redis (default %d)\n"
+	    "      --max-tasks N       pause consuming at N task messages in progress\n"
+	    "                          (default %d)\n"
+	    "      --max-held N        pause the retry topic at N retry messages held until\n"
+	    "                          due (default %d)\n"
 	    "      --grace SECONDS     on SIGTERM, time for probes in flight (default %d)\n"
-	    "  -X KEY=VALUE            librdkafka consumer property (repeatable)\n"
+	    "  -X KEY=VALUE            librdkafka property (repeatable; consumer and producer)\n"
 	    "      --log-level LEVEL   debug, info (default), warn, error\n"
 	    "      --log-addresses     log every verdict with its address at info level\n"
 	    "                          (default: no addresses in logs below debug)\n"
@@ -166,10 +261,14 @@ worker_usage(FILE *f)
 	    "                          (default " METRICS_DEFAULT_ADDR "; off disables)\n"
 	    "      --config FILE       configuration file (default $MXSIFT_CONFIG, else\n"
 	    "                          /etc/mxsift/mxsift.conf if present; see mxsift-worker(1))\n"
+	    "  -V, --version           print the version and exit\n"
 	    "  -h, --help              this help\n"
 	    "\n"
+	    "Durations: 30s, 5m, 1h, 500ms (a bare number is seconds).\n"
 	    "Stops cleanly on SIGTERM or SIGINT.  Exit codes: 0 stopped; 1 failure; 2 usage.\n",
-	    KAFKA_DEFAULT_GROUP, KAFKA_TOPIC_TASKS, WORKER_MAX_INFLIGHT, WORKER_GRACE_S);
+	    KAFKA_DEFAULT_GROUP, KAFKA_TOPIC_TASKS, KAFKA_TOPIC_RETRY, KAFKA_TOPIC_DEAD,
+	    RETRY_DEFAULT_SCHEDULE, RETRY_DEFAULT_MAX_AGE, WORKER_MAX_INFLIGHT, WORKER_MAX_TASKS,
+	    WORKER_MAX_HELD, WORKER_GRACE_S);
 }
 
 /* ---- partition tracking ---------------------------------------------------- */
@@ -197,6 +296,7 @@ worker_part_add(struct worker *w, const char *topic, int32_t partition)
 		return NULL;
 	}
 	p->partition = partition;
+	p->is_retry = strcmp(topic, w->retry_topic) == 0;
 	TAILQ_INSERT_TAIL(&w->parts, p, entry);
 	return p;
 }
@@ -290,15 +390,125 @@ worker_part_done(struct worker *w, struct wpart *p, int64_t offset)
 	}
 }
 
+/* Pause or resume one assigned partition. */
+static void
+worker_part_pause(struct worker *w, struct wpart *p, int pause)
+{
+	rd_kafka_topic_partition_list_t *l;
+
+	if (p->paused == pause)
+		return;
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+	if (pause)
+		rd_kafka_pause_partitions(w->rk, l);
+	else
+		rd_kafka_resume_partitions(w->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	p->paused = pause;
+}
+
+/*
+ * Decide, for every assigned partition, whether it may be consumed: not
+ * while stopping, not while the worker is full (tasks, recipients and
+ * unwritten verdicts, Redis unreachable), and a retry partition not while
+ * too many retry messages are held.  Hysteresis: full at the limit, not
+ * full again below half of it.
+ */
+static void
+worker_update_pause(struct worker *w)
+{
+	size_t inflight = engine_pending(w->engine) + jobstore_async_pending(w->ja);
+	uint64_t now = worker_now_ms();
+	int redis_ok, full, held_full;
+	struct wpart *p;
+
+	if (jobstore_async_connected(w->ja))
+		w->redis_down_since = 0;
+	else if (w->redis_down_since == 0)
+		w->redis_down_since = now;
+	redis_ok = w->redis_down_since == 0 || now - w->redis_down_since < WORKER_REDIS_GRACE_MS;
+	full = w->full;
+	if (!full && (w->tasks_inflight >= w->max_tasks || inflight >= w->max_inflight ||
+	    !redis_ok))
+		full = 1;
+	else if (full && w->tasks_inflight <= w->max_tasks / 2 &&
+	    inflight <= w->max_inflight / 2 && redis_ok)
+		full = 0;
+	if (full != w->full) {
+		if (full)
+			log_warn("pausing consumption", "tasks=%zu max_tasks=%zu inflight=%zu "
+			    "max_inflight=%zu redis_connected=%d", w->tasks_inflight, w->max_tasks,
+			    inflight, w->max_inflight, redis_ok);
+		else
+			log_info("resuming consumption", "tasks=%zu inflight=%zu", w->tasks_inflight,
+			    inflight);
+		w->full = full;
+	}
+	held_full = w->held_full;
+	if (!held_full && w->held >= w->max_held)
+		held_full = 1;
+	else if (held_full && w->held <= w->max_held / 2)
+		held_full = 0;
+	if (held_full != w->held_full) {
+		if (held_full)
+			log_warn("pausing retry topic", "held=%zu max_held=%zu", w->held,
+			    w->max_held);
+		else
+			log_info("resuming retry topic", "held=%zu", w->held);
+		w->held_full = held_full;
+	}
+	TAILQ_FOREACH(p, &w->parts, entry)
+		worker_part_pause(w, p, w->stopping || w->full || (p->is_retry && w->held_full) ||
+		    w->held >= 2 * w->max_held);
+}
+
 /* ---- tasks --------------------------------------------------------------- */
+
+static void worker_produce(struct wtask *t);
+
+static struct wtask *
+worker_task_new(struct worker *w, struct wpart *p, int64_t offset, enum wtask_kind kind)
+{
+	struct wtask *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->w = w;
+	t->part = p;
+	t->offset = offset;
+	t->kind = kind;
+	t->started_ms = worker_now_ms();
+	snprintf(t->src, sizeof(t->src), "%s/%" PRId32 "/%" PRId64, p->topic, p->partition,
+	    offset);
+	p->refs++;
+	return t;
+}
 
 static void
 worker_task_free(struct wtask *t)
 {
-	free(t->job);
-	free(t->mx_domain);
-	free(t->domain);
+	struct wpart *p = t->part;
+
+	if (t->task != NULL)
+		mxsift__task__free_unpacked(t->task, NULL);
+	free(t->dead_job);
+	free(t->tags);
+	free(t->retry);
+	free(t->out_buf);
+	free(t->out_key);
+	free(t->out_error);
 	free(t);
+	p->refs--;
+	worker_part_release(p);
+}
+
+/* Track t as live (not held). */
+static void
+worker_task_link(struct wtask *t)
+{
+	TAILQ_INSERT_TAIL(&t->w->tasks, t, entry);
+	t->w->live++;
 }
 
 static void
@@ -307,24 +517,37 @@ worker_task_finish(struct wtask *t)
 	struct worker *w = t->w;
 	struct wpart *p = t->part;
 
-	w->tasks_inflight--;
-	if (!t->failed && !w->aborting) {
-		w->tasks_done++;
-		metrics_inc(METRICS_TASKS_DONE, 1);
-		log_info("task done", "job=%s partition=%" PRId32 " offset=%" PRId64
-		    " mx_domain=%s domain=%s addresses=%zu deliverable=%u undeliverable=%u "
-		    "risky=%u unknown=%u ms=%" PRIu64, t->job, p->partition, t->offset,
-		    t->mx_domain, t->domain, t->naddrs, t->by_status[VS_DELIVERABLE],
-		    t->by_status[VS_UNDELIVERABLE], t->by_status[VS_RISKY],
-		    t->by_status[VS_UNKNOWN], worker_now_ms() - t->started_ms);
-		worker_part_done(w, p, t->offset);
-	} else
+	TAILQ_REMOVE(&w->tasks, t, entry);
+	w->live--;
+	if (t->started)
+		w->tasks_inflight--;
+	if (t->failed || w->aborting)
 		log_warn("task abandoned", "job=%s partition=%" PRId32 " offset=%" PRId64
-		    " mx_domain=%s addresses=%zu", t->job, p->partition, t->offset,
-		    t->mx_domain, t->naddrs);
-	p->refs--;
-	worker_part_release(p);
+		    " mx_domain=%s addresses=%zu", t->job ? t->job : "-", p->partition,
+		    t->offset, t->mx_domain ? t->mx_domain : "-", t->naddrs);
+	else {
+		if (t->kind == WT_TASK) {
+			w->tasks_done++;
+			metrics_inc(METRICS_TASKS_DONE, 1);
+			log_info("task done", "job=%s topic=%s partition=%" PRId32 " offset=%" PRId64
+			    " mx_domain=%s domain=%s attempt=%u addresses=%zu deliverable=%u "
+			    "undeliverable=%u risky=%u unknown=%u retried=%zu ms=%" PRIu64, t->job,
+			    p->topic, p->partition, t->offset, t->mx_domain, t->task->domain,
+			    t->task->attempt, t->naddrs, t->by_status[VS_DELIVERABLE],
+			    t->by_status[VS_UNDELIVERABLE], t->by_status[VS_RISKY],
+			    t->by_status[VS_UNKNOWN], t->nretry, worker_now_ms() - t->started_ms);
+		}
+		worker_part_done(w, p, t->offset);
+	}
 	worker_task_free(t);
+}
+
+/* One durable step (or a hold) of t is over. */
+static void
+worker_task_step(struct wtask *t)
+{
+	if (--t->pending == 0)
+		worker_task_finish(t);
 }
 
 static void
@@ -332,58 +555,373 @@ worker_on_written(void *arg, int result)
 {
 	struct wtask *t = arg;
 
+	(void)result;
 	t->w->verdicts_written++;
-	if (--t->remaining == 0)
-		worker_task_finish(t);
+	worker_task_step(t);
 }
 
-/* Hand one verdict of t to Redis (or give up on it when aborting). */
 static void
-worker_put_verdict(struct wtask *t, const char *address, const struct verdict *v)
+worker_on_counted(void *arg, int result)
+{
+	(void)result;
+	worker_task_step(arg);
+}
+
+/* Count an event of t's job (or globally) once; a step of t. */
+static void
+worker_task_count(struct wtask *t, const char *job, const char *event, const char *counter,
+    uint64_t n)
+{
+	t->pending++;
+	if (jobstore_async_count_once(t->w->ja, job, event, counter, n, worker_on_counted,
+	    t) == -1) {
+		log_error("counter write not queued", "job=%s counter=%s source=%s",
+		    job ? job : "-", counter, t->src);
+		t->failed = 1;
+		t->pending--;
+	}
+}
+
+/* A final verdict for address i of t: to Redis. */
+static void
+worker_task_write(struct wtask *t, const char *address, const struct verdict *v)
 {
 	struct worker *w = t->w;
 
-	if (w->aborting) {
-		/* abandoned: the message stays uncommitted and is redone */
-		t->failed = 1;
-		if (--t->remaining == 0)
-			worker_task_finish(t);
-		return;
-	}
 	t->by_status[v->status < VS__COUNT ? v->status : VS_UNKNOWN]++;
 	metrics_verdict(v);
 	if (log_addresses())
-		log_info("verdict", "job=%s address=\"%s\" status=%s reason=%s", t->job, address,
-		    verdict_status_name(v->status), verdict_reason_name(v->reason));
+		log_info("verdict", "job=%s address=\"%s\" status=%s reason=%s attempt=%u", t->job,
+		    address, verdict_status_name(v->status), verdict_reason_name(v->reason),
+		    t->task->attempt);
 	else
-		log_debug("verdict", "job=%s status=%s reason=%s", t->job,
-		    verdict_status_name(v->status), verdict_reason_name(v->reason));
-	if (metrics_put_verdict(w->ja, t->job, address, address, v, worker_on_written,
-	    t) == -1) {
+		log_debug("verdict", "job=%s status=%s reason=%s attempt=%u", t->job,
+		    verdict_status_name(v->status), verdict_reason_name(v->reason),
+		    t->task->attempt);
+	t->pending++;
+	if (metrics_put_verdict(w->ja, t->job, address, address, v, worker_on_written, t) == -1) {
 		log_error("verdict write not queued", "job=%s partition=%" PRId32
 		    " offset=%" PRId64, t->job, t->part->partition, t->offset);
 		t->failed = 1;
-		if (--t->remaining == 0)
-			worker_task_finish(t);
+		t->pending--;
 	}
+}
+
+/* Every address of t has its answer: send the temporary ones to the retry
+ * topic as one Task. */
+static void
+worker_task_reported(struct wtask *t)
+{
+	struct worker *w = t->w;
+	Mxsift__Task rt;
+	Mxsift__Address **addrs;
+	size_t n = 0;
+
+	if (t->nretry == 0)
+		return;
+	if (t->failed || w->aborting || t->part->revoked) {
+		t->failed = 1;    /* the message is redone by its next owner */
+		return;
+	}
+	if ((addrs = calloc(t->nretry, sizeof(*addrs))) == NULL) {
+		log_error("out of memory", "job=%s source=%s", t->job, t->src);
+		t->failed = 1;
+		return;
+	}
+	for (size_t i = 0; i < t->naddrs; i++)
+		if (t->retry[i])
+			addrs[n++] = t->task->addresses[i];
+	rt = *t->task;
+	rt.n_addresses = n;
+	rt.addresses = addrs;
+	rt.attempt = t->task->attempt + 1;
+	rt.not_before = (int64_t)t->retry_due;
+	rt.first_at = (int64_t)t->first_at;
+	t->out_len = mxsift__task__get_packed_size(&rt);
+	t->out_buf = malloc(t->out_len ? t->out_len : 1);
+	t->out_keylen = strlen(t->mx_domain);
+	t->out_key = malloc(t->out_keylen ? t->out_keylen : 1);
+	if (t->out_buf == NULL || t->out_key == NULL) {
+		log_error("out of memory", "job=%s source=%s", t->job, t->src);
+		t->failed = 1;
+		free(addrs);
+		return;
+	}
+	mxsift__task__pack(&rt, t->out_buf);
+	memcpy(t->out_key, t->mx_domain, t->out_keylen);
+	free(addrs);
+	t->out_topic = w->retry_topic;
+	log_info("retry scheduled", "job=%s source=%s mx_domain=%s addresses=%zu attempt=%u "
+	    "in_ms=%" PRId64, t->job, t->src, t->mx_domain, n, rt.attempt,
+	    (int64_t)(t->retry_due - retry_wall_ms()));
+	t->pending++;
+	worker_produce(t);
+}
+
+/* The answer for address i of t. */
+static void
+worker_task_answer(struct wtask *t, size_t i, const struct verdict *v)
+{
+	struct worker *w = t->w;
+	const char *address = t->task->addresses[i]->address;
+	uint64_t due;
+
+	/* the address's own step: released last, so t outlives this function */
+	t->unreported--;
+	if (w->aborting) {
+		/* abandoned: the message stays uncommitted and is redone */
+		t->failed = 1;
+	} else if (retry_verdict_temporary(v) && !t->part->revoked &&
+	    retry_next(&w->retry, t->task->attempt, t->first_at, retry_wall_ms(), &due)) {
+		t->retry[i] = 1;
+		t->nretry++;
+		if (due > t->retry_due)
+			t->retry_due = due;
+		log_debug("temporary answer", "job=%s reason=%s code=%d attempt=%u", t->job,
+		    verdict_reason_name(v->reason), v->smtp_code, t->task->attempt);
+	} else {
+		struct verdict fv = *v;
+
+		fv.attempts += t->task->attempt;
+		if (t->task->attempt > 0 && retry_verdict_temporary(v) && fv.detail[0] == '\0')
+			snprintf(fv.detail, sizeof(fv.detail), "final after %u attempts",
+			    t->task->attempt + 1);
+		worker_task_write(t, address, &fv);
+	}
+	if (t->unreported == 0)
+		worker_task_reported(t);
+	worker_task_step(t);
 }
 
 static void
 worker_on_probe(void *arg, void *tag, const char *address, const struct verdict *v)
 {
-	worker_put_verdict(tag, address, v);
+	struct wtag *g = tag;
+
+	(void)arg;
+	(void)address;
+	worker_task_answer(g->t, g->i, v);
 }
 
-/* Decode and start one message.  The message is destroyed by the caller. */
+/* Probe every address of t (a fresh message, or a held retry now due). */
+static void
+worker_task_start(struct wtask *t)
+{
+	struct worker *w = t->w;
+	Mxsift__Task *task = t->task;
+	struct engine_mx_host *hosts;
+	unsigned flags;
+
+	worker_task_link(t);
+	t->started = 1;
+	t->started_ms = worker_now_ms();
+	w->tasks_inflight++;
+	t->first_at = task->first_at > 0 ? (uint64_t)task->first_at : retry_wall_ms();
+	/* one step per address (its answer), one until all are submitted */
+	t->pending = t->naddrs + 1;
+	t->unreported = t->naddrs;
+	hosts = calloc(task->n_mx_hosts ? task->n_mx_hosts : 1, sizeof(*hosts));
+	if (hosts == NULL) {
+		log_error("out of memory", "source=%s", t->src);
+		t->failed = 1;
+		worker_task_step(t);
+		return;
+	}
+	for (size_t i = 0; i < task->n_mx_hosts; i++) {
+		hosts[i].name = task->mx_hosts[i]->name;
+		hosts[i].preference = task->mx_hosts[i]->preference;
+	}
+	log_debug("task started", "job=%s source=%s mx_domain=%s domain=%s addresses=%zu "
+	    "attempt=%u", t->job, t->src, t->mx_domain, task->domain, t->naddrs, task->attempt);
+	for (size_t i = 0; i < t->naddrs; i++) {
+		const char *a = task->addresses[i]->address;
+		struct probe_req req = { 0 };
+		struct address parsed;
+		enum addr_err aerr;
+
+		t->tags[i].t = t;
+		t->tags[i].i = i;
+		aerr = address_parse(a, strlen(a), &parsed);
+		if (aerr != ADDR_OK || strcasecmp(parsed.domain, task->domain) != 0) {
+			/* the coordinator checks syntax; this is a bad producer */
+			struct verdict v;
+			verdict_init(&v, VR_INVALID_SYNTAX);
+			snprintf(v.detail, sizeof(v.detail), "%s",
+			    aerr != ADDR_OK ? address_err_name(aerr) : "domain_mismatch");
+			worker_task_answer(t, i, &v);
+			continue;
+		}
+		flags = task->implicit_mx ? VERDICT_F_IMPLICIT_MX : 0;
+		if (task->addresses[i]->smtputf8 || (parsed.flags & ADDR_F_SMTPUTF8))
+			flags |= VERDICT_F_SMTPUTF8;
+		req.address = a;
+		req.domain = task->domain;
+		req.mx_domain = t->mx_domain;
+		req.hosts = hosts;
+		req.nhosts = task->n_mx_hosts;
+		req.flags = flags;
+		req.tag = &t->tags[i];
+		/* -1 means unusable, and the done callback still fires for it */
+		(void)engine_submit(w->engine, &req);
+	}
+	free(hosts);
+	worker_task_step(t);
+}
+
+/* ---- retry messages held until due --------------------------------------- */
+
+static void
+worker_held_due(void *arg, void *item)
+{
+	struct worker *w = arg;
+	struct wtask *t = item;
+
+	w->held--;
+	t->held = 0;
+	worker_task_start(t);
+	worker_update_pause(w);
+}
+
+static void
+worker_held_drop(void *arg, void *item)
+{
+	struct worker *w = arg;
+
+	w->held--;
+	worker_task_free(item);
+}
+
+static int
+worker_held_match_part(void *arg, void *item)
+{
+	struct wtask *t = item;
+
+	return arg == NULL || t->part == arg;
+}
+
+/* ---- producing: retry messages and dead letters ---------------------------- */
+
+static void
+worker_produce(struct wtask *t)
+{
+	struct worker *w = t->w;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+	rd_kafka_resp_err_t err;
+
+	t->out_waiting = 0;
+	rd_kafka_header_add(h, "mxsift-source", -1, t->src, -1);
+	if (t->out_error != NULL)
+		rd_kafka_header_add(h, "mxsift-error", -1, t->out_error, -1);
+	if (t->job != NULL)
+		rd_kafka_header_add(h, "mxsift-job", -1, t->job, -1);
+	err = rd_kafka_producev(w->prod, RD_KAFKA_V_TOPIC(t->out_topic),
+	    RD_KAFKA_V_KEY(t->out_keylen ? t->out_key : NULL, t->out_keylen), RD_KAFKA_V_VALUE(t->out_buf, t->out_len),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+	    RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+	if (err) {
+		rd_kafka_headers_destroy(h);   /* only taken over on success */
+		log_warn("produce failed", "topic=%s source=%s error=%s", t->out_topic, t->src,
+		    rd_kafka_err2name(err));
+		t->out_waiting = 1;
+		t->out_at = worker_now_ms() + WORKER_REPRODUCE_MS;
+	}
+}
+
+/* Delivery report of a retry message or dead letter (from rd_kafka_poll). */
+static void
+worker_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct worker *w = opaque;
+	struct wtask *t = m->_private;
+	char event[1200];
+
+	(void)rk;
+	if (t == NULL)
+		return;
+	if (m->err) {
+		if (w->aborting || t->part->revoked) {
+			t->failed = 1;
+			worker_task_step(t);
+			return;
+		}
+		log_warn("delivery failed, producing again", "topic=%s source=%s error=%s",
+		    t->out_topic, t->src, rd_kafka_err2name(m->err));
+		t->out_waiting = 1;
+		t->out_at = worker_now_ms() + WORKER_REPRODUCE_MS;
+		return;
+	}
+	if (t->kind == WT_DEAD) {
+		w->dead_letters++;
+		metrics_inc(METRICS_DEAD_LETTERS, 1);
+		snprintf(event, sizeof(event), "dead:%s", t->src);
+		worker_task_count(t, t->job, event, JOBSTORE_C_DEAD, 1);
+		if (t->job != NULL && t->naddrs > 0) {
+			snprintf(event, sizeof(event), "dead_addresses:%s", t->src);
+			worker_task_count(t, t->job, event, JOBSTORE_C_DEAD_ADDRESSES, t->naddrs);
+		}
+	} else {
+		/* once per (address, attempt), however often it is redone */
+		w->retried += t->nretry;
+		metrics_inc(METRICS_RETRIES_SCHEDULED, t->nretry);
+		for (size_t i = 0; i < t->naddrs; i++) {
+			if (!t->retry[i])
+				continue;
+			snprintf(event, sizeof(event), "retry:%u:%s", t->task->attempt + 1,
+			    t->task->addresses[i]->address);
+			worker_task_count(t, t->job, event, JOBSTORE_C_RETRIED, 1);
+		}
+	}
+	worker_task_step(t);
+}
+
+/* m cannot be used: hand it, unchanged, to the dead-letter topic. */
+static void
+worker_dead_letter(struct worker *w, struct wpart *p, const rd_kafka_message_t *m,
+    const char *why, const char *job, size_t naddrs)
+{
+	struct wtask *t = worker_task_new(w, p, m->offset, WT_DEAD);
+
+	w->bad_messages++;
+	metrics_inc(METRICS_BAD_MESSAGES, 1);
+	log_error("undecodable task", "topic=%s partition=%" PRId32 " offset=%" PRId64
+	    " bytes=%zu reason=\"%s\" job=%s dead_topic=%s", p->topic, m->partition, m->offset,
+	    m->len, why, job ? job : "-", w->dead_topic);
+	if (t == NULL)
+		return;   /* never done: not committed, redelivered after restart */
+	t->naddrs = naddrs;
+	t->out_topic = w->dead_topic;
+	t->out_len = m->len;
+	t->out_keylen = m->key_len;
+	t->out_buf = malloc(m->len ? m->len : 1);
+	t->out_key = malloc(m->key_len ? m->key_len : 1);
+	t->out_error = strdup(why);
+	if (job != NULL)
+		t->job = t->dead_job = strdup(job);
+	if (t->out_buf == NULL || t->out_key == NULL || t->out_error == NULL ||
+	    (job != NULL && t->dead_job == NULL)) {
+		log_error("out of memory", "source=%s", t->src);
+		worker_task_free(t);
+		return;
+	}
+	if (m->len > 0)
+		memcpy(t->out_buf, m->payload, m->len);
+	if (m->key_len > 0)
+		memcpy(t->out_key, m->key, m->key_len);
+	worker_task_link(t);
+	t->pending = 1;
+	worker_produce(t);
+}
+
+/* Decode one message and start it, hold it, or dead-letter it.  The
+ * message is destroyed by the caller. */
 static void
 worker_handle_message(struct worker *w, const rd_kafka_message_t *m)
 {
 	const char *topic = rd_kafka_topic_name(m->rkt);
-	struct engine_mx_host *hosts = NULL;
 	Mxsift__Task *task;
 	struct wpart *p;
 	struct wtask *t;
-	unsigned flags;
+	const char *why = NULL;
 
 	if (m->err) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -399,82 +937,53 @@ worker_handle_message(struct worker *w, const rd_kafka_message_t *m)
 		return;
 	}
 	task = mxsift__task__unpack(NULL, m->len, m->payload);
-	if (task == NULL || !jobstore_valid_name(task->job)) {
-		w->bad_messages++;
-		metrics_inc(METRICS_BAD_MESSAGES, 1);
-		log_error("undecodable task", "topic=%s partition=%" PRId32 " offset=%" PRId64
-		    " bytes=%zu reason=\"%s\"", topic, m->partition, m->offset, m->len,
-		    task == NULL ? "not a Task" : "bad job name");
+	if (task == NULL)
+		why = "not a Task (protobuf decoding failed)";
+	else if (!jobstore_valid_name(task->job))
+		why = "bad job name";
+	else if (task->domain[0] == '\0')
+		why = "no domain";
+	else if (task->n_addresses > WORKER_MAX_ADDRS)
+		why = "too many addresses";
+	if (why != NULL) {
+		worker_dead_letter(w, p, m, why,
+		    task != NULL && jobstore_valid_name(task->job) ? task->job : NULL,
+		    task != NULL ? task->n_addresses : 0);
 		if (task != NULL)
 			mxsift__task__free_unpacked(task, NULL);
-		worker_part_done(w, p, m->offset);
 		return;
 	}
-	t = calloc(1, sizeof(*t));
+	t = worker_task_new(w, p, m->offset, WT_TASK);
 	if (t != NULL) {
-		t->job = strdup(task->job);
-		t->mx_domain = strdup(task->mx_domain[0] ? task->mx_domain : task->domain);
-		t->domain = strdup(task->domain);
+		t->task = task;
+		t->job = task->job;
+		t->mx_domain = task->mx_domain[0] ? task->mx_domain : task->domain;
+		t->naddrs = task->n_addresses;
+		t->tags = calloc(t->naddrs ? t->naddrs : 1, sizeof(*t->tags));
+		t->retry = calloc(t->naddrs ? t->naddrs : 1, 1);
 	}
-	hosts = calloc(task->n_mx_hosts ? task->n_mx_hosts : 1, sizeof(*hosts));
-	if (t == NULL || t->job == NULL || t->mx_domain == NULL || t->domain == NULL ||
-	    hosts == NULL) {
+	if (t == NULL || t->tags == NULL || t->retry == NULL) {
 		log_error("out of memory", "topic=%s partition=%" PRId32 " offset=%" PRId64,
 		    topic, m->partition, m->offset);
 		if (t != NULL)
-			worker_task_free(t);
-		free(hosts);
-		mxsift__task__free_unpacked(task, NULL);
+			worker_task_free(t);   /* frees task too */
+		else
+			mxsift__task__free_unpacked(task, NULL);
 		return;   /* never done: not committed, redelivered after restart */
 	}
-	t->w = w;
-	t->part = p;
-	t->offset = m->offset;
-	t->naddrs = task->n_addresses;
-	t->remaining = task->n_addresses + 1;   /* +1 held until all are submitted */
-	t->started_ms = worker_now_ms();
-	p->refs++;
-	w->tasks_inflight++;
-	for (size_t i = 0; i < task->n_mx_hosts; i++) {
-		hosts[i].name = task->mx_hosts[i]->name;
-		hosts[i].preference = task->mx_hosts[i]->preference;
-	}
-	log_debug("task started", "job=%s partition=%" PRId32 " offset=%" PRId64
-	    " mx_domain=%s domain=%s addresses=%zu attempt=%u", t->job, m->partition, m->offset,
-	    t->mx_domain, t->domain, t->naddrs, task->attempt);
-	for (size_t i = 0; i < task->n_addresses; i++) {
-		const char *a = task->addresses[i]->address;
-		struct probe_req req = { 0 };
-		struct address parsed;
-		enum addr_err aerr;
-
-		aerr = address_parse(a, strlen(a), &parsed);
-		if (aerr != ADDR_OK || strcasecmp(parsed.domain, task->domain) != 0) {
-			/* the coordinator checks syntax; this is a bad producer */
-			struct verdict v;
-			verdict_init(&v, VR_INVALID_SYNTAX);
-			snprintf(v.detail, sizeof(v.detail), "%s",
-			    aerr != ADDR_OK ? address_err_name(aerr) : "domain_mismatch");
-			worker_put_verdict(t, a, &v);
-			continue;
+	if (task->not_before > 0 && (uint64_t)task->not_before > retry_wall_ms()) {
+		if (retry_timer_add(w->held_q, t, (uint64_t)task->not_before) == -1) {
+			log_error("out of memory", "source=%s", t->src);
+			worker_task_free(t);
+			return;
 		}
-		flags = task->implicit_mx ? VERDICT_F_IMPLICIT_MX : 0;
-		if (task->addresses[i]->smtputf8 || (parsed.flags & ADDR_F_SMTPUTF8))
-			flags |= VERDICT_F_SMTPUTF8;
-		req.address = a;
-		req.domain = task->domain;
-		req.mx_domain = t->mx_domain;
-		req.hosts = hosts;
-		req.nhosts = task->n_mx_hosts;
-		req.flags = flags;
-		req.tag = t;
-		/* -1 means unusable, and the done callback still fires for it */
-		(void)engine_submit(w->engine, &req);
+		t->held = 1;
+		w->held++;
+		log_debug("retry held", "job=%s source=%s attempt=%u due_in_ms=%" PRId64, t->job,
+		    t->src, task->attempt, task->not_before - (int64_t)retry_wall_ms());
+		return;
 	}
-	free(hosts);
-	mxsift__task__free_unpacked(task, NULL);
-	if (--t->remaining == 0)
-		worker_task_finish(t);
+	worker_task_start(t);
 }
 
 /* ---- Kafka on the loop ---------------------------------------------------- */
@@ -494,20 +1003,18 @@ worker_format_parts(const rd_kafka_topic_partition_list_t *l, char *out, size_t 
 	}
 }
 
+/* Forget p: its held retry messages are dropped, its running tasks store
+ * nothing; the next owner gets all of them again. */
 static void
-worker_set_paused(struct worker *w, int pause)
+worker_part_abandon(struct worker *w, struct wpart *p)
 {
-	rd_kafka_topic_partition_list_t *l = NULL;
+	size_t held = retry_timer_remove_if(w->held_q, worker_held_match_part, worker_held_drop,
+	    p);
 
-	if (rd_kafka_assignment(w->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || l == NULL)
-		return;
-	if (l->cnt > 0) {
-		if (pause)
-			rd_kafka_pause_partitions(w->rk, l);
-		else
-			rd_kafka_resume_partitions(w->rk, l);
-	}
-	rd_kafka_topic_partition_list_destroy(l);
+	if (p->n > 0)
+		log_info("dropping in-flight messages of revoked partition", "topic=%s partition=%"
+		    PRId32 " inflight=%zu held=%zu", p->topic, p->partition, p->n, held);
+	worker_part_drop(w, p);
 }
 
 static void
@@ -527,28 +1034,22 @@ worker_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			struct wpart *p = worker_part_find(w, parts->elems[i].topic,
 			    parts->elems[i].partition);
 			if (p != NULL)
-				worker_part_drop(w, p);
+				worker_part_abandon(w, p);
 			if (worker_part_add(w, parts->elems[i].topic,
 			    parts->elems[i].partition) == NULL)
 				log_error("out of memory", "partition=%" PRId32,
 				    parts->elems[i].partition);
 		}
 		rd_kafka_assign(rk, parts);
-		if (w->paused || w->stopping)
-			worker_set_paused(w, 1);
+		worker_update_pause(w);
 		break;
 	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
 		log_info("partitions revoked", "count=%d partitions=%s", parts->cnt, list);
 		for (int i = 0; i < parts->cnt; i++) {
 			struct wpart *p = worker_part_find(w, parts->elems[i].topic,
 			    parts->elems[i].partition);
-			if (p != NULL) {
-				if (p->n > 0)
-					log_info("dropping in-flight messages of revoked partition",
-					    "topic=%s partition=%" PRId32 " inflight=%zu", p->topic,
-					    p->partition, p->n);
-				worker_part_drop(w, p);
-			}
+			if (p != NULL)
+				worker_part_abandon(w, p);
 		}
 		rd_kafka_assign(rk, NULL);
 		break;
@@ -565,9 +1066,15 @@ worker_drain_queue(struct worker *w)
 	rd_kafka_message_t *m;
 	int n = 0;
 
+	rd_kafka_poll(w->prod, 0);    /* delivery reports */
 	while (n < WORKER_DRAIN_MAX && (m = rd_kafka_consume_queue(w->q, 0)) != NULL) {
+		/* Every message handed to us is handled: librdkafka's position
+		 * has moved past it.  Pausing after it (when the worker became
+		 * full) makes librdkafka discard what it prefetched and fetch it
+		 * again on resume, so the bound is passed by one message at most. */
 		worker_handle_message(w, m);
 		rd_kafka_message_destroy(m);
+		worker_update_pause(w);
 		n++;
 	}
 	/* More may be waiting: come back on the next loop turn rather than
@@ -582,6 +1089,7 @@ worker_on_kafka(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	char buf[256];
 
+	(void)what;
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	worker_drain_queue(w);
@@ -590,43 +1098,57 @@ worker_on_kafka(evutil_socket_t fd, short what, void *arg)
 static void
 worker_begin_stop(struct worker *w, const char *why)
 {
+	size_t dropped;
+
 	if (w->stopping)
 		return;
 	w->stopping = 1;
 	metrics_set_flag(METRICS_STOPPING, 1);
 	w->stop_started_ms = worker_now_ms();
-	log_info("stopping", "reason=%s tasks_inflight=%zu probes_pending=%zu grace_s=%u", why,
-	    w->tasks_inflight, engine_pending(w->engine), w->grace_s);
-	worker_set_paused(w, 1);
+	/* Held retry messages are not started any more: the next owner does. */
+	dropped = retry_timer_remove_if(w->held_q, worker_held_match_part, worker_held_drop, NULL);
+	log_info("stopping", "reason=%s tasks_inflight=%zu probes_pending=%zu held_dropped=%zu "
+	    "grace_s=%u", why, w->tasks_inflight, engine_pending(w->engine), dropped, w->grace_s);
+	worker_update_pause(w);
+}
+
+/* Re-produce what failed, or give it up when aborting. */
+static void
+worker_reproduce(struct worker *w, uint64_t now)
+{
+	struct wtask *t, *next;
+
+	for (t = TAILQ_FIRST(&w->tasks); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (!t->out_waiting)
+			continue;
+		if (w->aborting || t->part->revoked) {
+			t->out_waiting = 0;
+			t->failed = 1;
+			worker_task_step(t);
+		} else if (now >= t->out_at)
+			worker_produce(t);
+	}
 }
 
 static void
 worker_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	size_t inflight;
 	uint64_t now = worker_now_ms();
 
+	(void)fd;
+	(void)what;
 	worker_drain_queue(w);
+	worker_reproduce(w, now);
 	if (kafka_fatal_seen() && w->exit_code == 0) {
 		w->exit_code = 1;
 		worker_begin_stop(w, "kafka_fatal");
 	}
-	if (!w->stopping) {
-		inflight = engine_pending(w->engine) + jobstore_async_pending(w->ja);
-		if (!w->paused && inflight > w->max_inflight) {
-			log_warn("pausing consumption", "inflight=%zu max=%zu redis_connected=%d",
-			    inflight, w->max_inflight, jobstore_async_connected(w->ja));
-			w->paused = 1;
-			worker_set_paused(w, 1);
-		} else if (w->paused && inflight < w->max_inflight / 2) {
-			log_info("resuming consumption", "inflight=%zu", inflight);
-			w->paused = 0;
-			worker_set_paused(w, 0);
-		}
+	worker_update_pause(w);
+	if (!w->stopping)
 		return;
-	}
-	if (w->tasks_inflight == 0 && jobstore_async_pending(w->ja) == 0) {
+	if (w->live == 0 && jobstore_async_pending(w->ja) == 0) {
 		event_base_loopbreak(w->base);
 		return;
 	}
@@ -648,6 +1170,7 @@ worker_on_tick(evutil_socket_t fd, short what, void *arg)
 static void
 worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	(void)what;
 	worker_begin_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -665,36 +1188,82 @@ worker_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned lo
 	return 0;
 }
 
+/* The producer for retry messages and dead letters: same brokers and -X
+ * options (security settings apply to both), idempotent, acks=all. */
+static rd_kafka_t *
+worker_producer_new(struct worker *w, const char *brokers, const struct kafka_xopts *xopts)
+{
+	struct kafka_xopts px = { 0 };
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	char err[512];
+
+	for (size_t i = 0; i < xopts->n; i++)
+		if (!kafka_key_consumer_only(xopts->kv[i]) &&
+		    kafka_xopts_add(&px, xopts->kv[i], err, sizeof(err)) == -1) {
+			log_error("kafka producer setup failed", "error=\"%s\"", err);
+			kafka_xopts_free(&px);
+			return NULL;
+		}
+	conf = kafka_producer_conf(brokers, &px, err, sizeof(err));
+	kafka_xopts_free(&px);
+	if (conf == NULL ||
+	    kafka_conf_set(conf, "client.id", "mxsift-worker-producer", err, sizeof(err)) == -1) {
+		log_error("kafka producer setup failed", "error=\"%s\"", err);
+		if (conf != NULL)
+			rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, worker_on_delivery);
+	rd_kafka_conf_set_opaque(conf, w);
+	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
+		log_error("kafka producer setup failed", "error=\"%s\"", err);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return rk;   /* conf is owned by rk now */
+}
+
 int
 main(int argc, char **argv)
 {
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
-		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES, OPT_NO_CATCH_ALL };
+		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES,
+		OPT_RETRY_TOPIC, OPT_DEAD_TOPIC, OPT_RETRY_SCHEDULE, OPT_RETRY_MAX_AGE,
+		OPT_MAX_TASKS, OPT_MAX_HELD };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "topic", required_argument, NULL, OPT_TOPIC },
+		{ "retry-topic", required_argument, NULL, OPT_RETRY_TOPIC },
+		{ "dead-topic", required_argument, NULL, OPT_DEAD_TOPIC },
+		{ "retry-schedule", required_argument, NULL, OPT_RETRY_SCHEDULE },
+		{ "retry-max-age", required_argument, NULL, OPT_RETRY_MAX_AGE },
 		{ "dns", required_argument, NULL, OPT_DNS },
 		{ "helo", required_argument, NULL, OPT_HELO },
 		{ "mail-from", required_argument, NULL, OPT_MAIL_FROM },
 		{ "smtp-port", required_argument, NULL, OPT_SMTP_PORT },
 		{ "tls", required_argument, NULL, OPT_TLS },
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+		{ "max-tasks", required_argument, NULL, OPT_MAX_TASKS },
+		{ "max-held", required_argument, NULL, OPT_MAX_HELD },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-		{ "no-catch-all", no_argument, NULL, OPT_NO_CATCH_ALL },
 		{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 		{ "log-addresses", no_argument, NULL, OPT_LOG_ADDRESSES },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct worker w = { .pipefd = { -1, -1 }, .max_inflight = WORKER_MAX_INFLIGHT,
-		.grace_s = WORKER_GRACE_S };
+		.max_tasks = WORKER_MAX_TASKS, .max_held = WORKER_MAX_HELD,
+		.grace_s = WORKER_GRACE_S, .topic = KAFKA_TOPIC_TASKS,
+		.retry_topic = KAFKA_TOPIC_RETRY, .dead_topic = KAFKA_TOPIC_DEAD };
 	struct engine_params ep = { .smtp_port = 25, .tls = ENGINE_TLS_MAY, .mail_from = "" };
 	struct kafka_xopts xopts = { 0 };
 	const char *brokers = NULL, *redis = NULL, *group = KAFKA_DEFAULT_GROUP;
-	const char *topic = KAFKA_TOPIC_TASKS, *dns_server = NULL;
+	const char *dns_server = NULL;
 	const char *metrics_addr = METRICS_DEFAULT_ADDR;
 	struct timeval tick = { 0, WORKER_TICK_MS * 1000 };
 	rd_kafka_conf_t *conf = NULL;
@@ -704,14 +1273,30 @@ main(int argc, char **argv)
 	char err[512];
 	int ch, rc = 1;
 
+	retry_policy_default(&w.retry);
 	if (config_command("mxsift-worker", "worker", longopts, "b:r:g:X:h", &argc, &argv) == -1)
 		return 2;
-	while ((ch = getopt_long(argc, argv, "b:r:g:X:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "b:r:g:X:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'b': brokers = optarg; break;
 		case 'r': redis = optarg; break;
 		case 'g': group = optarg; break;
-		case OPT_TOPIC: topic = optarg; break;
+		case OPT_TOPIC: w.topic = optarg; break;
+		case OPT_RETRY_TOPIC: w.retry_topic = optarg; break;
+		case OPT_DEAD_TOPIC: w.dead_topic = optarg; break;
+		case OPT_RETRY_SCHEDULE:
+			if (retry_parse_schedule(optarg, &w.retry, err, sizeof(err)) == -1) {
+				fprintf(stderr, "mxsift-worker: --retry-schedule: %s\n", err);
+				goto usage;
+			}
+			break;
+		case OPT_RETRY_MAX_AGE:
+			if (retry_parse_duration(optarg, &w.retry.max_age_ms) == -1) {
+				fprintf(stderr, "mxsift-worker: --retry-max-age wants a duration "
+				    "(e.g. 3h)\n");
+				goto usage;
+			}
+			break;
 		case OPT_DNS: dns_server = optarg; break;
 		case OPT_HELO: ep.helo_name = optarg; break;
 		case OPT_MAIL_FROM:
@@ -747,7 +1332,20 @@ main(int argc, char **argv)
 			}
 			w.max_inflight = num;
 			break;
-		case OPT_NO_CATCH_ALL: ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
+		case OPT_MAX_TASKS:
+			if (worker_parse_uint(optarg, 1, 1000000, &num) == -1) {
+				fprintf(stderr, "mxsift-worker: bad --max-tasks\n");
+				goto usage;
+			}
+			w.max_tasks = num;
+			break;
+		case OPT_MAX_HELD:
+			if (worker_parse_uint(optarg, 1, 1000000, &num) == -1) {
+				fprintf(stderr, "mxsift-worker: bad --max-held\n");
+				goto usage;
+			}
+			w.max_held = num;
+			break;
 		case OPT_GRACE:
 			if (worker_parse_uint(optarg, 0, 86400, &num) == -1) {
 				fprintf(stderr, "mxsift-worker: bad --grace\n");
@@ -772,6 +1370,10 @@ main(int argc, char **argv)
 		}
 		case OPT_METRICS_ADDR: metrics_addr = optarg; break;
 		case OPT_LOG_ADDRESSES: log_set_addresses(1); break;
+		case 'V':
+			printf("mxsift-worker %s\n", MXSIFT_VERSION);
+			kafka_xopts_free(&xopts);
+			return 0;
 		case 'h':
 			worker_usage(stdout);
 			kafka_xopts_free(&xopts);
@@ -784,12 +1386,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxsift-worker: --brokers and --redis are required\n");
 		goto usage;
 	}
+	if (strcmp(w.topic, w.retry_topic) == 0 || strcmp(w.topic, w.dead_topic) == 0 ||
+	    strcmp(w.retry_topic, w.dead_topic) == 0) {
+		fprintf(stderr, "mxsift-worker: the task, retry and dead-letter topics must differ\n");
+		goto usage;
+	}
 	if ((conf = kafka_consumer_conf(brokers, group, &xopts, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift-worker: %s\n", err);
 		goto usage;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&w.parts);
+	TAILQ_INIT(&w.tasks);
 
 	if ((w.base = event_base_new()) == NULL) {
 		log_error("cannot create event loop", "%s", "");
@@ -813,6 +1421,12 @@ main(int argc, char **argv)
 		log_error("engine setup failed", "%s", "");
 		goto out;
 	}
+	if ((w.held_q = retry_timer_new(w.base, worker_held_due, &w)) == NULL) {
+		log_error("out of memory", "%s", "");
+		goto out;
+	}
+	if ((w.prod = worker_producer_new(&w, brokers, &xopts)) == NULL)
+		goto out;
 
 	rd_kafka_conf_set_rebalance_cb(conf, worker_on_rebalance);
 	rd_kafka_conf_set_opaque(conf, &w);
@@ -825,11 +1439,13 @@ main(int argc, char **argv)
 	metrics_attach(w.engine, w.ja, w.rk);
 	rd_kafka_poll_set_consumer(w.rk);   /* callbacks are served by the consumer queue */
 	w.q = rd_kafka_queue_get_consumer(w.rk);
+	w.pq = rd_kafka_queue_get_main(w.prod);
 	if (pipe2(w.pipefd, O_NONBLOCK | O_CLOEXEC) == -1) {
 		log_error("pipe failed", "error=\"%s\"", strerror(errno));
 		goto out;
 	}
 	rd_kafka_queue_io_event_enable(w.q, w.pipefd[1], "1", 1);
+	rd_kafka_queue_io_event_enable(w.pq, w.pipefd[1], "1", 1);
 	w.kafka_ev = event_new(w.base, w.pipefd[0], EV_READ | EV_PERSIST, worker_on_kafka, &w);
 	w.tick = event_new(w.base, -1, EV_PERSIST, worker_on_tick, &w);
 	w.sigterm = evsignal_new(w.base, SIGTERM, worker_on_signal, &w);
@@ -840,17 +1456,20 @@ main(int argc, char **argv)
 		log_error("event setup failed", "%s", "");
 		goto out;
 	}
-	sub = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+	sub = rd_kafka_topic_partition_list_new(2);
+	rd_kafka_topic_partition_list_add(sub, w.topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(sub, w.retry_topic, RD_KAFKA_PARTITION_UA);
 	kerr = rd_kafka_subscribe(w.rk, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
 	if (kerr) {
-		log_error("kafka subscribe failed", "topic=%s error=%s", topic,
-		    rd_kafka_err2name(kerr));
+		log_error("kafka subscribe failed", "topic=%s retry_topic=%s error=%s", w.topic,
+		    w.retry_topic, rd_kafka_err2name(kerr));
 		goto out;
 	}
-	log_info("worker started", "group=%s topic=%s brokers=%s max_inflight=%zu", group, topic,
-	    brokers, w.max_inflight);
+	log_info("worker started", "group=%s topic=%s retry_topic=%s dead_topic=%s brokers=%s "
+	    "max_inflight=%zu max_tasks=%zu max_held=%zu retry_steps=%zu", group, w.topic,
+	    w.retry_topic, w.dead_topic, brokers, w.max_inflight, w.max_tasks, w.max_held,
+	    w.retry.nsteps);
 
 	event_base_dispatch(w.base);
 
@@ -868,12 +1487,23 @@ main(int argc, char **argv)
 		event_base_dispatch(w.base);
 		engine_get_stats(w.engine, &es);
 		log_info("worker stopped", "tasks_done=%" PRIu64 " verdicts_written=%" PRIu64
-		    " bad_messages=%" PRIu64 " connections=%lu rcpts=%lu replies_503=%lu",
-		    w.tasks_done, w.verdicts_written, w.bad_messages, es.connections, es.rcpts,
+		    " retried=%" PRIu64 " dead_letters=%" PRIu64 " bad_messages=%" PRIu64
+		    " connections=%lu rcpts=%lu replies_503=%lu", w.tasks_done, w.verdicts_written,
+		    w.retried, w.dead_letters, w.bad_messages, es.connections, es.rcpts,
 		    es.replies_503);
 	}
 out:
 	metrics_attach(NULL, NULL, NULL);
+	if (w.prod != NULL) {
+		/* Anything still unacknowledged belongs to abandoned messages:
+		 * purge it, so its delivery reports (errors) release the tasks. */
+		rd_kafka_purge(w.prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_flush(w.prod, WORKER_FLUSH_MS);
+	}
+	if (w.pq != NULL) {
+		rd_kafka_queue_io_event_enable(w.pq, -1, NULL, 0);
+		rd_kafka_queue_destroy(w.pq);
+	}
 	if (w.q != NULL) {
 		rd_kafka_queue_io_event_enable(w.q, -1, NULL, 0);
 		rd_kafka_queue_destroy(w.q);
@@ -893,8 +1523,18 @@ out:
 			log_warn("kafka consumer close", "error=%s", rd_kafka_err2name(kerr));
 		rd_kafka_destroy(w.rk);
 	}
+	if (w.prod != NULL)
+		rd_kafka_destroy(w.prod);
 	if (conf != NULL)
 		rd_kafka_conf_destroy(conf);
+	/* Abandoned work still in memory (its offsets were never stored). */
+	if (w.held_q != NULL)
+		retry_timer_free(w.held_q, worker_held_drop, &w);
+	while (!TAILQ_EMPTY(&w.tasks)) {
+		struct wtask *t = TAILQ_FIRST(&w.tasks);
+		TAILQ_REMOVE(&w.tasks, t, entry);
+		worker_task_free(t);
+	}
 	while (!TAILQ_EMPTY(&w.parts))
 		worker_part_drop(&w, TAILQ_FIRST(&w.parts));
 	if (w.engine != NULL)

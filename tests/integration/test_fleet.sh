@@ -75,6 +75,8 @@ start_worker() {
 	"$worker" --brokers "$brokers" --redis "$redis" --group "$group" --topic "$topic" \
 		--dns "$dns" --helo probe.mxsift.test --mail-from verify@mxsift.test \
 		--smtp-port "$smtp_port" --grace 20 -X allow.auto.create.topics=true \
+		-X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
+		--retry-topic "$topic.retry" --dead-topic "$topic.dead" --metrics-addr 127.0.0.1:0 \
 		>"$tmp/w$1.log" 2>&1 &
 	pids+=($!)
 }
@@ -85,8 +87,12 @@ start_worker 2
 # holding some, and each worker's last rebalance event an assignment.
 # Submitting earlier would let a late rebalance hand in-flight messages to
 # the other worker (correct, at-least-once, but a second SMTP session).
+# partitions of the task topic in a worker's last assignment (the retry
+# topic's come in the same assignment)
 assigned() {
-	awk '/msg="partitions assigned"/ { sub(/.*count=/, ""); sub(/ .*/, ""); n = $0 } END { print n + 0 }' "$tmp/w$1.log"
+	awk -v t="$topic/" '/msg="partitions assigned"/ { n = 0; s = $0
+		while ((i = index(s, t)) > 0) { n++; s = substr(s, i + length(t)) } }
+		END { print n + 0 }' "$tmp/w$1.log"
 }
 last_event() {
 	awk '/msg="partitions (assigned|revoked)"/ { e = ($0 ~ /assigned/) ? "assigned" : "revoked" } END { print e }' "$tmp/w$1.log"
@@ -209,6 +215,16 @@ done <"$tmp/disc"
 [ "$rcpt" -eq $((smtp_rcpts + catchall_probes)) ] ||
 	fail "expected $smtp_rcpts RCPT (one per unique address) + $catchall_probes catch-all probes, Postfix counted $rcpt"
 grep -q ' 503 ' "$tmp/maillog" && fail "a 503 reply in the Postfix log"
+
+# ---- the junk message went to the dead-letter topic, with the error -------------
+kcat -b "$brokers" -C -t "$topic.dead" -o beginning -e -q -f '%h|%k|%s\n' >"$tmp/dead" 2>/dev/null ||
+	fail "cannot read the dead-letter topic $topic.dead"
+[ "$(grep -c . "$tmp/dead")" -eq 1 ] || fail "expected 1 dead letter, got: $(cat "$tmp/dead")"
+grep -q 'mxsift-error=not a Task.*mxsift-source='"$topic"'/[0-9]*/[0-9]*.*|junk|this is not a protobuf Task' \
+	"$tmp/dead" || grep -q 'mxsift-source='"$topic"'/[0-9]*/[0-9]*.*mxsift-error=not a Task.*|junk|this is not' \
+	"$tmp/dead" || fail "dead letter lacks error/source headers or the original bytes: $(cat "$tmp/dead")"
+[ "$(jq .dead_no_job <<<"$(status)")" -ge 1 ] || fail "the dead letter is not counted globally"
+[ "$(jq '.dead + .retried' <<<"$s")" -eq 0 ] || fail "this job had no dead letters or retries"
 
 # ---- worker logs ---------------------------------------------------------------
 cat "$tmp"/w*.log >"$tmp/workers.log"
