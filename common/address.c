@@ -60,7 +60,8 @@ static const struct {
 	[ADDR_DOMAIN_NO_DOT] = { "domain_no_dot",
 	    "The domain has a single label and is not reachable on the Internet." },
 	[ADDR_IP_LITERAL] = { "ip_literal",
-	    "The domain is an IP address literal, which is not checked." },
+	    "The domain is an IP address literal ([...]): valid syntax, but not "
+	    "probed (no MX applies, and mailbox providers refuse such addresses)." },
 	[ADDR_IDN_BAD] = { "idn_bad",
 	    "The internationalised domain name cannot be converted to ASCII." },
 	[ADDR_PATH_TOO_LONG] = { "path_too_long",

@@ -100,6 +100,14 @@ static const struct addr_case cases[] = {
 	{ S("\"a\\"), ADDR_QUOTED_BAD, NULL, 0 },
 	{ S("\"a\"@b@example.com"), ADDR_DOMAIN_BAD, NULL, 0 },
 	{ S("a\"b@example.com"), ADDR_LOCAL_BAD_CHAR, NULL, 0 },
+	{ S("\"a\001b\"@example.com"), ADDR_CONTROL_CHAR, NULL, 0 },
+	{ S("\"a\\\r\"@example.com"), ADDR_CONTROL_CHAR, NULL, 0 },
+	{ S("\"a\\\x7f\"@example.com"), ADDR_CONTROL_CHAR, NULL, 0 },
+	{ S("\"a\"@example.com"), ADDR_OK, "\"a\"@example.com", 0 },
+	{ S("\"A B\"@EXAMPLE.com"), ADDR_OK, "\"A B\"@example.com", 0 },
+	{ S("\"\xc3\xb6\"@b\xc3\xbc" "cher.example"), ADDR_OK,
+	    "\"\xc3\xb6\"@xn--bcher-kva.example", SMTPUTF8 | IDN },
+	{ S("\"a\xff\"@example.com"), ADDR_BAD_UTF8, NULL, 0 },
 	{ S(A62Q "@example.com"), ADDR_OK, A62Q "@example.com", 0 },
 	{ S(A63Q "@example.com"), ADDR_LOCAL_TOO_LONG, NULL, 0 },
 
@@ -211,6 +219,9 @@ static const struct addr_case cases[] = {
 	/* ---- IP literals ---- */
 	{ S("x@[127.0.0.1]"), ADDR_IP_LITERAL, NULL, 0 },
 	{ S("x@[IPv6:::1]"), ADDR_IP_LITERAL, NULL, 0 },
+	{ S("x@[IPv6:2001:db8::1]"), ADDR_IP_LITERAL, NULL, 0 },
+	{ S("\"a b\"@[192.0.2.1]"), ADDR_IP_LITERAL, NULL, 0 },
+	{ S("j\xc3\xb6rg@[192.0.2.1]"), ADDR_IP_LITERAL, NULL, 0 },
 	{ S("x@[127.0.0.1"), ADDR_DOMAIN_BAD, NULL, 0 },
 	{ S("x@[]"), ADDR_DOMAIN_BAD, NULL, 0 },
 	{ S("x@[1.2.3.4]x"), ADDR_DOMAIN_BAD, NULL, 0 },
@@ -324,6 +335,9 @@ test_address_err_names(void **state)
 	assert_string_equal(address_err_name(ADDR_LOCAL_TOO_LONG), "local_too_long");
 	assert_string_equal(address_err_name(ADDR_CONTROL_CHAR), "control_char");
 	assert_string_equal(address_err_name(ADDR__COUNT), "unknown");
+	/* the IP-literal rejection says why it is not probed */
+	assert_non_null(strstr(address_err_text(ADDR_IP_LITERAL), "IP address literal"));
+	assert_non_null(strstr(address_err_text(ADDR_IP_LITERAL), "not probed"));
 }
 
 int
