@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test_man.sh — the manual pages agree with the programs.
+#
+#  - groff formats both pages without a warning (-ww);
+#  - every long option printed by `mxsift COMMAND --help` (check, submit,
+#    status, export, report) is documented in mxsift.1, and every one of
+#    `mxsift-worker --help` in mxsift-worker.1;
+#  - both programs answer --version with the version in the pages' .TH line;
+#  - `mxsift COMMAND --help` exits 0 and prints to stdout for every command;
+#  - deploy/mxsift.conf.example, the file a new user starts from, is accepted
+#    by every command (a key it names that a command lacks would stop it).
+#
+# usage: test_man.sh MXSIFT MXSIFT_WORKER DOC_DIR EXAMPLE_CONF
+set -euo pipefail
+mxsift=$1 worker=$2 doc=$3 example=$4
+command -v groff >/dev/null || { echo "SKIP: groff not installed"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+tmp_err=$(mktemp)
+trap 'rm -f "$tmp_err"' EXIT
+
+for page in "$doc/mxsift.1" "$doc/mxsift-worker.1"; do
+	out=$(groff -ww -z -man -t "$page" 2>&1) || fail "groff failed on $page"
+	[ -z "$out" ] || fail "groff warnings on $page: $out"
+done
+
+# long options of a --help text, one per line
+longopts() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+# documented: the page spells --a-b as \-\-a\-b
+documented() { grep -qF -- "$(sed 's/-/\\-/g' <<<"$1")" "$2"; }
+
+missing=()
+for cmd in check submit status export report; do
+	help=$("$mxsift" "$cmd" --help) || fail "mxsift $cmd --help exited non-zero"
+	[ -n "$help" ] || fail "mxsift $cmd --help printed nothing on stdout"
+	while read -r opt; do
+		documented "$opt" "$doc/mxsift.1" || missing+=("mxsift $cmd $opt")
+	done < <(longopts <<<"$help")
+done
+help=$("$worker" --help) || fail "mxsift-worker --help exited non-zero"
+while read -r opt; do
+	documented "$opt" "$doc/mxsift-worker.1" || missing+=("mxsift-worker $opt")
+done < <(longopts <<<"$help")
+[ ${#missing[@]} -eq 0 ] || fail "options missing from the man pages: ${missing[*]}"
+
+v1=$("$mxsift" --version) v2=$("$worker" --version)
+ver=${v1#mxsift }
+[ "$v2" = "mxsift-worker $ver" ] || fail "versions differ: '$v1' / '$v2'"
+for page in "$doc/mxsift.1" "$doc/mxsift-worker.1"; do
+	grep -q "^\.TH .*\"mxsift $ver\"" "$page" || fail "$page: .TH does not say mxsift $ver"
+done
+unset MXSIFT_CONFIG
+for cmd in check submit status export report; do
+	"$mxsift" "$cmd" --config "$example" --help >/dev/null 2>"$tmp_err" ||
+		fail "mxsift $cmd rejects $example: $(cat "$tmp_err")"
+done
+"$worker" --config "$example" --help >/dev/null 2>"$tmp_err" ||
+	fail "mxsift-worker rejects $example: $(cat "$tmp_err")"
+echo "PASS: man pages document every option of $((5 + 1)) --help texts, version $ver; the example configuration is accepted"
