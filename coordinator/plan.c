@@ -46,8 +46,10 @@
  * MX lookups: one per unique domain per plan, at most params.dns_window in
  * flight (c-ares' 16-bit query ids and real resolvers' rate limits make
  * "every domain at once" a bad idea); dns.c retries timeouts (c-ares tries)
- * and reports DNS_ERROR after them.  Failures are cached like answers, so a
- * domain is never asked twice in one job.
+ * and reports DNS_ERROR after them or on SERVFAIL/REFUSED; plan.c then asks
+ * again PLAN_DNS_RETRIES times, PLAN_DNS_RETRY_MS apart (doubling), before
+ * the domain's addresses get unknown/dns_error.  Answers and final failures
+ * are cached, so a domain is never looked up again in one job.
  *
  * Diagnostics on stderr: "line N: invalid address "TEXT": REASON" for each
  * invalid row (TEXT with non-printable bytes escaped as \xNN, cut at
@@ -80,6 +82,8 @@
 #define PLAN_REPORT_MAX      1000
 #define PLAN_SHOW_MAX        200
 #define PLAN_UID_MAX         0xfffffffeu
+#define PLAN_DNS_RETRIES     2        /* after the first DNS_ERROR answer */
+#define PLAN_DNS_RETRY_MS    500      /* doubled per retry */
 
 /* An address held until its domain is resolved or its batch is full. */
 struct plan_pend {
@@ -96,7 +100,8 @@ struct plan_dom {
 	struct plan_dom *pnext, *pprev;         /* resolved, holding addresses */
 	struct plan_pend *head, *tail;
 	size_t npend;
-	unsigned char state, in_partial, ci;
+	unsigned char state, in_partial, ci, tries;
+	struct event *retry_ev;                 /* while waiting to ask again */
 	enum verdict_reason fail_reason;
 	char *fail_detail;
 	unsigned flags;                         /* VERDICT_F_DISPOSABLE | _FREE_PROVIDER */
@@ -135,6 +140,7 @@ struct plan {
 	struct plan_stats st;
 	uint64_t next_uid;
 	size_t inflight;
+	size_t retrying;                /* domains waiting for a retry timer */
 	int loaded, reading, paused, blocked, done_sent;
 	int in_cb, dead;
 	char error[512];
@@ -142,6 +148,7 @@ struct plan {
 
 static void plan_destroy(struct plan *);
 static void plan_schedule_read(struct plan *);
+static void plan_enqueue(struct plan *, struct plan_dom *);
 
 static void
 plan_oom(void)
@@ -276,11 +283,7 @@ plan_dom_get(struct plan *p, const char *name)
 	p->dslot[i] = d;
 	p->dn++;
 	p->st.domains++;
-	if (p->qtail != NULL)
-		p->qtail->qnext = d;
-	else
-		p->qhead = d;
-	p->qtail = d;
+	plan_enqueue(p, d);
 	return d;
 }
 
@@ -356,7 +359,7 @@ static void
 plan_maybe_done(struct plan *p)
 {
 	if (p->done_sent || p->dead || p->reading || !p->loaded || p->inflight > 0 ||
-	    p->qhead != NULL || p->st.pending > 0 || p->error[0] != '\0')
+	    p->retrying > 0 || p->qhead != NULL || p->st.pending > 0 || p->error[0] != '\0')
 		return;
 	p->done_sent = 1;
 	if (p->cb.done != NULL) {
@@ -435,6 +438,56 @@ plan_relieve(struct plan *p)
 /* ---- MX answers ----------------------------------------------------- */
 
 static void plan_pump(struct plan *);
+static void plan_maybe_done(struct plan *);
+
+static void
+plan_enqueue(struct plan *p, struct plan_dom *d)
+{
+	d->state = DOM_QUEUED;
+	d->qnext = NULL;
+	if (p->qtail != NULL)
+		p->qtail->qnext = d;
+	else
+		p->qhead = d;
+	p->qtail = d;
+}
+
+static void
+plan_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct plan_dom *d = arg;
+	struct plan *p = d->p;
+
+	event_free(d->retry_ev);
+	d->retry_ev = NULL;
+	p->retrying--;
+	if (p->dead)
+		return;
+	plan_enqueue(p, d);
+	plan_pump(p);
+}
+
+/* A timeout or SERVFAIL after c-ares' own tries: ask again later, a few
+ * times, before the addresses get unknown/dns_error.  1 when retrying. */
+static int
+plan_retry(struct plan *p, struct plan_dom *d)
+{
+	struct timeval tv;
+	unsigned ms;
+
+	if (d->tries >= PLAN_DNS_RETRIES)
+		return 0;
+	ms = PLAN_DNS_RETRY_MS << d->tries;
+	d->tries++;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if ((d->retry_ev = evtimer_new(p->base, plan_on_retry, d)) == NULL ||
+	    evtimer_add(d->retry_ev, &tv) != 0)
+		plan_oom();
+	d->state = DOM_ASKING;
+	p->retrying++;
+	return 1;
+}
 
 static void
 plan_on_mx(void *arg, const char *domain, const struct dns_mx_result *r)
@@ -477,6 +530,11 @@ plan_on_mx(void *arg, const char *domain, const struct dns_mx_result *r)
 		break;
 	case DNS_ERROR:
 	default:
+		if (plan_retry(p, d)) {
+			p->st.resolved--;       /* not an answer yet */
+			plan_pump(p);
+			return;
+		}
 		d->fail_reason = VR_DNS_ERROR;
 		detail = r->error[0] != '\0' ? r->error : "dns_error";
 		break;
@@ -892,6 +950,8 @@ plan_destroy(struct plan *p)
 			next = e->next;
 			free(e);
 		}
+		if (d->retry_ev != NULL)
+			event_free(d->retry_ev);
 		for (size_t h = 0; h < d->nhosts; h++)
 			free(d->hosts[h].name);
 		free(d->hosts);

@@ -9,6 +9,10 @@
  * first row's uid, invalid rows each get their own; each domain's outcome
  * follows its DNS; stats add up; invalid rows are reported on stderr with
  * control bytes escaped; plan_free() from a callback stops everything.
+ * Also: reference lists (folding auto/never/always, disposable/role/free
+ * flags, typo suggestions), batches and the pending bound on a small list
+ * and on a 20,000-row one, and SERVFAIL retried twice before dns_error
+ * (against a fake resolver in the test).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -497,6 +501,78 @@ test_plan_no_domains(void **state)
 	free(r);
 }
 
+/* A resolver that answers every query with SERVFAIL, counting them. */
+struct servfail {
+	int fd;
+	struct event *ev;
+	int queries;
+};
+
+static void
+servfail_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct servfail *sf = arg;
+	unsigned char buf[512];
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	ssize_t n;
+
+	while ((n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+	    &flen)) >= 12) {
+		sf->queries++;
+		buf[2] = (unsigned char)(0x80 | (buf[2] & 0x79));   /* QR, keep opcode/RD */
+		buf[3] = (unsigned char)((buf[3] & 0x70) | 0x80 | 2); /* RA, RCODE 2 */
+		memset(buf + 6, 0, 6);                                  /* no records */
+		(void)sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, flen);
+		flen = sizeof(from);
+	}
+}
+
+/* SERVFAIL: plan asks again (twice) before unknown/dns_error. */
+static void
+test_plan_servfail_retry(void **state)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	struct servfail sf = { 0 };
+	struct sockaddr_in sin = { 0 };
+	socklen_t slen = sizeof(sin);
+	char path[256], errs[256], srv[64];
+	FILE *f;
+
+	r->base = event_base_new();
+	sf.fd = socket(AF_INET, SOCK_DGRAM, 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(sf.fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(sf.fd, (struct sockaddr *)&sin, &slen), 0);
+	snprintf(srv, sizeof(srv), "127.0.0.1:%d", ntohs(sin.sin_port));
+	sf.ev = event_new(r->base, sf.fd, EV_READ | EV_PERSIST, servfail_on_read, &sf);
+	event_add(sf.ev, NULL);
+
+	path_in_tmp(path, sizeof(path), "servfail.txt");
+	path_in_tmp(errs, sizeof(errs), "servfail.err");
+	f = fopen(path, "w");
+	fprintf(f, "alice@alpha.test\nbob@alpha.test\n");
+	fclose(f);
+	r->dns = dns_or_fail(r->base, srv);
+	assert_int_equal(load_capture(r, path, errs), 0);
+	run_loop(r);
+	for (size_t u = 0; u < 2; u++) {
+		assert_int_equal(r->cov[u].verdicts, 1);
+		assert_int_equal(r->cov[u].v.reason, VR_DNS_ERROR);
+	}
+	/* one domain: the first lookup and two retries, whatever c-ares
+	 * itself repeats per lookup */
+	assert_true(sf.queries >= 3);
+	assert_int_equal(sf.queries % 3, 0);
+	plan_free(r->plan);
+	dns_free(r->dns);
+	event_free(sf.ev);
+	close(sf.fd);
+	event_base_free(r->base);
+	free(r);
+}
+
 /* Resolver unreachable: every address gets unknown/dns_error with text. */
 static void
 test_plan_dns_error(void **state)
@@ -761,6 +837,7 @@ main(void)
 		cmocka_unit_test(test_plan_world),
 		cmocka_unit_test(test_plan_no_domains),
 		cmocka_unit_test(test_plan_dns_error),
+		cmocka_unit_test(test_plan_servfail_retry),
 		cmocka_unit_test(test_plan_free_in_callback),
 		cmocka_unit_test(test_plan_lists),
 		cmocka_unit_test(test_plan_bound),
