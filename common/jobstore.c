@@ -42,12 +42,19 @@
 /*
  * KEYS[1] verdicts hash, KEYS[2] counts hash; ARGV field, verdict, status,
  * reason.  Returns 1 when the verdict was new (and counted), else 0.
+ * A new verdict of an address (not an invalid row's "#line:N") that is not
+ * unknown also becomes the address's last verdict across jobs,
+ * mxsift:last:ADDRESS (JOBSTORE_LAST_TTL_S), for `submit --reuse-within`.
+ * That key is not in KEYS: fine on one Redis, not on Redis Cluster.
  */
 static const char jobstore_script[] =
     "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then\n"
     "  redis.call('HINCRBY', KEYS[2], 'done', 1)\n"
     "  redis.call('HINCRBY', KEYS[2], 'status:' .. ARGV[3], 1)\n"
     "  redis.call('HINCRBY', KEYS[2], 'reason:' .. ARGV[4], 1)\n"
+    "  if string.sub(ARGV[1], 1, 1) ~= '#' and ARGV[3] ~= 'unknown' then\n"
+    "    redis.call('SET', 'mxsift:last:' .. ARGV[1], ARGV[2], 'EX', " JOBSTORE_LAST_TTL_STR ")\n"
+    "  end\n"
     "  return 1\n"
     "end\n"
     "return 0\n";
@@ -664,6 +671,66 @@ jobstore_put_meta(struct jobstore *js, const char *job, const struct jobstore_me
 		return -1;
 	freeReplyObject(r);
 	return 0;
+}
+
+int
+jobstore_get_last(struct jobstore *js, const char *const *addresses, size_t n,
+    struct verdict *out, int *found)
+{
+	const char **argv;
+	size_t *lens;
+	char **keys;
+	redisReply *r;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	argv = calloc(n + 1, sizeof(*argv));
+	lens = calloc(n + 1, sizeof(*lens));
+	keys = calloc(n, sizeof(*keys));
+	if (argv == NULL || lens == NULL || keys == NULL) {
+		snprintf(js->err, sizeof(js->err), "out of memory");
+		goto out;
+	}
+	argv[0] = "MGET";
+	lens[0] = 4;
+	for (size_t i = 0; i < n; i++) {
+		if (asprintf(&keys[i], "mxsift:last:%s", addresses[i]) < 0) {
+			keys[i] = NULL;
+			snprintf(js->err, sizeof(js->err), "out of memory");
+			goto out;
+		}
+		argv[i + 1] = keys[i];
+		lens[i + 1] = strlen(keys[i]);
+	}
+	if ((r = js_cmd(js, "MGET", (int)(n + 1), argv, lens)) == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		freeReplyObject(r);
+		js_set_err(js, "MGET", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = r->element[i];
+		char *address = NULL;
+
+		found[i] = 0;
+		/* An undecodable blob is as good as none: probe again. */
+		if (e->type == REDIS_REPLY_STRING &&
+		    jobstore_verdict_unpack((const uint8_t *)e->str, e->len, &address,
+		    &out[i]) == 0)
+			found[i] = 1;
+		free(address);
+	}
+	freeReplyObject(r);
+	rc = 0;
+out:
+	for (size_t i = 0; keys != NULL && i < n; i++)
+		free(keys[i]);
+	free(keys);
+	free(argv);
+	free(lens);
+	return rc;
 }
 
 static uint64_t

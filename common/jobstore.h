@@ -7,6 +7,12 @@
  *   mxsift:job:NAME:counts    hash  done, status:<status>, reason:<reason>,
  *                                   retried, dead, dead_addresses, backed_off
  *   mxsift:job:NAME:verdicts  hash  field -> serialised mxsift.Verdict (protobuf)
+ * and across jobs, per normalised address:
+ *   mxsift:last:ADDRESS       string  its last verdict that was not unknown
+ *                                    (serialised mxsift.Verdict, with
+ *                                    checked_at), expires after
+ *                                    JOBSTORE_LAST_TTL_S; set by the verdict
+ *                                    script, read by `submit --reuse-within`
  *   mxsift:job:NAME:events    hash  event id -> 1: events already counted
  *   mxsift:dead:counts        hash  dead: dead letters of no known job
  *   mxsift:dead:events        hash  their event ids
@@ -50,6 +56,8 @@ struct event_base;
 
 #define JOBSTORE_NAME_MAX 64
 #define JOBSTORE_DEFAULT_PORT 6379
+#define JOBSTORE_LAST_TTL_S 7776000        /* 90 days */
+#define JOBSTORE_LAST_TTL_STR "7776000"
 
 /* redis://[[user]:password@]host[:port][/db]; host may be [v6]. */
 struct jobstore_url {
@@ -144,6 +152,12 @@ int jobstore_queue_verdict(struct jobstore *js, const char *job, const char *fie
 int jobstore_flush(struct jobstore *js);
 /* Verdicts written by this handle that were new / already present. */
 void jobstore_get_written(const struct jobstore *js, uint64_t *fresh, uint64_t *dup);
+
+/* The last verdicts of n addresses (one MGET): found[i] = 1 and out[i]
+ * filled when mxsift:last:addresses[i] holds one, else found[i] = 0.
+ * 0 / -1 (err in jobstore_errstr). */
+int jobstore_get_last(struct jobstore *js, const char *const *addresses, size_t n,
+    struct verdict *out, int *found);
 
 /* HSCAN every verdict of job; cb gets each decoded verdict (valid during the
  * call) and may return non-zero to stop.  0 done, -1 error (undecodable

@@ -381,6 +381,46 @@ test_pipeline_noscript_scan(void **state)
 	jobstore_close(js);
 }
 
+/* A verdict that is not unknown becomes the address's last verdict across
+ * jobs; invalid rows and unknown verdicts do not; get_last reads them. */
+static void
+test_last_verdict(void **state)
+{
+	struct srv *s = *state;
+	struct jobstore *js;
+	struct verdict ok, unk, nf, out[4];
+	const char *addrs[4] = { "a@alpha.test", "b@alpha.test", "c@alpha.test", "#line:7" };
+	int found[4];
+	char err[256];
+
+	NEED_SERVER(s);
+	js = jobstore_connect(s->url, 0, err, sizeof(err));
+	assert_non_null(js);
+	make_verdict(&ok, VR_ACCEPTED, 250, "2.1.5");
+	ok.checked_at = 1700000000;
+	make_verdict(&unk, VR_GREYLISTED, 451, "4.7.1");
+	make_verdict(&nf, VR_INVALID_SYNTAX, 0, "");
+	assert_int_equal(jobstore_put_verdict(js, "j1", addrs[0], addrs[0], &ok), 1);
+	assert_int_equal(jobstore_put_verdict(js, "j1", addrs[1], addrs[1], &unk), 1);
+	assert_int_equal(jobstore_put_verdict(js, "j1", addrs[3], "junk", &nf), 1);
+	assert_int_equal(jobstore_get_last(js, addrs, 4, out, found), 0);
+	assert_int_equal(found[0], 1);
+	assert_int_equal(out[0].reason, VR_ACCEPTED);
+	assert_int_equal(out[0].smtp_code, 250);
+	assert_int_equal(out[0].checked_at, 1700000000);
+	assert_int_equal(found[1], 0);   /* unknown: worth probing again */
+	assert_int_equal(found[2], 0);   /* never seen */
+	assert_int_equal(found[3], 0);   /* an invalid row is no address */
+	/* a second job's verdict of the same address replaces it */
+	ok.checked_at = 1700000100;
+	assert_int_equal(jobstore_put_verdict(js, "j2", addrs[0], addrs[0], &ok), 1);
+	assert_int_equal(jobstore_get_last(js, addrs, 1, out, found), 0);
+	assert_int_equal(found[0], 1);
+	assert_int_equal(out[0].checked_at, 1700000100);
+	assert_int_equal(jobstore_get_last(js, addrs, 0, out, found), 0);
+	jobstore_close(js);
+}
+
 static void
 test_meta(void **state)
 {
@@ -688,6 +728,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_put_first_wins, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline_noscript_scan, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_meta, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_last_verdict, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_writes, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_count_once, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_reconnect, srv_setup, srv_teardown),
