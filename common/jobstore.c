@@ -268,6 +268,7 @@ jobstore_verdict_pack(const char *job, const char *address, const struct verdict
 	pv.checked_at = v->checked_at;
 	pv.detail = (char *)v->detail;
 	pv.flags = v->flags;
+	pv.suggestion = (char *)v->suggestion;
 	pv.job = (char *)(job ? job : "");
 	n = mxsift__verdict__get_packed_size(&pv);
 	buf = malloc(n ? n : 1);
@@ -313,6 +314,7 @@ jobstore_verdict_unpack(const uint8_t *buf, size_t len, char **address, struct v
 	v->duration_ms = pv->duration_ms;
 	v->checked_at = pv->checked_at;
 	v->flags = pv->flags;
+	js_strlcpy(v->suggestion, pv->suggestion, sizeof(v->suggestion));
 	*address = strdup(pv->address ? pv->address : "");
 	mxsift__verdict__free_unpacked(pv, NULL);
 	return *address == NULL ? -1 : 0;
@@ -496,11 +498,18 @@ jobstore_errstr(const struct jobstore *js)
 }
 
 /* Run a command; returns the reply (caller frees) or NULL with err set.
- * An error reply is returned as NULL too. */
+ * An error reply is returned as NULL too.  Queued (pipelined) verdict
+ * writes are flushed first: their replies come before this one's, and
+ * reading them as this command's reply would put the connection out of
+ * step (an HSET taking an EVALSHA's integer). */
 static redisReply *
 js_cmd(struct jobstore *js, const char *what, int argc, const char **argv, const size_t *lens)
 {
-	redisReply *r = redisCommandArgv(js->c, argc, argv, lens);
+	redisReply *r;
+
+	if (js->nqueued > 0 && jobstore_flush(js) == -1)
+		return NULL;
+	r = redisCommandArgv(js->c, argc, argv, lens);
 
 	if (r == NULL) {
 		js_set_err(js, what, NULL);
@@ -934,7 +943,9 @@ jobstore_flush(struct jobstore *js)
 		}
 		freeReplyObject(r);
 	}
-	/* NOSCRIPT: the server lost the script (restart, SCRIPT FLUSH). */
+	/* NOSCRIPT: the server lost the script (restart, SCRIPT FLUSH).  The
+	 * batch is out of the pipeline now (js_cmd must not flush it again). */
+	js->nqueued = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *argv[9];
 		size_t lens[9];

@@ -60,6 +60,10 @@ struct submit {
 	uint64_t domains, tasks, addresses_sent;
 	uint64_t delivered, undelivered;
 	uint64_t direct;          /* verdicts written by the coordinator */
+	int64_t reuse_s;          /* --reuse-within, seconds; 0 = off */
+	uint64_t reused;          /* of direct: last verdicts of earlier jobs */
+	struct verdict *lastv;    /* --batch entries, for jobstore_get_last() */
+	int *lastf;
 	int failed;
 	int plan_done;
 	struct progress pg;
@@ -95,6 +99,9 @@ submit_usage(FILE *f)
 	    "                          only for domains in case_insensitive.txt), always, never\n"
 	    "      --data-dir DIR      reference lists (default: $MXSIFT_DATA_DIR or the\n"
 	    "                          build's data/ directory)\n"
+	    "      --reuse-within DUR  skip addresses whose last verdict (any job) is younger\n"
+	    "                          than DUR (e.g. 12h, 7d; at most 90d): that verdict is\n"
+	    "                          copied into this job and counted as reused\n"
 	    "  -q, --quiet             no progress on stderr\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -h, --help              this help\n"
@@ -213,6 +220,50 @@ submit_produce(struct submit *s, const char *key, const uint8_t *buf, size_t len
 	return 0;
 }
 
+/*
+ * --reuse-within: an address whose last verdict (any earlier job, see
+ * jobstore.h mxsift:last:) is younger than reuse_s gets that verdict in
+ * this job too, written directly and counted as reused, instead of a probe.
+ * The others go to keep[].  0, or -1 after submit_fail().
+ */
+static int
+submit_reuse(struct submit *s, const struct plan_domain *d, const struct plan_addr **keep,
+    size_t *nkeep)
+{
+	const char *addrv[SUBMIT_BATCH_MAX];
+	int64_t cutoff = (int64_t)time(NULL) - s->reuse_s;
+
+	*nkeep = 0;
+	if (s->reuse_s == 0) {
+		for (size_t i = 0; i < d->naddrs; i++)
+			keep[(*nkeep)++] = d->addrs[i];
+		return 0;
+	}
+	for (size_t i = 0; i < d->naddrs; i++)
+		addrv[i] = d->addrs[i]->address;
+	if (jobstore_get_last(s->js, addrv, d->naddrs, s->lastv, s->lastf) == -1) {
+		log_error("redis read of last verdicts failed", "job=%s error=\"%s\"", s->job,
+		    jobstore_errstr(s->js));
+		submit_fail(s);
+		return -1;
+	}
+	for (size_t i = 0; i < d->naddrs; i++) {
+		if (!s->lastf[i] || s->lastv[i].checked_at < cutoff) {
+			keep[(*nkeep)++] = d->addrs[i];
+			continue;
+		}
+		if (jobstore_queue_verdict(s->js, s->job, addrv[i], addrv[i], &s->lastv[i]) == -1) {
+			log_error("redis verdict write failed", "job=%s error=\"%s\"", s->job,
+			    jobstore_errstr(s->js));
+			submit_fail(s);
+			return -1;
+		}
+		s->direct++;
+		s->reused++;
+	}
+	return 0;
+}
+
 static void
 submit_on_domain(void *arg, const struct plan_domain *d)
 {
@@ -221,11 +272,20 @@ submit_on_domain(void *arg, const struct plan_domain *d)
 	const char *mx_domain = mx->mx_domain[0] ? mx->mx_domain : d->domain;
 	Mxsift__MxHost *hosts = NULL, **hostp = NULL;
 	Mxsift__Address *addrs = NULL, **addrp = NULL;
-	size_t nb = s->batch;
+	const struct plan_addr **keep = NULL;
+	size_t nb = s->batch, nkeep = 0;
 
 	if (s->failed)
 		return;
-	s->domains++;
+	if ((keep = calloc(d->naddrs, sizeof(*keep))) == NULL) {
+		log_error("out of memory", "domain=%s", d->domain);
+		submit_fail(s);
+		return;
+	}
+	if (submit_reuse(s, d, keep, &nkeep) == -1)
+		goto out;
+	if (nkeep == 0)
+		goto out;
 	hosts = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hosts));
 	hostp = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hostp));
 	addrs = calloc(nb, sizeof(*addrs));
@@ -241,9 +301,9 @@ submit_on_domain(void *arg, const struct plan_domain *d)
 		hosts[i].preference = mx->hosts[i].preference;
 		hostp[i] = &hosts[i];
 	}
-	for (size_t off = 0; off < d->naddrs; off += nb) {
+	for (size_t off = 0; off < nkeep; off += nb) {
 		Mxsift__Task t = MXSIFT__TASK__INIT;
-		size_t n = d->naddrs - off < nb ? d->naddrs - off : nb;
+		size_t n = nkeep - off < nb ? nkeep - off : nb;
 		uint8_t *buf;
 		size_t len;
 		int rc;
@@ -257,11 +317,13 @@ submit_on_domain(void *arg, const struct plan_domain *d)
 		t.not_before = 0;
 		t.implicit_mx = mx->implicit != 0;
 		for (size_t i = 0; i < n; i++) {
-			const struct plan_addr *a = d->addrs[off + i];
+			const struct plan_addr *a = keep[off + i];
 			mxsift__address__init(&addrs[i]);
 			addrs[i].address = (char *)a->address;
 			addrs[i].line = a->line;
 			addrs[i].smtputf8 = (a->flags & VERDICT_F_SMTPUTF8) != 0;
+			addrs[i].flags = a->flags;
+			addrs[i].suggestion = (char *)a->suggestion;
 			addrp[i] = &addrs[i];
 		}
 		t.n_addresses = n;
@@ -283,8 +345,9 @@ submit_on_domain(void *arg, const struct plan_domain *d)
 		s->addresses_sent += n;
 	}
 	log_debug("domain handed out", "domain=%s mx_domain=%s addresses=%zu", d->domain,
-	    mx_domain, d->naddrs);
+	    mx_domain, nkeep);
 out:
+	free(keep);
 	free(hosts);
 	free(hostp);
 	free(addrs);
@@ -298,6 +361,36 @@ submit_on_done(void *arg)
 
 	s->plan_done = 1;
 	event_base_loopbreak(s->base);
+}
+
+/* "90" (seconds), "45s", "30m", "12h", "7d", "2w" -> seconds; -1 if bad. */
+static int64_t
+submit_parse_duration(const char *s)
+{
+	char *end;
+	unsigned long long v;
+	int64_t unit = 1;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	case 'w': unit = 7 * 86400; break;
+	default: return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v == 0 || v > (unsigned long long)(INT64_MAX / unit) ||
+	    (int64_t)v * unit > (int64_t)JOBSTORE_LAST_TTL_S)
+		return -1;
+	return (int64_t)v * unit;
 }
 
 static int
@@ -318,7 +411,7 @@ int
 cmd_submit(int argc, char **argv)
 {
 	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL, OPT_FIELD, OPT_INPUT_FORMAT,
-		OPT_FOLD, OPT_DATA_DIR };
+		OPT_FOLD, OPT_DATA_DIR, OPT_REUSE };
 	static const struct option longopts[] = {
 		{ "job", required_argument, NULL, 'j' },
 		{ "brokers", required_argument, NULL, 'b' },
@@ -332,6 +425,7 @@ cmd_submit(int argc, char **argv)
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "fold-local", required_argument, NULL, OPT_FOLD },
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+		{ "reuse-within", required_argument, NULL, OPT_REUSE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -381,6 +475,13 @@ cmd_submit(int argc, char **argv)
 		case OPT_TOPIC: s.topic = optarg; break;
 		case 'q': quiet = 1; break;
 		case OPT_DATA_DIR: data_dir = optarg; break;
+		case OPT_REUSE:
+			if ((s.reuse_s = submit_parse_duration(optarg)) < 0) {
+				fprintf(stderr, "mxsift submit: --reuse-within wants a duration like "
+				    "12h or 7d (at most 90d)\n");
+				goto usage;
+			}
+			break;
 		case OPT_FOLD:
 			if (strcmp(optarg, "auto") == 0)
 				pp.fold = PLAN_FOLD_AUTO;
@@ -483,6 +584,11 @@ cmd_submit(int argc, char **argv)
 	cb.arg = &s;
 	pp.batch = s.batch;
 	pp.lists = lists;
+	if (s.reuse_s > 0 && ((s.lastv = calloc(s.batch, sizeof(*s.lastv))) == NULL ||
+	    (s.lastf = calloc(s.batch, sizeof(*s.lastf))) == NULL)) {
+		fprintf(stderr, "mxsift submit: out of memory\n");
+		goto out;
+	}
 	s.plan = plan_new(s.base, s.dns, &cb, &pp);
 	if (s.plan == NULL) {
 		fprintf(stderr, "mxsift submit: out of memory\n");
@@ -553,8 +659,11 @@ cmd_submit(int argc, char **argv)
 	}
 	{
 		char n[24];
+		char r[24];
 		snprintf(n, sizeof(n), "%" PRIu64, s.tasks);
+		snprintf(r, sizeof(r), "%" PRIu64, s.reused);
 		if (jobstore_set_meta(s.js, s.job, "tasks", n) == -1 ||
+		    jobstore_set_meta(s.js, s.job, "reused", r) == -1 ||
 		    jobstore_set_meta(s.js, s.job, "state", s.failed ? "failed" : "submitted") == -1) {
 			fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
 			s.failed = 1;
@@ -565,11 +674,13 @@ cmd_submit(int argc, char **argv)
 		    " tasks delivered\n", s.job, s.delivered, s.tasks);
 		goto out;
 	}
+	s.domains = meta->domains;
 	printf("submitted job %s: %" PRIu64 " rows, %" PRIu64 " unique, %" PRIu64 " invalid, %"
 	    PRIu64 " duplicates; total %" PRIu64 "; %" PRIu64 " tasks (%" PRIu64
-	    " addresses, %" PRIu64 " domains) to %s; %" PRIu64 " verdicts written directly\n",
+	    " addresses, %" PRIu64 " domains) to %s; %" PRIu64 " verdicts written directly"
+	    " (%" PRIu64 " reused)\n",
 	    s.job, meta->rows, meta->unique, meta->invalid, meta->duplicates, meta->total, s.tasks,
-	    s.addresses_sent, s.domains, s.topic, s.direct);
+	    s.addresses_sent, s.domains, s.topic, s.direct, s.reused);
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "mxsift submit: cannot write summary: %s\n", strerror(errno));
 		goto out;
@@ -597,5 +708,7 @@ out:
 	jobstore_close(s.js);
 	kafka_xopts_free(&xopts);
 	lists_close(lists);
+	free(s.lastv);
+	free(s.lastf);
 	return rc;
 }

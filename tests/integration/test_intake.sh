@@ -42,7 +42,7 @@ submit() {
 		{ tail -n 20 "$tmp/$name.err" >&2; fail "$name: submit exited non-zero"; }
 	cat "$tmp/$name.out"
 	read -r rows unique invalid dups total tasks addrs direct < <(sed -n \
-		's/^submitted job [^:]*: \([0-9]*\) rows, \([0-9]*\) unique, \([0-9]*\) invalid, \([0-9]*\) duplicates; total \([0-9]*\); \([0-9]*\) tasks (\([0-9]*\) addresses, .*; \([0-9]*\) verdicts written directly$/\1 \2 \3 \4 \5 \6 \7 \8/p' \
+		's/^submitted job [^:]*: \([0-9]*\) rows, \([0-9]*\) unique, \([0-9]*\) invalid, \([0-9]*\) duplicates; total \([0-9]*\); \([0-9]*\) tasks (\([0-9]*\) addresses, .*; \([0-9]*\) verdicts written directly (0 reused)$/\1 \2 \3 \4 \5 \6 \7 \8/p' \
 		"$tmp/$name.out")
 	[ -n "${direct:-}" ] || fail "$name: no summary line"
 	[ "$rows" -eq "$n" ] || fail "$name: $rows rows read, $n written"

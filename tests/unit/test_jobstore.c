@@ -147,6 +147,7 @@ test_pack_roundtrip(void **state)
 		size_t len = 0;
 
 		make_verdict(&v, (enum verdict_reason)r, 250 + r, "2.1.5");
+		snprintf(v.suggestion, sizeof(v.suggestion), "%s", r % 2 ? "gmail.com" : "");
 		buf = jobstore_verdict_pack("job1", "alice@alpha.test", &v, &len);
 		assert_non_null(buf);
 		assert_int_equal(jobstore_verdict_unpack(buf, len, &address, &back), 0);
@@ -163,6 +164,7 @@ test_pack_roundtrip(void **state)
 		assert_int_equal(back.duration_ms, 1234);
 		assert_int_equal(back.checked_at, v.checked_at);
 		assert_int_equal(back.flags, v.flags);
+		assert_string_equal(back.suggestion, v.suggestion);
 		free(address);
 		free(buf);
 	}
@@ -418,6 +420,46 @@ test_last_verdict(void **state)
 	assert_int_equal(found[0], 1);
 	assert_int_equal(out[0].checked_at, 1700000100);
 	assert_int_equal(jobstore_get_last(js, addrs, 0, out, found), 0);
+	jobstore_close(js);
+}
+
+/* A blocking command between queued writes: the queue goes first, every
+ * reply reaches its own command. */
+static void
+test_queue_then_command(void **state)
+{
+	struct srv *s = *state;
+	struct jobstore *js;
+	struct jobstore_meta m = { 0 }, back;
+	struct jobstore_counts c;
+	struct verdict v, out[1];
+	const char *addr[1] = { "q0@alpha.test" };
+	uint64_t fresh, dup;
+	int found[1];
+	char err[256], a[64];
+
+	NEED_SERVER(s);
+	js = jobstore_connect(s->url, 0, err, sizeof(err));
+	assert_non_null(js);
+	make_verdict(&v, VR_ACCEPTED, 250, "2.1.5");
+	for (int i = 0; i < 3; i++) {
+		snprintf(a, sizeof(a), "q%d@alpha.test", i);
+		assert_int_equal(jobstore_queue_verdict(js, "q1", a, a, &v), 0);
+	}
+	m.rows = 3;
+	snprintf(m.state, sizeof(m.state), "planning");
+	assert_int_equal(jobstore_put_meta(js, "q1", &m), 0);
+	assert_int_equal(jobstore_get_last(js, addr, 1, out, found), 0);
+	assert_int_equal(found[0], 1);
+	assert_int_equal(jobstore_queue_verdict(js, "q1", "q3@alpha.test", "q3@alpha.test", &v), 0);
+	assert_int_equal(jobstore_flush(js), 0);
+	jobstore_get_written(js, &fresh, &dup);
+	assert_int_equal(fresh, 4);
+	assert_int_equal(dup, 0);
+	assert_int_equal(jobstore_get_meta(js, "q1", &back), 1);
+	assert_int_equal(back.rows, 3);
+	assert_int_equal(jobstore_get_counts(js, "q1", &c), 0);
+	assert_int_equal(c.done, 4);
 	jobstore_close(js);
 }
 
@@ -729,6 +771,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pipeline_noscript_scan, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_meta, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_last_verdict, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_then_command, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_writes, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_count_once, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_reconnect, srv_setup, srv_teardown),
