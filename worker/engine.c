@@ -35,7 +35,10 @@
  */
 #include "engine.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,6 +58,12 @@
 #define CA_LOCAL_LEN 20       /* random local part: 26^20 ~ 2^94 */
 #define CA_UNKNOWN_TTL_S 300u /* an undecided domain is asked again after */
 #define CA_SWEEP_AT 4096      /* entries before expired ones are dropped */
+#define LANE_NOMINAL_RATE 2.0 /* RCPT/s a lane without a limit falls back to
+                                 when a server says we are too fast */
+#define LANE_MIN_RATE 0.05    /* never slower than one RCPT per 20 s */
+#define LANE_RATE_STEP 0.1    /* recovery per good answer: a tenth of the rule */
+#define LANE_FORGET_MS 600000u /* an idle slowed-down lane is forgotten after */
+#define LANE_LEVEL_MAX 16
 
 struct lane;
 
@@ -71,6 +80,7 @@ struct ereq {
 	int retried_now;   /* RETRY_NOW used once */
 	int requeued;      /* requeued after a dropped reused session */
 	int internal;      /* catch-all probe: reports to the cache */
+	unsigned throttled; /* asked again after rate-limit answers */
 	uint64_t submitted_ms;
 	struct verdict v;
 };
@@ -108,6 +118,7 @@ struct conn {
 	int failover;   /* the last attempt failed before READY */
 	int plan_fatal; /* a refusal that failover will not fix */
 	int notls;      /* "may": handshake failed, retry in plaintext */
+	int throttled;  /* the plan ended on a rate-limit answer */
 
 	struct ereq *cur; /* request being probed */
 	unsigned served;  /* results on this session */
@@ -118,6 +129,27 @@ struct conn {
 };
 TAILQ_HEAD(conn_q, conn);
 
+/* A lane rule (engine.h, "Lane rules"). */
+struct lane_rule {
+	char *key;
+	double rate, conn_rate; /* per second; 0 = no limit */
+	unsigned burst, conn_burst;
+	unsigned conns, rcpt_per_session;
+	unsigned set; /* RULE_* given on the line */
+};
+#define RULE_RATE 0x01u
+#define RULE_BURST 0x02u
+#define RULE_CONN_RATE 0x04u
+#define RULE_CONN_BURST 0x08u
+#define RULE_CONNS 0x10u
+#define RULE_RCPT 0x20u
+
+/* A token bucket; tokens refill at the lane's rate up to the burst. */
+struct bucket {
+	double tokens;
+	uint64_t at_ms; /* tokens were counted then (may lie in the future) */
+};
+
 struct lane {
 	struct engine *e;
 	char *key;
@@ -126,6 +158,16 @@ struct lane {
 	struct conn_q conns;
 	unsigned nconns;
 	struct event *kick;
+
+	struct lane_rule rule; /* a copy; key not owned */
+	double rate;           /* current RCPT rate: <= rule.rate; 0 = no limit */
+	struct bucket rcpt, conn;
+	uint64_t paused_until;
+	unsigned level; /* consecutive rate-limit answers */
+	unsigned long backoffs;
+	uint64_t last_ms; /* last activity: a slowed-down idle lane is forgotten */
+	struct event *timer;
+	uint64_t timer_at; /* when the armed timer fires; 0 = not armed */
 };
 
 /* A domain's catch-all answer (see engine.h). */
@@ -155,6 +197,9 @@ struct engine {
 	size_t nlanes, lanes_cap;
 	struct ca_entry **cas; /* sorted by domain */
 	size_t ncas, cas_cap;
+	struct lane_rule *rules; /* sorted by key; "*" among them */
+	size_t nrules;
+	uint32_t jitter; /* xorshift state for backoff jitter */
 
 	struct ereq_q doneq;
 	struct event *done_ev;
@@ -166,6 +211,8 @@ struct engine {
 
 static void lane_kick(struct lane *);
 static void lane_kick_cb(evutil_socket_t, short, void *);
+static void lane_timer_cb(evutil_socket_t, short, void *);
+static void lane_settle(struct lane *);
 static void conn_next(struct conn *);
 static void conn_free(struct conn *);
 
@@ -307,6 +354,450 @@ engine_failure_verdict(const struct smtp_failure *f, struct verdict *v)
 		snprintf(v->detail, sizeof(v->detail), "%s", f->detail);
 }
 
+/* ---- lane rules ----------------------------------------------------------- */
+
+/* Small arithmetic on non-negative doubles (no libm: the engine library
+ * links without it). */
+static double
+dmax(double a, double b)
+{
+	return a > b ? a : b;
+}
+
+static double
+dmin(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t
+dceil(double x)
+{
+	uint64_t n = (uint64_t)x;
+
+	return (double)n < x ? n + 1 : n;
+}
+
+static void
+rules_free(struct lane_rule *rules, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rules[i].key);
+	free(rules);
+}
+
+static int
+rule_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct lane_rule *)a)->key, ((const struct lane_rule *)b)->key);
+}
+
+static int
+rule_find_cmp(const void *key, const void *b)
+{
+	return strcmp(key, ((const struct lane_rule *)b)->key);
+}
+
+/* Parse one "key=value" of a rule line into r.  Returns 0 or -1. */
+static int
+rule_set(struct lane_rule *r, const char *tok, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+		double max;
+	} keys[] = {
+	    {"rate", RULE_RATE, 1e6},          {"burst", RULE_BURST, 1e6},
+	    {"conn_rate", RULE_CONN_RATE, 1e6}, {"conn_burst", RULE_CONN_BURST, 1e6},
+	    {"conns", RULE_CONNS, 1000},        {"rcpt_per_session", RULE_RCPT, 1e6},
+	};
+	const char *eq = strchr(tok, '=');
+	char *end;
+	double v;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (eq != NULL && strlen(keys[i].name) == (size_t)(eq - tok) &&
+		    strncmp(tok, keys[i].name, (size_t)(eq - tok)) == 0)
+			break;
+	if (i == sizeof(keys) / sizeof(keys[0])) {
+		snprintf(err, errlen, "unknown setting \"%s\"", tok);
+		return -1;
+	}
+	errno = 0;
+	v = strtod(eq + 1, &end);
+	if (eq[1] == '\0' || *end != '\0' || errno != 0 || !(v >= 0) || v > keys[i].max ||
+	    (keys[i].bit != RULE_RATE && keys[i].bit != RULE_CONN_RATE && v != (double)(uint64_t)v) ||
+	    ((keys[i].bit == RULE_CONNS || keys[i].bit == RULE_RCPT) && v < 1)) {
+		snprintf(err, errlen, "bad value in \"%s\"", tok);
+		return -1;
+	}
+	if (r->set & keys[i].bit) {
+		snprintf(err, errlen, "\"%s\" given twice", keys[i].name);
+		return -1;
+	}
+	r->set |= keys[i].bit;
+	switch (keys[i].bit) {
+	case RULE_RATE: r->rate = v; break;
+	case RULE_BURST: r->burst = (unsigned)v; break;
+	case RULE_CONN_RATE: r->conn_rate = v; break;
+	case RULE_CONN_BURST: r->conn_burst = (unsigned)v; break;
+	case RULE_CONNS: r->conns = (unsigned)v; break;
+	default: r->rcpt_per_session = (unsigned)v; break;
+	}
+	return 0;
+}
+
+/* Keys a rule left out: from dflt (the "*" rule, already complete). */
+static void
+rule_complete(struct lane_rule *r, const struct lane_rule *dflt)
+{
+	if (!(r->set & RULE_RATE))
+		r->rate = dflt->rate;
+	if (!(r->set & RULE_BURST))
+		r->burst = (r->set & RULE_RATE) || !(dflt->set & RULE_BURST)
+		               ? (unsigned)dmax(1.0, (double)dceil(r->rate))
+		               : dflt->burst;
+	if (!(r->set & RULE_CONN_RATE))
+		r->conn_rate = dflt->conn_rate;
+	if (!(r->set & RULE_CONN_BURST))
+		r->conn_burst = (r->set & RULE_CONN_RATE) || !(dflt->set & RULE_CONN_BURST)
+		                    ? (unsigned)dmax(1.0, (double)dceil(r->conn_rate))
+		                    : dflt->conn_burst;
+	if (!(r->set & RULE_CONNS))
+		r->conns = dflt->conns;
+	if (!(r->set & RULE_RCPT))
+		r->rcpt_per_session = dflt->rcpt_per_session;
+}
+
+/* Read a rules file into a sorted array that always holds "*". */
+static int
+rules_load(const struct engine *e, const char *path, struct lane_rule **out, size_t *nout,
+           char *err, size_t errlen)
+{
+	struct lane_rule *rules = NULL, base = {0}, *star;
+	size_t n = 0, cap = 0;
+	char *line = NULL, msg[160];
+	size_t lcap = 0;
+	unsigned lineno = 0;
+	FILE *f = NULL;
+
+	/* engine_params are the defaults of the "*" rule */
+	base.conns = e->p.max_conns_per_lane;
+	base.rcpt_per_session = e->p.max_rcpt_per_session;
+	base.burst = base.conn_burst = 1;
+	if (path != NULL && (f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (f != NULL && getline(&line, &lcap, f) >= 0) {
+		char *save = NULL, *tok, *hash = strchr(line, '#');
+		struct lane_rule r = {0};
+
+		lineno++;
+		if (hash != NULL)
+			*hash = '\0';
+		if ((tok = strtok_r(line, " \t\r\n", &save)) == NULL)
+			continue;
+		for (char *p = tok; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		while (tok[0] != '\0' && tok[strlen(tok) - 1] == '.')
+			tok[strlen(tok) - 1] = '\0';
+		if (*tok == '\0' || strchr(tok, '=') != NULL) {
+			snprintf(msg, sizeof(msg), "an MX domain (or *) must start the line");
+			goto bad;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(rules[i].key, tok) == 0) {
+				snprintf(msg, sizeof(msg), "second rule for %s", tok);
+				goto bad;
+			}
+		}
+		if ((r.key = strdup(tok)) == NULL) {
+			snprintf(msg, sizeof(msg), "out of memory");
+			goto bad;
+		}
+		while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
+			if (rule_set(&r, tok, msg, sizeof(msg)) != 0) {
+				free(r.key);
+				goto bad;
+			}
+		}
+		if (n == cap) {
+			struct lane_rule *nr;
+
+			cap = cap ? cap * 2 : 16;
+			if ((nr = realloc(rules, cap * sizeof(*nr))) == NULL) {
+				free(r.key);
+				snprintf(msg, sizeof(msg), "out of memory");
+				goto bad;
+			}
+			rules = nr;
+		}
+		rules[n++] = r;
+	}
+	if (f != NULL)
+		fclose(f);
+	free(line);
+	f = NULL;
+	line = NULL;
+	star = NULL;
+	for (size_t i = 0; i < n && star == NULL; i++)
+		if (strcmp(rules[i].key, "*") == 0)
+			star = &rules[i];
+	if (star == NULL) {
+		struct lane_rule *nr = realloc(rules, (n + 1) * sizeof(*nr));
+
+		if (nr == NULL) {
+			rules_free(rules, n);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		rules = nr;
+		memset(&rules[n], 0, sizeof(rules[n]));
+		if ((rules[n].key = strdup("*")) == NULL) {
+			rules_free(rules, n);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		star = &rules[n++];
+	}
+	rule_complete(star, &base);
+	star->set |= RULE_BURST | RULE_CONN_BURST; /* complete: others inherit */
+	for (size_t i = 0; i < n; i++)
+		if (&rules[i] != star)
+			rule_complete(&rules[i], star);
+	qsort(rules, n, sizeof(*rules), rule_cmp);
+	*out = rules;
+	*nout = n;
+	return 0;
+bad:
+	snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+	rules_free(rules, n);
+	free(line);
+	fclose(f);
+	return -1;
+}
+
+/* The rule for MX domain key: its own, its closest parent's, or "*". */
+static const struct lane_rule *
+rules_lookup(const struct engine *e, const char *key)
+{
+	const struct lane_rule *r;
+
+	for (const char *k = key; k != NULL; k = strchr(k, '.'), k = k != NULL ? k + 1 : NULL) {
+		r = bsearch(k, e->rules, e->nrules, sizeof(*e->rules), rule_find_cmp);
+		if (r != NULL)
+			return r;
+	}
+	return bsearch("*", e->rules, e->nrules, sizeof(*e->rules), rule_find_cmp);
+}
+
+/* ---- pacing: token buckets, backoff, recovery ---------------------------- */
+
+static void
+bucket_fill(struct bucket *b, double burst, uint64_t now)
+{
+	b->tokens = burst;
+	b->at_ms = now;
+}
+
+/*
+ * Take a token.  Returns 0 when granted, else the ms until one is there.
+ * rate 0 = no limit.
+ */
+static uint64_t
+bucket_take(struct bucket *b, double rate, unsigned burst, uint64_t now)
+{
+	double cap = burst > 0 ? burst : 1;
+
+	if (rate <= 0)
+		return 0;
+	if (now > b->at_ms) {
+		b->tokens = dmin(cap, b->tokens + (double)(now - b->at_ms) * rate / 1000.0);
+		b->at_ms = now;
+	}
+	if (now >= b->at_ms && b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return 0;
+	}
+	return (b->at_ms > now ? b->at_ms - now : 0) +
+	       (uint64_t)dmax(1.0, (double)dceil((1.0 - b->tokens) * 1000.0 / rate));
+}
+
+/* ms until the bucket is full again (0 = full, or no limit). */
+static uint64_t
+bucket_full_in(const struct bucket *b, double rate, unsigned burst, uint64_t now)
+{
+	double have, cap = burst > 0 ? burst : 1;
+
+	if (rate <= 0)
+		return 0;
+	have = now > b->at_ms ? b->tokens + (double)(now - b->at_ms) * rate / 1000.0 : b->tokens;
+	if (have >= cap && now >= b->at_ms)
+		return 0;
+	return (b->at_ms > now ? b->at_ms - now : 0) + dceil((cap - have) * 1000.0 / rate);
+}
+
+/* Wake the lane's pump in ms (the earliest of all requests wins). */
+static void
+lane_wake_in(struct lane *l, uint64_t ms)
+{
+	uint64_t at = engine_now_ms() + ms;
+	struct timeval tv;
+
+	if (l->timer_at != 0 && l->timer_at <= at)
+		return;
+	l->timer_at = at;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(l->timer, &tv);
+}
+
+static double
+lane_nominal(const struct lane *l)
+{
+	return l->rule.rate > 0 ? l->rule.rate : LANE_NOMINAL_RATE;
+}
+
+static void
+lane_log_rate(const struct lane *l, const char *why)
+{
+	uint64_t now = engine_now_ms();
+
+	log_info("lane rate", "lane=%s rate=%.3f rule_rate=%.3f level=%u pause_ms=%llu why=%s",
+	         l->key, l->rate, l->rule.rate, l->level,
+	         (unsigned long long)(l->paused_until > now ? l->paused_until - now : 0), why);
+}
+
+/*
+ * Is this reply a receiver telling us to slow down?  421 anywhere; Gmail's
+ * 4.7.28 and Microsoft's 4.7.65x; other 4xx by their words ("too many
+ * connections", "rate limit", "try again later" ...), never greylisting
+ * (that is about the message, not our pace) nor 4.5.3 "too many recipients"
+ * (a per-transaction limit, handled by a retry in a new transaction).
+ */
+int
+engine_reply_rate_limited(const struct smtp_reply *r)
+{
+	static const char *const words[] = {"too many",  "rate limit", "rate-limit", "throttl",
+	                                    "exceeded",  "slow down",  "try again later",
+	                                    "too fast",  NULL};
+	char text[VERDICT_TEXT_MAX];
+	size_t n;
+
+	if (r == NULL || r->code / 100 != 4)
+		return 0;
+	if (r->code == 421 || strcmp(r->enhanced, "4.7.28") == 0 ||
+	    strncmp(r->enhanced, "4.7.65", 6) == 0)
+		return 1;
+	if (strcmp(r->enhanced, "4.5.3") == 0)
+		return 0;
+	n = r->text_len < sizeof(text) - 1 ? r->text_len : sizeof(text) - 1;
+	for (size_t i = 0; i < n; i++)
+		text[i] = (char)tolower((unsigned char)r->text[i]);
+	text[n] = '\0';
+	if (strstr(text, "greylist") != NULL || strstr(text, "graylist") != NULL ||
+	    strstr(text, "too many recipients") != NULL)
+		return 0;
+	for (size_t i = 0; words[i] != NULL; i++)
+		if (strstr(text, words[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+static void conn_quit(struct conn *);
+
+/* A rate-limit answer: halve the rate, pause with exponential backoff and
+ * jitter, close the lane's idle sessions (they would time out meanwhile). */
+static void
+lane_backoff(struct lane *l, const struct smtp_reply *r)
+{
+	struct engine *e = l->e;
+	uint64_t now = engine_now_ms(), delay;
+	double cur = l->rate > 0 ? l->rate : lane_nominal(l);
+	struct conn *c, *next;
+
+	e->stats.backoffs++;
+	l->backoffs++;
+	l->last_ms = now;
+	if (l->paused_until > now)
+		return; /* answers to what was under way: one pause is enough */
+	l->rate = dmax(LANE_MIN_RATE, cur / 2);
+	if (l->level < LANE_LEVEL_MAX)
+		l->level++;
+	delay = (uint64_t)e->p.backoff_base_ms << (l->level - 1);
+	if (delay > e->p.backoff_max_ms)
+		delay = e->p.backoff_max_ms;
+	/* xorshift32: jitter spreads the workers that were limited together */
+	e->jitter ^= e->jitter << 13;
+	e->jitter ^= e->jitter >> 17;
+	e->jitter ^= e->jitter << 5;
+	delay = delay / 2 + (uint64_t)((double)delay * (double)(e->jitter % 1000u) / 1000.0);
+	l->paused_until = now + delay;
+	/* After the pause: one probe at once, then the new rate. */
+	l->rcpt.tokens = l->conn.tokens = 1.0;
+	l->rcpt.at_ms = l->conn.at_ms = l->paused_until;
+	log_info("lane backoff", "lane=%s code=%d enhanced=%s", l->key, r != NULL ? r->code : 0,
+	         r != NULL && r->enhanced[0] != '\0' ? r->enhanced : "-");
+	lane_log_rate(l, "backoff");
+	for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->st == CONN_READY)
+			conn_quit(c);
+	}
+	lane_wake_in(l, delay);
+}
+
+/* An answer that was not a rate limit: the rate comes back step by step. */
+static void
+lane_recover(struct lane *l)
+{
+	l->level = 0;
+	l->last_ms = engine_now_ms();
+	if (l->rate == l->rule.rate)
+		return;
+	l->rate += lane_nominal(l) * LANE_RATE_STEP;
+	if (l->rate >= lane_nominal(l) - 1e-9)
+		l->rate = l->rule.rate;
+	lane_log_rate(l, "recover");
+}
+
+/* Take the lane's rule (new lane, or rules reloaded). */
+static void
+lane_apply_rule(struct lane *l)
+{
+	const struct lane_rule *r = rules_lookup(l->e, l->key);
+	int slowed = l->rate != l->rule.rate;
+
+	l->rule = *r;
+	l->rule.key = NULL;
+	if (!slowed || l->rule.rate == 0 || l->rate > l->rule.rate)
+		l->rate = l->rule.rate;
+	if (l->rule.conns == 0)
+		l->rule.conns = 1;
+}
+
+int
+engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen)
+{
+	struct lane_rule *rules;
+	size_t n;
+
+	if (rules_load(e, path, &rules, &n, err, errlen) != 0)
+		return -1;
+	rules_free(e->rules, e->nrules);
+	e->rules = rules;
+	e->nrules = n;
+	for (size_t i = 0; i < e->nlanes; i++) {
+		lane_apply_rule(e->lanes[i]);
+		lane_kick(e->lanes[i]);
+	}
+	if (path != NULL)
+		log_info("lane rules loaded", "file=%s rules=%zu", path, n);
+	return 0;
+}
+
 /* ---- lanes ------------------------------------------------------------- */
 
 static int
@@ -342,13 +833,20 @@ engine_lane(struct engine *e, const char *key)
 	l->e = e;
 	l->key = strdup(key);
 	l->kick = event_new(e->base, -1, 0, lane_kick_cb, l);
-	if (l->key == NULL || l->kick == NULL) {
+	l->timer = evtimer_new(e->base, lane_timer_cb, l);
+	if (l->key == NULL || l->kick == NULL || l->timer == NULL) {
 		free(l->key);
 		if (l->kick != NULL)
 			event_free(l->kick);
+		if (l->timer != NULL)
+			event_free(l->timer);
 		free(l);
 		return NULL;
 	}
+	lane_apply_rule(l);
+	l->last_ms = engine_now_ms();
+	bucket_fill(&l->rcpt, l->rule.burst, l->last_ms);
+	bucket_fill(&l->conn, l->rule.conn_burst, l->last_ms);
 	TAILQ_INIT(&l->q);
 	TAILQ_INIT(&l->conns);
 	while (lo < hi) {
@@ -378,6 +876,7 @@ lane_free(struct lane *l)
 		ereq_free(r);
 	}
 	event_free(l->kick);
+	event_free(l->timer);
 	free(l->key);
 	free(l);
 }
@@ -702,8 +1201,21 @@ conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A rate-limit answer kept r from an answer: may it be asked again after
+ * the pause?  Counts the retry when it may. */
+static int
+engine_throttle_again(struct engine *e, struct ereq *r)
+{
+	if (e->shutting || r->throttled >= e->p.throttle_retries)
+		return 0;
+	r->throttled++;
+	e->stats.throttled++;
+	return 1;
+}
+
 /* Every queued request whose hosts were all in this plan gets the plan's
- * last failure; then the conn goes. */
+ * last failure (unless a rate limit ended the plan and the request may be
+ * asked again later); then the conn goes. */
 static void
 conn_plan_failed(struct conn *c)
 {
@@ -726,6 +1238,8 @@ conn_plan_failed(struct conn *c)
 		}
 		if (i < r->nhosts)
 			continue;
+		if (c->throttled && engine_throttle_again(e, r))
+			continue; /* asked again when the lane's pause is over */
 		lane_remove(l, r);
 		if (r->attempts == 0)
 			r->attempts = 1;
@@ -884,8 +1398,9 @@ conn_next(struct conn *c)
 	}
 }
 
-/* Open a connection for the lane, planned from request r's hosts. */
-static void
+/* Open a connection for the lane, planned from request r's hosts.
+ * Returns 0, or -1 without memory. */
+static int
 conn_start(struct lane *l, const struct ereq *r)
 {
 	struct engine *e = l->e;
@@ -898,7 +1413,7 @@ conn_start(struct lane *l, const struct ereq *r)
 			free(c->hosts);
 			free(c);
 		}
-		return;
+		return -1;
 	}
 	for (size_t i = 0; i < r->nhosts; i++) {
 		if ((c->hosts[i] = strdup(r->hosts[i])) == NULL)
@@ -912,6 +1427,7 @@ conn_start(struct lane *l, const struct ereq *r)
 	TAILQ_INSERT_TAIL(&l->conns, c, link);
 	l->nconns++;
 	conn_next(c);
+	return 0;
 }
 
 static void
@@ -933,7 +1449,7 @@ conn_worn_out(const struct conn *c)
 {
 	const struct engine_params *p = &c->lane->e->p;
 
-	return smtp_session_rcpts(c->s) >= p->max_rcpt_per_session ||
+	return smtp_session_rcpts(c->s) >= c->lane->rule.rcpt_per_session ||
 	       c->rejects >= p->max_rejects_per_session ||
 	       engine_now_ms() - c->ready_ms >= (uint64_t)p->max_session_age_s * 1000u;
 }
@@ -947,6 +1463,7 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 	struct ereq *r = c->cur;
 	struct verdict v;
 	enum classify_action act;
+	int limited;
 
 	conn_account(c);
 	c->cur = NULL;
@@ -956,8 +1473,15 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 		c->rejects++;
 	verdict_init(&v, VR_TEMP_FAILURE);
 	act = classify_reply(res->stage, res->reply, &v);
+	limited = engine_reply_rate_limited(res->reply);
+	if (limited)
+		lane_backoff(l, res->reply); /* also QUITs c */
+	else
+		lane_recover(l);
 	if (r != NULL) {
-		if (act == CLASSIFY_RETRY_NOW && !r->retried_now) {
+		if (limited && engine_throttle_again(e, r)) {
+			lane_push_head(l, r);
+		} else if (act == CLASSIFY_RETRY_NOW && !r->retried_now) {
 			/* Not about the mailbox: ask again on a fresh session. */
 			r->retried_now = 1;
 			lane_push_head(l, r);
@@ -979,10 +1503,14 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 	struct engine *e = c->lane->e;
 	struct ereq *r = c->cur;
 	struct verdict v;
+	int limited;
 
 	conn_account(c);
 	engine_failure_verdict(f, &v);
 	snprintf(v.mx_host, sizeof(v.mx_host), "%s", c->host);
+	limited = engine_reply_rate_limited(f->reply);
+	if (limited)
+		lane_backoff(c->lane, f->reply);
 	if (c->st == CONN_CONNECTING) {
 		/*
 		 * Before the session was usable.  Another address or host may
@@ -990,6 +1518,7 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 		 * broken handshake; a 5xx refusal of us will not change.
 		 */
 		c->lastfail = v;
+		c->throttled = limited;
 		if (f->reply != NULL && f->reply->code >= 500 && f->kind != SMTP_FAIL_TLS)
 			c->plan_fatal = 1;
 		if (f->kind == SMTP_FAIL_TLS && f->reply == NULL && e->sp.tls == SMTP_TLS_MAY &&
@@ -1002,7 +1531,9 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 		c->failover = 1;
 	} else if (r != NULL) {
 		c->cur = NULL;
-		if (f->kind == SMTP_FAIL_CONN && c->served > 0 && !r->requeued) {
+		if (limited && engine_throttle_again(e, r)) {
+			lane_push_head(c->lane, r);
+		} else if (f->kind == SMTP_FAIL_CONN && c->served > 0 && !r->requeued) {
 			/* A reused connection the server dropped, maybe idle for
 			 * too long: try once more on a fresh one. */
 			r->requeued = 1;
@@ -1047,6 +1578,7 @@ conn_feed(struct conn *c)
 	struct engine *e = l->e;
 	struct ereq *r;
 	enum smtp_probe_rc rc;
+	uint64_t wait;
 
 	while (c->st == CONN_READY) {
 		if (!smtp_session_reusable(c->s) || conn_worn_out(c)) {
@@ -1067,6 +1599,12 @@ conn_feed(struct conn *c)
 				tv.tv_usec = (e->p.idle_close_ms % 1000) * 1000;
 				evtimer_add(c->idle, &tv);
 			}
+			return;
+		}
+		if ((wait = bucket_take(&l->rcpt, l->rate, l->rule.burst, engine_now_ms())) != 0) {
+			/* Too soon for this lane: the timer brings us back. */
+			evtimer_del(c->idle);
+			lane_wake_in(l, wait);
 			return;
 		}
 		lane_remove(l, r);
@@ -1104,6 +1642,7 @@ lane_pump(struct lane *l)
 	struct conn *c, *next;
 	struct ereq *r;
 	unsigned opening;
+	uint64_t now = engine_now_ms(), wait;
 
 	/* Work requeued after engine_shutdown() (a dropped session, a 452
 	 * retry) would wait for a connection that is never opened. */
@@ -1111,22 +1650,74 @@ lane_pump(struct lane *l)
 		lane_remove(l, r);
 		engine_finish_reason(e, r, VR_TEMP_FAILURE, "shutting down", NULL);
 	}
-	for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (c->st == CONN_READY)
-			conn_feed(c);
-	}
-	for (;;) {
-		opening = 0;
-		TAILQ_FOREACH(c, &l->conns, link)
-		if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
-			opening++;
-		if (e->shutting || l->qlen <= opening || l->nconns >= e->p.max_conns_per_lane)
-			break;
-		conn_start(l, TAILQ_FIRST(&l->q));
+	if (l->paused_until > now && !e->shutting) {
+		/* Backing off: nothing goes out until the timer ends the pause. */
+		lane_wake_in(l, l->paused_until - now);
+	} else {
+		for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, link);
+			if (c->st == CONN_READY)
+				conn_feed(c);
+		}
+		for (;;) {
+			opening = 0;
+			TAILQ_FOREACH(c, &l->conns, link)
+			if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
+				opening++;
+			if (e->shutting || l->qlen <= opening || l->nconns >= l->rule.conns)
+				break;
+			wait = bucket_take(&l->conn, l->rule.conn_rate, l->rule.conn_burst, now);
+			if (wait != 0) {
+				lane_wake_in(l, wait);
+				break;
+			}
+			if (conn_start(l, TAILQ_FIRST(&l->q)) != 0)
+				break; /* no memory now; a later kick tries again */
+		}
 	}
 	if (l->qlen == 0 && l->nconns == 0)
+		lane_settle(l);
+}
+
+/*
+ * An empty lane goes when forgetting it changes nothing: its buckets are
+ * full again (a new lane starts full: dropping it earlier would let a
+ * burst through too soon) and it is not slowed down (a slowed lane keeps
+ * its state until LANE_FORGET_MS after its last rate-limit or answer).
+ */
+static void
+lane_settle(struct lane *l)
+{
+	uint64_t now = engine_now_ms(), wait, w2;
+
+	if (l->e->shutting) {
 		lane_drop(l);
+		return;
+	}
+	if (l->rate != l->rule.rate || l->paused_until > now) {
+		if (now - l->last_ms >= LANE_FORGET_MS)
+			lane_drop(l);
+		else
+			lane_wake_in(l, LANE_FORGET_MS - (now - l->last_ms));
+		return;
+	}
+	wait = bucket_full_in(&l->rcpt, l->rate, l->rule.burst, now);
+	w2 = bucket_full_in(&l->conn, l->rule.conn_rate, l->rule.conn_burst, now);
+	if (w2 > wait)
+		wait = w2;
+	if (wait == 0)
+		lane_drop(l);
+	else
+		lane_wake_in(l, wait);
+}
+
+static void
+lane_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lane *l = arg;
+
+	l->timer_at = 0;
+	lane_pump(l);
 }
 
 static void
@@ -1148,7 +1739,7 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
            engine_done_cb done, void *arg)
 {
 	struct engine *e;
-	char host[256];
+	char host[256], err[256];
 
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
@@ -1185,6 +1776,19 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
 		e->p.catch_all_check = ENGINE_CATCH_ALL_ON;
 	if (e->p.catch_all_ttl_s == 0)
 		e->p.catch_all_ttl_s = 3600;
+	if (e->p.backoff_base_ms == 0)
+		e->p.backoff_base_ms = 2000;
+	if (e->p.backoff_max_ms == 0)
+		e->p.backoff_max_ms = 600000;
+	if (e->p.backoff_max_ms < e->p.backoff_base_ms)
+		e->p.backoff_max_ms = e->p.backoff_base_ms;
+	if (e->p.throttle_retries == 0)
+		e->p.throttle_retries = 5;
+	else if (e->p.throttle_retries == ENGINE_THROTTLE_RETRIES_NONE)
+		e->p.throttle_retries = 0;
+	e->jitter = (uint32_t)engine_now_ms() ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
+	if (e->jitter == 0)
+		e->jitter = 1;
 	if (e->p.catch_all_local != NULL &&
 	    (e->catch_all_local = strdup(e->p.catch_all_local)) == NULL) {
 		engine_free(e);
@@ -1213,6 +1817,12 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
 		e->ssl_ctx = e->sp.ssl_ctx = smtp_tls_ctx_new();
 	TAILQ_INIT(&e->doneq);
 	e->done_ev = event_new(base, -1, 0, engine_deliver_cb, e);
+	if (engine_reload_rules(e, e->p.lanes_file, err, sizeof(err)) != 0) {
+		log_error("lane rules", "error=\"%s\"", err);
+		engine_free(e);
+		return NULL;
+	}
+	e->p.lanes_file = NULL; /* borrowed: not kept */
 	if (e->helo == NULL || e->mail_from == NULL || e->done_ev == NULL ||
 	    (e->sp.tls != SMTP_TLS_OFF && e->ssl_ctx == NULL)) {
 		engine_free(e);
@@ -1335,6 +1945,7 @@ engine_free(struct engine *e)
 	for (size_t i = 0; i < e->ncas; i++)
 		ca_free(e->cas[i]);
 	free(e->cas);
+	rules_free(e->rules, e->nrules);
 	while ((r = TAILQ_FIRST(&e->doneq)) != NULL) {
 		TAILQ_REMOVE(&e->doneq, r, link);
 		ereq_free(r);
@@ -1353,4 +1964,25 @@ void
 engine_get_stats(const struct engine *e, struct engine_stats *out)
 {
 	*out = e->stats;
+}
+
+size_t
+engine_get_lane_stats(const struct engine *e, struct engine_lane_stats *out, size_t max)
+{
+	uint64_t now = engine_now_ms();
+
+	for (size_t i = 0; i < e->nlanes && i < max; i++) {
+		const struct lane *l = e->lanes[i];
+
+		out[i].key = l->key;
+		out[i].rate = l->rate;
+		out[i].rule_rate = l->rule.rate;
+		out[i].conns = l->nconns;
+		out[i].max_conns = l->rule.conns;
+		out[i].queued = l->qlen;
+		out[i].backoff_level = l->level;
+		out[i].backoffs = l->backoffs;
+		out[i].paused_ms = l->paused_until > now ? l->paused_until - now : 0;
+	}
+	return e->nlanes;
 }

@@ -9,12 +9,26 @@
  * exactly one verdict per submitted recipient through the done callback —
  * always from the loop, never from inside engine_submit().
  *
- * The engine knows nothing about Kafka, Redis or files.
+ * Politeness per lane (see "Lane rules" below): a token bucket for RCPT
+ * probes and one for new connections, a cap on concurrent connections and
+ * on recipients per session, from a rules file keyed by MX domain.  Rate
+ * limit answers (421, 4.7.28, 4.7.65x, "too many ...", "try again later")
+ * halve the lane's RCPT rate and pause it with exponential backoff and
+ * jitter; the request that got the answer is asked again after the pause
+ * (up to throttle_retries times).  Each answer that is not a rate limit
+ * raises the rate again by a tenth of the rule's.  Every change of a
+ * lane's rate is logged at info level ("lane rate"); engine_get_lane_stats()
+ * shows it too.  No timer ever spins: a lane that waits for tokens or for
+ * the end of a pause has one timer armed for exactly that moment.
+ *
+ * The engine knows nothing about Kafka, Redis or the network beyond SMTP;
+ * the only file it reads is the lane rules file it is given.
  */
 #ifndef MXSIFT_ENGINE_H
 #define MXSIFT_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "verdict.h"
 #include "dns.h"
 
@@ -58,7 +72,16 @@ struct engine_params {
 	const char *catch_all_local;
 	unsigned catch_all_ttl_s;     /* keep a domain's answer (default 3600;
 	                                 an unknown answer at most 300) */
+	/* Lane rules file (format below), read by engine_new(); NULL = the
+	 * built-in default: no rate limit, max_conns_per_lane connections,
+	 * max_rcpt_per_session recipients per session. */
+	const char *lanes_file;
+	unsigned backoff_base_ms;     /* first pause after a rate limit (default 2000) */
+	unsigned backoff_max_ms;      /* longest pause (default 600000) */
+	unsigned throttle_retries;    /* asks per address after rate limits (default 5;
+	                                 ENGINE_THROTTLE_RETRIES_NONE: never) */
 };
+#define ENGINE_THROTTLE_RETRIES_NONE 0xffffffffu
 
 struct engine_mx_host {
 	const char *name;             /* A-label, no trailing dot */
@@ -99,7 +122,48 @@ struct engine_stats {
 	unsigned long sessions_ok;    /* sessions that reached EHLO/HELO success */
 	unsigned long rcpts;          /* RCPT TO commands sent */
 	unsigned long replies_503;    /* 503 replies seen: must stay 0 */
+	unsigned long backoffs;       /* rate-limit answers that paused a lane */
+	unsigned long throttled;      /* requests asked again after a rate limit */
 };
 void engine_get_stats(const struct engine *e, struct engine_stats *out);
+
+/*
+ * Lane rules.  One rule a line, '#' comments:
+ *
+ *   MX_DOMAIN [rate=R] [burst=B] [conn_rate=R] [conn_burst=B] [conns=N]
+ *             [rcpt_per_session=N]
+ *
+ * rate: RCPT probes per second (fractions allowed; 0 = no limit); burst:
+ * bucket size (default: rate rounded up, at least 1); conn_rate and
+ * conn_burst: the same for new connections; conns: concurrent connections;
+ * rcpt_per_session: recipients before a session is recycled.  A lane (MX
+ * domain) takes the rule of its name, else of its closest parent domain,
+ * else the "*" rule.  Keys a line leaves out come from the "*" line, else
+ * from engine_params.  Returns 0, or -1 with a message ("FILE:LINE: ...")
+ * in err, keeping the rules in force.  path NULL = built-in default.
+ * Lanes pick up new rules at once (the worker calls this on SIGHUP).
+ */
+int engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen);
+
+/* 1 if reply r tells us to slow down (421; 4.7.28; 4.7.65x; "too many",
+ * "rate limit", "try again later" ... in a 4xx that is not greylisting nor
+ * 4.5.3 too many recipients).  The classifier decides the verdict; this
+ * decides the pace. */
+struct smtp_reply;
+int engine_reply_rate_limited(const struct smtp_reply *r);
+
+/* One lane's state for logs, status and tests. */
+struct engine_lane_stats {
+	const char *key;              /* MX domain; valid until the next engine call */
+	double rate;                  /* current RCPT rate per second; 0 = no limit */
+	double rule_rate;             /* the rule's rate */
+	unsigned conns, max_conns;
+	size_t queued;
+	unsigned backoff_level;       /* consecutive rate-limit answers */
+	unsigned long backoffs;       /* pauses so far */
+	uint64_t paused_ms;           /* left of the current pause */
+};
+/* Fill up to max entries (lanes in key order); returns the number of lanes. */
+size_t engine_get_lane_stats(const struct engine *e, struct engine_lane_stats *out, size_t max);
 
 #endif

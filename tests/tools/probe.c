@@ -4,13 +4,20 @@
  *   mxsift-probe --host HOST [--host HOST2 ...] --port P [--helo NAME]
  *       [--mail-from ADDR] [--tls may|require|off] [--max-rcpt N]
  *       [--max-rejects N] [--timeout-ms N] [--dns HOST:PORT]
- *       [--no-catch-all] [--catch-all-local NAME] [--debug] ADDR...
+ *       [--no-catch-all] [--catch-all-local NAME] [--lanes FILE] [--lane KEY]
+ *       [--backoff-ms N] [--throttle-retries N] [--lane-stats] [--debug] ADDR...
  *
  * Every ADDR is probed through the real engine (one lane, MX hosts in the
  * order given: the first is the most preferred).  A numeric HOST needs no
  * DNS at all; a host name needs --dns.  Catch-all detection is on, as in
  * the engine; --catch-all-local fixes its local part (tests want a
- * deterministic transcript; real runs must keep it random).
+ * deterministic transcript; real runs must keep it random).  --lanes gives
+ * the lane rules file, --lane the lane's key (MX domain, default
+ * "probe.lane"); --backoff-ms the first pause after a rate-limit answer,
+ * --throttle-retries how often an address is asked again after one (0:
+ * never); --lane-stats prints one more line at the end:
+ *
+ *   lane KEY rate=R rule_rate=R backoffs=N level=N
  * Output on stdout, one line per address in argument order:
  *
  *   ADDR STATUS REASON CODE ENHANCED     (CODE 0 / ENHANCED - when absent)
@@ -37,6 +44,7 @@ struct probe {
 	struct verdict *v;
 	int *have;
 	size_t n, done;
+	struct engine_lane_stats ls; /* the lane, as last seen */
 };
 
 static void
@@ -46,7 +54,8 @@ probe_usage(void)
 	        "usage: mxsift-probe --host HOST [--host HOST2 ...] --port P [--helo NAME] "
 	        "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
 	        "[--timeout-ms N] [--dns HOST:PORT] [--no-catch-all] [--catch-all-local NAME] "
-	        "[--debug] ADDR...\n");
+	        "[--lanes FILE] [--lane KEY] [--backoff-ms N] [--throttle-retries N] "
+	        "[--lane-stats] [--debug] ADDR...\n");
 	exit(2);
 }
 
@@ -71,6 +80,8 @@ probe_done(void *arg, void *tag, const char *address, const struct verdict *v)
 		return;
 	p->v[i] = *v;
 	p->have[i] = 1;
+	if (engine_get_lane_stats(p->engine, &p->ls, 1) == 0)
+		memset(&p->ls, 0, sizeof(p->ls));
 	/* All answered: QUIT every session; the loop ends when they close. */
 	if (++p->done == p->n)
 		engine_shutdown(p->engine);
@@ -92,6 +103,11 @@ main(int argc, char **argv)
 	    {"debug", no_argument, NULL, 'D'},
 	    {"no-catch-all", no_argument, NULL, 'C'},
 	    {"catch-all-local", required_argument, NULL, 'L'},
+	    {"lanes", required_argument, NULL, 'R'},
+	    {"lane", required_argument, NULL, 'K'},
+	    {"backoff-ms", required_argument, NULL, 'B'},
+	    {"throttle-retries", required_argument, NULL, 'Y'},
+	    {"lane-stats", no_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct engine_params ep = {0};
@@ -101,7 +117,8 @@ main(int argc, char **argv)
 	struct probe p = {0};
 	struct event_base *base;
 	struct dns *dns = NULL;
-	const char *dns_server = NULL;
+	const char *dns_server = NULL, *lane = "probe.lane";
+	int lane_stats = 0;
 	char err[256];
 	int ch;
 
@@ -118,6 +135,15 @@ main(int argc, char **argv)
 			break;
 		case 'C': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case 'L': ep.catch_all_local = optarg; break;
+		case 'R': ep.lanes_file = optarg; break;
+		case 'K': lane = optarg; break;
+		case 'B': ep.backoff_base_ms = probe_number(optarg); break;
+		case 'Y':
+			ep.throttle_retries = probe_number(optarg);
+			if (ep.throttle_retries == 0)
+				ep.throttle_retries = ENGINE_THROTTLE_RETRIES_NONE;
+			break;
+		case 'S': lane_stats = 1; break;
 		case 'p': ep.smtp_port = (int)probe_number(optarg); break;
 		case 'e': ep.helo_name = optarg; break;
 		case 'f': ep.mail_from = optarg; break;
@@ -165,7 +191,7 @@ main(int argc, char **argv)
 		struct probe_req req = {
 		    .address = addr,
 		    .domain = at != NULL ? at + 1 : "",
-		    .mx_domain = "probe.lane",
+		    .mx_domain = lane,
 		    .hosts = mx,
 		    .nhosts = nmx,
 		    .tag = (void *)(uintptr_t)i,
@@ -192,6 +218,12 @@ main(int argc, char **argv)
 	engine_get_stats(p.engine, &st);
 	printf("stats connections=%lu rcpts=%lu replies_503=%lu\n", st.connections, st.rcpts,
 	       st.replies_503);
+	if (lane_stats) {
+		/* The lanes are gone after the shutdown: what is printed is the
+		 * last state the lane had, kept by probe_done(). */
+		printf("lane %s rate=%.3f rule_rate=%.3f backoffs=%lu level=%u\n", lane, p.ls.rate,
+		       p.ls.rule_rate, p.ls.backoffs, p.ls.backoff_level);
+	}
 	fflush(stdout);
 	engine_free(p.engine);
 	dns_free(dns);

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -31,6 +33,7 @@
 #include <event2/listener.h>
 
 #include "engine.h"
+#include "smtp_reply.h"
 #include "log.h"
 #include "verdict.h"
 
@@ -57,6 +60,11 @@ struct fake {
 	struct fconn *conns[4];
 	char rec[4096];
 	int max_batch; /* most client lines seen in one read */
+	uint64_t rcpt_ms[32]; /* when each RCPT line arrived */
+	int nrcpt;
+	uint64_t conn_ms[4]; /* when each connection was accepted */
+	struct engine_lane_stats ls; /* the first lane, at the last verdict */
+	char ls_key[64];
 	struct engine_stats st;
 	/* client side */
 	struct engine *engine;
@@ -70,6 +78,15 @@ struct fake {
 };
 
 static void fake_run(struct fconn *c);
+
+static uint64_t
+fake_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void
 fake_record(struct fake *f, const char *prefix, const char *line, size_t n)
@@ -153,6 +170,8 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 		int waiting = c->want > 0 && *c->step != NULL && (*c->step)[0] == '>';
 
 		lines++;
+		if (strncmp(line, "RCPT", 4) == 0 && c->f->nrcpt < 32)
+			c->f->rcpt_ms[c->f->nrcpt++] = fake_now_ms();
 		fake_record(c->f,
 		            !crlf                         ? "nocrlf:"
 		            : waiting || *c->step == NULL ? ""
@@ -194,6 +213,7 @@ fake_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *
 	assert_non_null(c);
 	c->f = f;
 	c->step = f->scripts[f->nconns];
+	f->conn_ms[f->nconns] = fake_now_ms();
 	f->conns[f->nconns++] = c;
 	f->open++;
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -212,6 +232,10 @@ fake_done(void *arg, void *tag, const char *address, const struct verdict *v)
 	assert_false(f->have[i]); /* exactly one verdict per request */
 	f->have[i] = 1;
 	f->v[i] = *v;
+	if (engine_get_lane_stats(f->engine, &f->ls, 1) == 0)
+		memset(&f->ls, 0, sizeof(f->ls));
+	snprintf(f->ls_key, sizeof(f->ls_key), "%s", f->ls.key != NULL ? f->ls.key : "");
+	f->ls.key = f->ls_key;
 	if (++f->ndone == f->nreq && !f->no_shutdown)
 		engine_shutdown(f->engine);
 	fake_maybe_end(f);
@@ -225,6 +249,8 @@ fake_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	fail_msg("test timed out; recorded so far:\n%s", f->rec);
 }
 
+static const char *fake_lane; /* lane key; NULL = "x.test" */
+
 static void
 fake_submit(struct fake *f, const char *addr, int i, const struct engine_mx_host *hosts,
             size_t nhosts)
@@ -233,7 +259,7 @@ fake_submit(struct fake *f, const char *addr, int i, const struct engine_mx_host
 	struct probe_req r = {
 	    .address = addr,
 	    .domain = at != NULL ? at + 1 : "x.test",
-	    .mx_domain = "x.test",
+	    .mx_domain = fake_lane != NULL ? fake_lane : "x.test",
 	    .hosts = hosts,
 	    .nhosts = nhosts,
 	    .tag = (void *)(intptr_t)i,
@@ -519,18 +545,47 @@ test_greeting_554(void **state)
 static void
 test_421_mid_session(void **state)
 {
-	/* 421 to MAIL: nothing more may be sent, not even QUIT. */
+	/* 421 to MAIL: nothing more may be sent, not even QUIT.  With
+	 * retries off the verdict is the 421. */
 	static const char *const c1[] = {
 	    "<220 mx", ">", EHLO_PLAIN, ">", "<421 4.3.2 Service shutting down", "~200", "X", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.throttle_retries = ENGINE_THROTTLE_RETRIES_NONE,
+	                          .backoff_base_ms = 50};
 	struct fake f = {0};
 
-	run(&f, NULL, scripts, addrs);
+	run(&f, &p, scripts, addrs);
 	assert_string_equal(f.rec, "EHLO t.test\n"
 	                           "MAIL FROM:<>\n");
 	assert_int_equal(f.v[0].status, VS_UNKNOWN);
 	assert_int_equal(f.v[0].smtp_code, 421);
+	assert_int_equal(f.st.backoffs, 1);
+	assert_int_equal(f.st.throttled, 0);
+}
+
+static void
+test_421_backoff_retry(void **state)
+{
+	/* The same 421, retries on (default): the lane pauses, then asks
+	 * again on a fresh connection. */
+	static const char *const c1[] = {
+	    "<220 mx", ">", EHLO_PLAIN, ">", "<421 4.7.0 Too many connections", "~200", "X", NULL};
+	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.backoff_base_ms = 50};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.rec, "EHLO t.test\nMAIL FROM:<>\n"
+	                           "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\nQUIT\n");
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(f.v[0].attempts, 2);
+	assert_int_equal(f.st.backoffs, 1);
+	assert_int_equal(f.st.throttled, 1);
+	assert_int_equal(CONNS(&f), 2);
 }
 
 static void
@@ -952,7 +1007,7 @@ static void
 test_catch_all_unknown_and_domains(void **state)
 {
 	/* Two domains on one lane, one probe each: x.test's probe gets 450
-	 * (unknown: accepted stays deliverable, unmarked, not asked again),
+	 * greylisted (unknown: accepted stays deliverable, unmarked, not asked again),
 	 * y.test's is accepted (catch-all).  Rejected-only z.test costs no
 	 * probe at all. */
 	static const char *const c1[] = {"<220 mx",
@@ -962,7 +1017,7 @@ test_catch_all_unknown_and_domains(void **state)
 	                                 "<250 ok",
 	                                 ">",
 	                                 "<250 2.1.5 ok",                    /* a@x */
-	                                 TXN("<450 4.7.1 try again later"),  /* probe x */
+	                                 TXN("<450 4.2.0 Greylisted"),       /* probe x */
 	                                 TXN("<250 2.1.5 ok"),               /* b@y */
 	                                 TXN("<250 2.1.5 ok"),               /* probe y */
 	                                 TXN("<250 2.1.5 ok"),               /* c@x */
@@ -1149,6 +1204,254 @@ test_no_reuse_after_protocol_error(void **state)
 	assert_int_equal(f.nconns, 2);
 }
 
+/* ---- lanes: rules, pacing, backoff ------------------------------------------ */
+
+/* A rules file with text in a fresh temporary file; returns its path
+ * (static: one at a time). */
+static const char *
+rules_file(const char *text)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/test_engine_rules.XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+#define ACCEPT_TXN TXN("<250 2.1.5 ok")
+
+static void
+test_lane_rcpt_rate(void **state)
+{
+	/* rate=10 burst=1: RCPTs at least 100 ms apart on the server's clock,
+	 * for three domains that share the MX domain (one lane). */
+	static const char *const c1[] = {"<220 mx",     ">",      EHLO_PLAIN, ">",
+	                                 "<250 ok",     ">",      "<250 2.1.5 ok",
+	                                 ACCEPT_TXN,    ACCEPT_TXN, ACCEPT_TXN,
+	                                 ">",           "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@y.test", "c@z.test", "d@x.test", NULL};
+	const char *path = rules_file("# test\n* rate=1000\nshared.test rate=10 burst=1\n");
+	struct engine_params p = {.lanes_file = path};
+	struct fake f = {0};
+
+	fake_lane = "mx.shared.test";
+	run(&f, &p, scripts, addrs);
+	fake_lane = NULL;
+	unlink(path);
+	assert_int_equal(f.nrcpt, 4);
+	assert_int_equal(CONNS(&f), 1);
+	for (int i = 1; i < f.nrcpt; i++)
+		if (f.rcpt_ms[i] - f.rcpt_ms[i - 1] < 95)
+			fail_msg("RCPT %d came %llu ms after the one before", i,
+			         (unsigned long long)(f.rcpt_ms[i] - f.rcpt_ms[i - 1]));
+	for (int i = 0; i < 4; i++)
+		assert_verdict(&f.v[i], VS_DELIVERABLE, VR_ACCEPTED, 250);
+}
+
+static void
+test_lane_conn_rate_and_rcpt_per_session(void **state)
+{
+	/* rcpt_per_session=1 conn_rate=5 conn_burst=1: one connection per
+	 * address, at least 200 ms apart. */
+	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c1, c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
+	const char *path = rules_file("x.test conn_rate=5 conn_burst=1 rcpt_per_session=1\n");
+	struct engine_params p = {.lanes_file = path};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	unlink(path);
+	assert_int_equal(f.nconns, 3);
+	assert_int_equal(CONNS(&f), 3);
+	for (int i = 1; i < f.nconns; i++)
+		if (f.conn_ms[i] - f.conn_ms[i - 1] < 190)
+			fail_msg("connection %d came %llu ms after the one before", i + 1,
+			         (unsigned long long)(f.conn_ms[i] - f.conn_ms[i - 1]));
+}
+
+static void
+test_lane_backoff_on_rcpt_and_recovery(void **state)
+{
+	/* A 450 4.7.28-style rate limit at RCPT: the lane halves its rate
+	 * (10/s -> 5/s), pauses, asks b again on a new session; then each
+	 * good answer brings the rate up by 1/s. */
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<250 2.1.5 ok",
+	                                 TXN("<450 4.7.28 Our system has detected an unusual rate"),
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const c2[] = {"<220 mx",  ">", EHLO_PLAIN, ">", "<250 ok", ">",
+	                                 "<250 ok",  ACCEPT_TXN, ">", "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
+	const char *path = rules_file("x.test rate=10 burst=5\n");
+	struct engine_params p = {.lanes_file = path, .backoff_base_ms = 200};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	unlink(path);
+	assert_string_equal(f.rec, "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<a@x.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<b@x.test>\nQUIT\n"
+	                           "EHLO t.test\nMAIL FROM:<>\nRCPT TO:<b@x.test>\n"
+	                           "RSET\nMAIL FROM:<>\nRCPT TO:<c@x.test>\nQUIT\n");
+	assert_verdict(&f.v[1], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(f.st.backoffs, 1);
+	assert_int_equal(f.st.throttled, 1);
+	/* the pause: base 200 ms with jitter 0.5..1.5 */
+	if (f.conn_ms[1] - f.rcpt_ms[1] < 95)
+		fail_msg("new session %llu ms after the rate limit",
+		         (unsigned long long)(f.conn_ms[1] - f.rcpt_ms[1]));
+	/* halved to 5/s, then two good answers (b, c): +1/s each */
+	assert_string_equal(f.ls.key, "x.test");
+	assert_true(f.ls.rate > 6.99 && f.ls.rate < 7.01);
+	assert_int_equal(f.ls.backoffs, 1);
+	assert_int_equal(f.ls.backoff_level, 0);
+}
+
+/* Reload rules from text; returns engine_reload_rules()'s answer. */
+static int
+reload_text(struct engine *e, const char *text, char *err, size_t errlen)
+{
+	const char *path = rules_file(text);
+	int rc = engine_reload_rules(e, path, err, errlen);
+
+	unlink(path);
+	return rc;
+}
+
+static void
+test_lane_stats_and_recovery(void **state)
+{
+	/* Lane stats while it runs: taken from the done callback's view. */
+	static const char *const c1[] = {"<220 mx",
+	                                 ">",
+	                                 EHLO_PLAIN,
+	                                 ">",
+	                                 "<250 ok",
+	                                 ">",
+	                                 "<450 4.7.0 Too many connections, slow down",
+	                                 ">",
+	                                 "<221 bye",
+	                                 NULL};
+	static const char *const c2[] = {"<220 mx",  ">",        EHLO_PLAIN, ">",        "<250 ok",
+	                                 ">",        "<250 ok",  ACCEPT_TXN, ACCEPT_TXN, ACCEPT_TXN,
+	                                 ACCEPT_TXN, ACCEPT_TXN, ">",        "<221 bye", NULL};
+	static const char *const *const scripts[] = {c1, c2, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test",
+	                                    "d@x.test", "e@x.test", "f@x.test", NULL};
+	const char *path = rules_file("x.test rate=100 burst=10\n");
+	struct engine_params p = {.lanes_file = path, .backoff_base_ms = 50};
+	struct fake f = {0};
+	char err[256];
+	struct engine_lane_stats ls;
+	struct event_base *base = event_base_new();
+	struct engine *e;
+
+	run(&f, &p, scripts, addrs);
+	unlink(path);
+	/* 100 -> 50 after the limit, +10 per good answer: 100 after 5. */
+	for (int i = 0; i < 6; i++)
+		assert_verdict(&f.v[i], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(f.st.backoffs, 1);
+	assert_true(f.ls.rate > 99.99 && f.ls.rate < 100.01);
+	assert_int_equal(f.ls.backoffs, 1);
+	p.lanes_file = NULL;
+
+	/* Rules: parent domains, "*", reload errors keep the old rules. */
+	e = engine_new(base, NULL, &p, fake_done, &f);
+	assert_non_null(e);
+	assert_int_equal(reload_text(e, "* rate=3\noutlook.com rate=0.5 conns=2\n", err, sizeof(err)),
+	                 0);
+	{
+		static const struct engine_mx_host mx = {"127.0.0.9", 10};
+		struct probe_req r = {.address = "a@q.test",
+		                      .domain = "q.test",
+		                      .mx_domain = "protection.outlook.com",
+		                      .hosts = &mx,
+		                      .nhosts = 1};
+		struct probe_req r2 = r;
+
+		r2.mx_domain = "other.test";
+		f.nreq = 2;
+		assert_int_equal(engine_submit(e, &r), 0);
+		assert_int_equal(engine_submit(e, &r2), 0);
+	}
+	assert_int_equal(engine_get_lane_stats(e, &ls, 1), 2);
+	assert_string_equal(ls.key, "other.test");
+	assert_true(ls.rule_rate > 2.99 && ls.rule_rate < 3.01);
+	{
+		struct engine_lane_stats two[2];
+
+		assert_int_equal(engine_get_lane_stats(e, two, 2), 2);
+		assert_string_equal(two[1].key, "protection.outlook.com");
+		assert_true(two[1].rule_rate > 0.49 && two[1].rule_rate < 0.51);
+		assert_int_equal(two[1].max_conns, 2);
+	}
+	assert_int_equal(reload_text(e, "x.test rate=fast\n", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":1: bad value in \"rate=fast\""));
+	assert_int_equal(reload_text(e, "x.test speed=1\n", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unknown setting"));
+	assert_int_equal(reload_text(e, "x.test rate=1\n\nx.test rate=2\n", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":3: second rule for x.test"));
+	assert_int_equal(reload_text(e, "x.test conns=0\n", err, sizeof(err)), -1);
+	assert_int_equal(engine_reload_rules(e, "/nonexistent/lanes.conf", err, sizeof(err)), -1);
+	assert_int_equal(engine_get_lane_stats(e, &ls, 1), 2);
+	assert_true(ls.rule_rate > 2.99 && ls.rule_rate < 3.01); /* old rules kept */
+	engine_free(e);
+	event_base_free(base);
+}
+
+static void
+test_rate_limit_answers(void **state)
+{
+	static const struct {
+		int code;
+		const char *enh, *text;
+		int limited;
+	} cases[] = {
+	    {421, "4.7.0", "Too many connections from your IP", 1},
+	    {421, "", "mx.example.test Service not available", 1},
+	    {450, "4.7.28", "Our system has detected an unusual rate of unsolicited mail", 1},
+	    {451, "4.7.650", "The mail server [192.0.2.1] has been temporarily rate limited", 1},
+	    {452, "4.7.652", "The mail server has exceeded the maximum number of connections", 1},
+	    {451, "", "Too many messages from your address, slow down", 1},
+	    {450, "4.7.1", "Please try again later", 1},
+	    {451, "4.3.2", "Throttled: try later", 1},
+	    {450, "4.2.0", "Recipient address rejected: Greylisted, try again later", 0},
+	    {451, "4.7.1", "Greylisting in action, please come back later", 0},
+	    {452, "4.5.3", "Error: too many recipients", 0},
+	    {452, "", "Too many recipients", 0},
+	    {450, "4.2.2", "Mailbox full", 0},
+	    {550, "5.7.1", "Too many connections (rejected)", 0},
+	    {250, "2.1.5", "Ok", 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct smtp_reply r = {.code = cases[i].code, .nlines = 1};
+
+		snprintf(r.enhanced, sizeof(r.enhanced), "%s", cases[i].enh);
+		r.text = (char *)cases[i].text;
+		r.text_len = strlen(cases[i].text);
+		if (engine_reply_rate_limited(&r) != cases[i].limited)
+			fail_msg("case %zu (%d %s %s): want %d", i, cases[i].code, cases[i].enh,
+			         cases[i].text, cases[i].limited);
+	}
+	assert_int_equal(engine_reply_rate_limited(NULL), 0);
+}
+
 int
 main(void)
 {
@@ -1159,6 +1462,7 @@ main(void)
 	    cmocka_unit_test(test_multiline_greeting),
 	    cmocka_unit_test(test_greeting_554),
 	    cmocka_unit_test(test_421_mid_session),
+	    cmocka_unit_test(test_421_backoff_retry),
 	    cmocka_unit_test(test_ehlo_502_helo),
 	    cmocka_unit_test(test_server_drop),
 	    cmocka_unit_test(test_pipelined_mail_rejected),
@@ -1182,6 +1486,11 @@ main(void)
 	    cmocka_unit_test(test_idle_close_then_reconnect),
 	    cmocka_unit_test(test_no_reuse_after_timeout),
 	    cmocka_unit_test(test_no_reuse_after_protocol_error),
+	    cmocka_unit_test(test_lane_rcpt_rate),
+	    cmocka_unit_test(test_lane_conn_rate_and_rcpt_per_session),
+	    cmocka_unit_test(test_lane_backoff_on_rcpt_and_recovery),
+	    cmocka_unit_test(test_lane_stats_and_recovery),
+	    cmocka_unit_test(test_rate_limit_answers),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
