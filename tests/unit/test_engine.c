@@ -1415,6 +1415,59 @@ test_lane_stats_and_recovery(void **state)
 }
 
 static void
+test_shipped_lanes_conf(void **state)
+{
+	/* data/lanes.conf parses, and its rules land where they should. */
+	static const struct {
+		const char *lane;
+		double rate;
+		unsigned conns;
+	} want[] = {
+	    {"google.com", 0.5, 1},
+	    {"mail.protection.outlook.com", 0.5, 1},
+	    {"yahoodns.net", 0.3, 1},
+	    {"example.test", 1.0, 1},
+	};
+	struct event_base *base = event_base_new();
+	struct engine_lane_stats ls[4];
+	struct engine_params p = {0};
+	struct engine *e;
+	char path[512], err[256];
+	const char *tail = strstr(__FILE__, "tests/unit/test_engine.c");
+	struct fake f = {0};
+
+	assert_non_null(tail);
+	snprintf(path, sizeof(path), "%.*sdata/lanes.conf", (int)(tail - __FILE__), __FILE__);
+	p.lanes_file = path;
+	e = engine_new(base, NULL, &p, fake_done, &f);
+	assert_non_null(e);
+	assert_int_equal(engine_reload_rules(e, path, err, sizeof(err)), 0);
+	for (size_t i = 0; i < 4; i++) {
+		static const struct engine_mx_host mx = {"127.0.0.9", 10};
+		struct probe_req r = {.address = "a@q.test",
+		                      .domain = "q.test",
+		                      .mx_domain = want[i].lane,
+		                      .hosts = &mx,
+		                      .nhosts = 1};
+
+		assert_int_equal(engine_submit(e, &r), 0);
+	}
+	assert_int_equal(engine_get_lane_stats(e, ls, 4), 4);
+	for (size_t i = 0; i < 4; i++) {
+		for (size_t j = 0; j < 4; j++) {
+			if (strcmp(ls[j].key, want[i].lane) != 0)
+				continue;
+			if (ls[j].rule_rate < want[i].rate - 1e-9 ||
+			    ls[j].rule_rate > want[i].rate + 1e-9 || ls[j].max_conns != want[i].conns)
+				fail_msg("%s: rate %.3f conns %u", want[i].lane, ls[j].rule_rate,
+				         ls[j].max_conns);
+		}
+	}
+	engine_free(e);
+	event_base_free(base);
+}
+
+static void
 test_rate_limit_answers(void **state)
 {
 	static const struct {
@@ -1491,6 +1544,7 @@ main(void)
 	    cmocka_unit_test(test_lane_backoff_on_rcpt_and_recovery),
 	    cmocka_unit_test(test_lane_stats_and_recovery),
 	    cmocka_unit_test(test_rate_limit_answers),
+	    cmocka_unit_test(test_shipped_lanes_conf),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)
