@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# test_fleet_greylist.sh — greylisting and other temporary answers through
+# the retry topic, with two mxsift-worker processes on the world's Kafka
+# mock and Redis, against the scripted SMTP server (mxsift-smtpd-script)
+# listening where the world's DNS sends alpha.test and beta.test (the
+# world's MX address, on a port of its own: --smtp-port).
+#
+# Phase 1, "greylisted, then deliverable": connection 1 answers RCPT with
+# postgrey's 450 4.7.1, connection 2 (the retry, 3 s later) with 250.
+# Asserts: the verdict is deliverable/accepted, written once; the job's
+# retried counter is 1; the server saw exactly two RCPTs for the address,
+# one per connection; the retry went through the retry topic (attempt=1
+# task done line) while the first task finished at once (attempt=0).
+#
+# Phase 2, "temporary to the end": every connection answers 450.  The retry
+# message is duplicated on the topic (a producer retry or a redone message
+# does exactly that).  Asserts: after the last attempt of the schedule
+# (3s,3s: three attempts) the verdict is final unknown/greylisted with
+# "final after 3 attempts", done == total == 1, and retried == 2 (one per
+# (address, attempt), the duplicate counted nowhere).
+#
+# usage: test_fleet_greylist.sh MXSIFT MXSIFT_WORKER MXSIFT_SMTPD_SCRIPT
+set -euo pipefail
+mxsift=$1 worker=$2 smtpd=$3
+. "$(dirname "$0")/test_fleet_lib.sh"
+fleet_need MXSIFT_TEST_BROKERS MXSIFT_TEST_REDIS MXSIFT_TEST_DNS MXSIFT_TEST_MX_IP
+fleet_init
+
+run=$(date +%s)-$$-$RANDOM
+group=grey-$run topic=grey.$run retry_topic=grey.$run.retry dead_topic=grey.$run.dead
+brokers=$MXSIFT_TEST_BROKERS redis=$MXSIFT_TEST_REDIS dns=$MXSIFT_TEST_DNS
+mx_ip=$MXSIFT_TEST_MX_IP
+
+# start_server SCRIPT NAME: the scripted server on the MX address, port 0
+start_server() {
+	"$smtpd" -a "$mx_ip" -p 0 -T 50 -t "$tmp/$2.transcript" "$1" >"$tmp/$2.port" \
+		2>"$tmp/$2.err" &
+	spid=$!
+	fleet_pids+=("$spid")
+	smtp_port=
+	for _ in $(seq 1 100); do
+		smtp_port=$(awk '$1 == "port" { print $2 }' "$tmp/$2.port")
+		[ -n "$smtp_port" ] && return 0
+		kill -0 "$spid" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "scripted server did not start: $(cat "$tmp/$2.err")"
+}
+
+# stop_server: SIGTERM, wait (the transcript is written at exit)
+stop_server() {
+	kill -TERM "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+}
+
+# ---- phase 1: greylisted, then deliverable ------------------------------------
+cat >"$tmp/grey.scn" <<'EOF'
+max-conns 2
+timeout 50
+conn 1
+reply 220 mx1.alpha.test ESMTP greylisting test
+expect EHLO
+reply 250-mx1.alpha.test\r\n250 ENHANCEDSTATUSCODES
+expect MAIL FROM:
+reply 250 2.1.0 Ok
+expect RCPT TO:<grey@alpha.test>
+reply 450 4.7.1 <grey@alpha.test>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/alpha.test.html
+expect QUIT
+reply 221 2.0.0 Bye
+close
+conn 2
+reply 220 mx1.alpha.test ESMTP greylisting test
+expect EHLO
+reply 250-mx1.alpha.test\r\n250 ENHANCEDSTATUSCODES
+expect MAIL FROM:
+reply 250 2.1.0 Ok
+expect RCPT TO:<grey@alpha.test>
+reply 250 2.1.5 Ok
+# the engine's catch-all check (a random local part) on the same session
+expect RSET
+reply 250 2.0.0 Ok
+expect MAIL FROM:
+reply 250 2.1.0 Ok
+expect RCPT TO:
+reply 550 5.1.1 Recipient address rejected: User unknown
+expect QUIT
+reply 221 2.0.0 Bye
+close
+EOF
+start_server "$tmp/grey.scn" grey
+
+# Retry delays above the engine's idle close (2 s): each attempt is a new
+# connection, as it is with real greylisting delays.
+fleet_worker 1 --retry-schedule 3s,3s
+fleet_worker 2 --retry-schedule 3s,3s
+fleet_wait_group 1 2
+
+job=grey1-$run
+printf 'email\ngrey@alpha.test\n' >"$tmp/grey1.csv"
+"$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic" "$tmp/grey1.csv" >"$tmp/submit1.out" 2>"$tmp/submit1.err" ||
+	fail "mxsift submit (phase 1) failed"
+fleet_wait_done 30
+printf 'grey@alpha.test\tdeliverable/accepted\n' >"$tmp/exp1"
+fleet_check_exact "$tmp/exp1"
+s=$(fleet_status)
+[ "$(jq .retried <<<"$s")" -eq 1 ] || fail "phase 1: retried $(jq .retried <<<"$s"), expected 1"
+[ "$(jq .dead <<<"$s")" -eq 0 ] || fail "phase 1: a dead letter"
+jq -e 'select(.smtp_code == 250 and .enhanced_code == "2.1.5")' "$tmp/export.jsonl" >/dev/null ||
+	fail "phase 1: the verdict lacks the 250 2.1.5 evidence"
+stop_server
+grep 'RCPT TO' "$tmp/grey.transcript" >"$tmp/grey.rcpts" || true
+[ "$(grep -c 'RCPT TO:<grey@alpha.test>' "$tmp/grey.rcpts")" -eq 2 ] ||
+	fail "phase 1: expected 2 RCPTs for the address: $(cat "$tmp/grey.transcript")"
+grep -q '^C1> RCPT TO:<grey@alpha.test>' "$tmp/grey.rcpts" &&
+	grep -q '^C2> RCPT TO:<grey@alpha.test>' "$tmp/grey.rcpts" ||
+	fail "phase 1: the retry did not come on a second connection: $(cat "$tmp/grey.transcript")"
+cat "$tmp"/w*.log >"$tmp/workers.log"
+grep -q "msg=\"task done\" job=$job topic=$topic .*attempt=0 .*retried=1" "$tmp/workers.log" ||
+	fail "phase 1: no first attempt that sent the address to the retry topic"
+grep -q "msg=\"task done\" job=$job topic=$retry_topic .*attempt=1 .*deliverable=1" \
+	"$tmp/workers.log" || fail "phase 1: no retry task from $retry_topic that found it deliverable"
+
+# ---- phase 2: temporary to the end, with a duplicated retry message --------------
+# Every connection the same: RCPT gets 450; a second probe on the same
+# session (RSET) or the QUIT gets 250 (the client closes either way).
+{
+	echo "max-conns 20"
+	echo "timeout 50"
+	echo "conn *"
+	echo "reply 220 mx.beta.test ESMTP"
+	echo "expect EHLO"
+	echo 'reply 250-mx.beta.test\r\n250 ENHANCEDSTATUSCODES'
+	for _ in 1 2 3 4; do
+		echo "expect MAIL FROM:"
+		echo "reply 250 2.1.0 Ok"
+		echo "expect RCPT TO:"
+		echo "reply 450 4.2.0 <gone@beta.test>: Recipient address rejected: Greylisted"
+		echo "expect"
+		echo "reply 250 2.0.0 Ok"
+	done
+} >"$tmp/temp.scn"
+start_server "$tmp/temp.scn" temp
+# the workers keep their --smtp-port: start two new ones on the new port
+fleet_stop_workers
+# new topics too: a new group would read phase 1's messages again
+group=grey2-$run topic=grey2.$run retry_topic=grey2.$run.retry dead_topic=grey2.$run.dead
+fleet_worker 3 --retry-schedule 3s,3s
+fleet_worker 4 --retry-schedule 3s,3s
+fleet_wait_group 3 4
+
+job=grey2-$run
+printf 'email\ngone@beta.test\n' >"$tmp/grey2.csv"
+"$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic" "$tmp/grey2.csv" >"$tmp/submit2.out" 2>"$tmp/submit2.err" ||
+	fail "mxsift submit (phase 2) failed"
+# Duplicate the first retry message (attempt 1) as soon as it is on the topic.
+dup=
+for _ in $(seq 1 100); do
+	if kcat -b "$brokers" -C -t "$retry_topic" -o beginning -e -q -f '%h\n' 2>/dev/null |
+		grep -q "mxsift-job=$job"; then
+		kcat -b "$brokers" -C -t "$retry_topic" -o beginning -e -q -f '%k\t%p\t%o\n' \
+			>"$tmp/retry.idx" 2>/dev/null
+		read -r key part off < <(tail -n 1 "$tmp/retry.idx")
+		kcat -b "$brokers" -C -t "$retry_topic" -p "$part" -o "$off" -c 1 -e -q -D '' \
+			-f '%s' >"$tmp/retry.msg" 2>/dev/null
+		kcat -b "$brokers" -P -t "$retry_topic" -k "$key" -p "$part" "$tmp/retry.msg" ||
+			fail "cannot duplicate the retry message"
+		dup=1
+		break
+	fi
+	sleep 0.1
+done
+[ -n "$dup" ] || fail "phase 2: no retry message for $job on $retry_topic"
+fleet_wait_done 40
+printf 'gone@beta.test\tunknown/greylisted\n' >"$tmp/exp2"
+fleet_check_exact "$tmp/exp2"
+s=$(fleet_status)
+[ "$(jq .retried <<<"$s")" -eq 2 ] || fail "phase 2: retried $(jq .retried <<<"$s"), expected 2"
+jq -e 'select(.detail == "final after 3 attempts" and .smtp_code == 450)' \
+	"$tmp/export.jsonl" >/dev/null || fail "phase 2: not a final 450 after 3 attempts: $(cat "$tmp/export.jsonl")"
+# Both copies were worked on: the duplicate changed no count.
+cat "$tmp"/w3.log "$tmp"/w4.log >"$tmp/workers2.log"
+[ "$(grep -c "msg=\"task done\" job=$job topic=$retry_topic .*attempt=1 " "$tmp/workers2.log")" -ge 2 ] ||
+	fail "phase 2: the duplicated retry message was not processed twice"
+fleet_stop_workers
+stop_server
+grep 'level=error' "$tmp"/w*.log && fail "error lines in the worker logs"
+echo "PASS: greylisted address deliverable on retry; temporary answer final after 3 attempts; duplicate retry counted once"
