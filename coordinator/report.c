@@ -9,7 +9,6 @@
  */
 #include "report.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -636,37 +635,4 @@ report_write_html(const struct report *r, const char *title, const struct report
 	    "role); unknown: no definite answer (greylisting, blocks, timeouts).</footer>\n"
 	    "</main>\n</body>\n</html>\n", f);
 	return fflush(f) == 0 && !ferror(f) ? 0 : -1;
-}
-
-int
-report_write_file(const char *path, const char *input, const struct verdict *const *v, size_t n,
-    char *err, size_t errlen)
-{
-	struct report *r = report_new();
-	char title[512];
-	FILE *f;
-	int rc = -1;
-
-	if (r == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (v[i] != NULL && report_add(r, v[i]) == -1) {
-			snprintf(err, errlen, "%s: out of memory", path);
-			goto out;
-		}
-	if ((f = fopen(path, "w")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	snprintf(title, sizeof(title), "mxsift check: %s", strcmp(input, "-") == 0 ? "stdin" : input);
-	rc = report_write_html(r, title, NULL, 0, f);
-	if (fclose(f) != 0)
-		rc = -1;
-	if (rc == -1)
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-out:
-	report_free(r);
-	return rc;
 }

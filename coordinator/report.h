@@ -16,9 +16,8 @@
  * (total, status-<status>, reason-<reason>) for scripts and tests.
  * Everything taken from the data (host names, titles) is HTML-escaped.
  *
- * Diagnostics: report_add() returns -1 when out of memory; the writers
- * return -1 on a write error (errno set) or, for report_write_file(), -1 with
- * a message in err.
+ * Diagnostics: report_add() returns -1 when out of memory;
+ * report_write_html() returns -1 on a write error (errno set).
  */
 #ifndef MXSIFT_REPORT_H
 #define MXSIFT_REPORT_H
@@ -47,13 +46,5 @@ size_t report_count(const struct report *r);
  * NULL.  0, or -1 on a write error. */
 int report_write_html(const struct report *r, const char *title,
     const struct report_fact *facts, size_t nfacts, FILE *out);
-
-/*
- * One call for `mxsift check --report PATH`: the verdicts v[0..n) (NULL
- * entries skipped) as a report titled after input into path.  0, or -1 with
- * err ("PATH: reason").
- */
-int report_write_file(const char *path, const char *input, const struct verdict *const *v,
-    size_t n, char *err, size_t errlen);
 
 #endif

@@ -20,16 +20,18 @@
 #  - reply classes: 2xx == accepted, 5xx == mailbox_not_found;
 #  - Redis writes: new == verdicts, duplicate == 0, latency histogram count ==
 #    verdicts, nothing pending, connected;
-#  - tasks done == tasks submitted; bad messages == 1 (a junk message);
+#  - tasks done == tasks submitted; bad messages == dead letters == 1 (a junk
+#    message), retries 0;
 #  - SMTP: connections >= 5 (one per MX host set), RCPTs >= probed
 #    addresses, recipients per connection > 1 (reuse), no 503;
 #  - Kafka: every partition assigned to one of them, consumer lag 0, lane
 #    queue depth 0; ready gauge 1;
-#  - a bad value in the config file stops a worker at start with file:line.
+#  - a bad value in the config file stops a worker at start with file:line;
+#  - every metric the Grafana dashboard (GRAFANA_JSON) queries is in the scrape.
 #
-# usage: test_metrics.sh MXSIFT MXSIFT_WORKER FIXTURE_CSV
+# usage: test_metrics.sh MXSIFT MXSIFT_WORKER FIXTURE_CSV [GRAFANA_JSON]
 set -euo pipefail
-mxsift=$1 worker=$2 fixture=$3
+mxsift=$1 worker=$2 fixture=$3 grafana=${4:-}
 for v in MXSIFT_TEST_BROKERS MXSIFT_TEST_REDIS MXSIFT_TEST_DNS; do
 	if [ -z "${!v:-}" ]; then
 		echo "SKIP: $v unset (start the test world: scripts/services up DIR)"; exit 77
@@ -74,11 +76,15 @@ mail-from = verify@mxsift.test
 smtp-port = ${MXSIFT_TEST_SMTP_PORT:-25}
 topic = $topic
 kafka.allow.auto.create.topics = true
+kafka.session.timeout.ms = 6000
+kafka.heartbeat.interval.ms = 500
 
 [worker]
 group = overridden-by-the-environment
 metrics-addr = 127.0.0.1:0
 grace = 20
+retry-topic = $topic.retry
+dead-topic = $topic.dead
 
 [submit]
 batch = 4
@@ -103,8 +109,16 @@ start_worker 2
 port_of() {
 	sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$tmp/w$1.log" | head -n 1
 }
+# partitions of the task topic in a worker's last assignment (the retry
+# topic's come in the same assignment)
 assigned() {
-	awk '/msg="partitions assigned"/ { sub(/.*count=/, ""); sub(/ .*/, ""); n = $0 } END { print n + 0 }' "$tmp/w$1.log"
+	awk -v t="$topic/" '/msg="partitions assigned"/ { n = 0; s = $0
+		while ((i = index(s, t)) > 0) { n++; s = substr(s, i + length(t)) } }
+		END { print n + 0 }' "$tmp/w$1.log"
+}
+partitions_of() {
+	kcat -b "$MXSIFT_TEST_BROKERS" -L -t "$1" 2>/dev/null |
+		sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | head -n 1
 }
 last_event() {
 	awk '/msg="partitions (assigned|revoked)"/ { e = ($0 ~ /assigned/) ? "assigned" : "revoked" } END { print e }' "$tmp/w$1.log"
@@ -113,8 +127,7 @@ nparts=0
 for i in $(seq 1 300); do
 	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a worker died at startup"; done
 	if [ "$nparts" -eq 0 ]; then
-		nparts=$(kcat -b "$MXSIFT_TEST_BROKERS" -L -t "$topic" 2>/dev/null |
-			sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | head -n 1)
+		nparts=$(partitions_of "$topic")
 		nparts=${nparts:-0}
 	fi
 	a1=$(assigned 1) a2=$(assigned 2)
@@ -210,9 +223,12 @@ expect 'mxsift_redis_pending_writes' 0 "Redis"
 expect 'mxsift_redis_connected' 2 "Redis"
 expect 'mxsift_tasks_done_total' "$tasks" "tasks"
 expect 'mxsift_bad_messages_total' 1 "bad messages"
+expect 'mxsift_dead_letters_total' 1 "dead letters (the junk message)"
+expect 'mxsift_retries_scheduled_total' 0 "retries (no temporary answers in the fixture)"
 expect 'mxsift_smtp_replies_503_total' 0 "503 replies"
 expect 'mxsift_kafka_consumer_lag_all' 0 "consumer lag"
-expect 'mxsift_kafka_assigned_partitions' "$nparts" "assigned partitions"
+rparts=$(partitions_of "$topic.retry")
+expect 'mxsift_kafka_assigned_partitions' "$((nparts + ${rparts:-0}))" "assigned partitions (tasks + retry)"
 expect 'mxsift_lane_queue_depth' 0 "lane queue depth"
 expect 'mxsift_ready' 2 "ready gauge"
 conns=$(sum mxsift_smtp_connections_opened_total) rcpts=$(sum mxsift_smtp_rcpt_total)
@@ -224,6 +240,14 @@ awk '/^mxsift_smtp_recipients_per_connection / && $2 > 0 { ok = 1 } END { exit !
 # per-partition lag series carry the topic
 grep -q "^mxsift_kafka_consumer_lag{topic=\"$topic\",partition=\"[0-9]*\"} 0$" "$tmp/m1.txt" ||
 	fail "no per-partition lag series"
+
+# the dashboard shows only what a worker exports
+if [ -n "$grafana" ]; then
+	for name in $(jq -r '.panels[].targets[].expr' "$grafana" | grep -oE 'mxsift_[a-z0-9_]+' |
+		sed -E 's/_bucket$//' | sort -u); do
+		grep -q "^# TYPE $name " "$tmp/m1.txt" || fail "dashboard queries $name, not in the scrape"
+	done
+fi
 
 # ---- stop: graceful, exit 0; no addresses at info level ------------------------------
 for p in "${pids[@]}"; do kill -TERM "$p"; done

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "report.h"
@@ -202,32 +201,6 @@ test_time_buckets(void **state)
 	}
 }
 
-static void
-test_write_file(void **state)
-{
-	struct verdict a, b;
-	const struct verdict *v[3] = { &a, NULL, &b };
-	char path[] = "/tmp/mxsift-test-report-XXXXXX", err[256], buf[65536];
-	FILE *f;
-	size_t n;
-	int fd = mkstemp(path);
-
-	assert_true(fd >= 0);
-	verdict_init(&a, VR_ACCEPTED);
-	verdict_init(&b, VR_MAILBOX_NOT_FOUND);
-	assert_int_equal(report_write_file(path, "list.csv", v, 3, err, sizeof(err)), 0);
-	f = fdopen(fd, "r");
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	unlink(path);
-	assert_has(buf, "<span id=\"total\">2</span>");
-	assert_has(buf, "<title>mxsift check: list.csv</title>");
-	assert_int_equal(report_write_file("/nonexistent/dir/r.html", "x", v, 3, err, sizeof(err)),
-	    -1);
-	assert_has(err, "/nonexistent/dir/r.html: No such file or directory");
-}
-
 int
 main(void)
 {
@@ -237,7 +210,6 @@ main(void)
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_many_domains),
 		cmocka_unit_test(test_time_buckets),
-		cmocka_unit_test(test_write_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
