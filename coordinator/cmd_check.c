@@ -565,18 +565,15 @@ cmd_check(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'R': report = optarg; break;
 		case 'd': data_dir = optarg; break;
-		case 'W':
-			if (strcmp(optarg, "auto") == 0)
-				pp.fold = PLAN_FOLD_AUTO;
-			else if (strcmp(optarg, "always") == 0)
-				pp.fold = PLAN_FOLD_ALWAYS;
-			else if (strcmp(optarg, "never") == 0)
-				pp.fold = PLAN_FOLD_NEVER;
-			else {
+		case 'W': {
+			int f = plan_fold_parse(optarg);
+			if (f < 0) {
 				fprintf(stderr, "mxsift check: --fold-local must be auto, always or never\n");
 				return MXSIFT_EXIT_USAGE;
 			}
+			pp.fold = (enum plan_fold)f;
 			break;
+		}
 		case 'h': check_usage(stdout); return MXSIFT_EXIT_OK;
 		default: check_usage(stderr); return MXSIFT_EXIT_USAGE;
 		}

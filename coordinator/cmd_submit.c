@@ -482,19 +482,16 @@ cmd_submit(int argc, char **argv)
 				goto usage;
 			}
 			break;
-		case OPT_FOLD:
-			if (strcmp(optarg, "auto") == 0)
-				pp.fold = PLAN_FOLD_AUTO;
-			else if (strcmp(optarg, "always") == 0)
-				pp.fold = PLAN_FOLD_ALWAYS;
-			else if (strcmp(optarg, "never") == 0)
-				pp.fold = PLAN_FOLD_NEVER;
-			else {
+		case OPT_FOLD: {
+			int f = plan_fold_parse(optarg);
+			if (f < 0) {
 				fprintf(stderr, "mxsift submit: --fold-local must be auto, always or "
 				    "never\n");
 				goto usage;
 			}
+			pp.fold = (enum plan_fold)f;
 			break;
+		}
 		case OPT_BATCH:
 			if (submit_parse_uint(optarg, 1, SUBMIT_BATCH_MAX, &s.batch) == -1) {
 				fprintf(stderr, "mxsift submit: --batch wants 1..%d\n",

@@ -919,6 +919,18 @@ plan_resume(struct plan *p)
 	plan_schedule_read(p);
 }
 
+int
+plan_fold_parse(const char *name)
+{
+	if (strcmp(name, "auto") == 0)
+		return PLAN_FOLD_AUTO;
+	if (strcmp(name, "always") == 0)
+		return PLAN_FOLD_ALWAYS;
+	if (strcmp(name, "never") == 0)
+		return PLAN_FOLD_NEVER;
+	return -1;
+}
+
 const char *
 plan_error(const struct plan *p)
 {

@@ -45,6 +45,9 @@ enum plan_fold {
 	PLAN_FOLD_NEVER
 };
 
+/* "auto", "always", "never" -> enum plan_fold; -1 when unknown. */
+int plan_fold_parse(const char *name);
+
 struct plan_params {
 	unsigned batch;          /* max addresses per cb.domain call; 0 = 50 */
 	size_t dns_window;       /* MX lookups in flight; 0 = 1000 */
