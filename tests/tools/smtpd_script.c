@@ -73,6 +73,7 @@
  * 502.  Serve connections are recorded like scripted ones; with -e FILE the
  * server also writes one line per event, for rate and count assertions:
  *   MS ADDR Cn connect           a connection accepted on local address ADDR
+ *   MS ADDR Cn close             the connection is over
  *   MS ADDR Cn VERB CODE [ARG]   a command and the code of its reply (RCPT:
  *                                ARG = the address); MS = ms since start
  * and at exit "MS - - stats connections=N commands=N replies_503=N".
@@ -871,6 +872,8 @@ script_expects_more(const struct conn *c)
 	return -1;
 }
 
+static void serve_event(struct conn *c, const char *what, int code, const char *arg);
+
 static void
 conn_finish(struct conn *c, const char *why)
 {
@@ -896,6 +899,7 @@ conn_finish(struct conn *c, const char *why)
 		          st->data && *st->data ? st->data : "", st->data && *st->data ? "\"" : "");
 	}
 	c->done = 1;
+	serve_event(c, "close", 0, NULL);
 	evtimer_del(c->timer);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev); /* closes the socket */
