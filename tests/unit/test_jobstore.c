@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,8 +233,12 @@ srv_start_on(struct srv *s, int port)
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	s->pid = fork();
 	if (s->pid == 0) {
-		int devnull = open("/dev/null", 1);
+		int devnull = open("/dev/null", O_WRONLY);
+		/* dies with the test even when an assertion or a sanitizer
+		 * aborts it: a leaked server would also hold the test's pipes */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(devnull, 1);
+		dup2(devnull, 2);
 		execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1",
 		    "--save", "", "--appendonly", "no", (char *)NULL);
 		_exit(127);
@@ -247,6 +252,11 @@ srv_start_on(struct srv *s, int port)
 			return -1;
 		}
 		usleep(50 * 1000);
+	}
+	if (s->pid > 0) {     /* never answered: do not leave it behind */
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
 	}
 	return -1;
 }
