@@ -32,39 +32,18 @@
 # usage: test_metrics.sh MXSIFT MXSIFT_WORKER FIXTURE_CSV [GRAFANA_JSON]
 set -euo pipefail
 mxsift=$1 worker=$2 fixture=$3 grafana=${4:-}
-for v in MXSIFT_TEST_BROKERS MXSIFT_TEST_REDIS MXSIFT_TEST_DNS; do
-	if [ -z "${!v:-}" ]; then
-		echo "SKIP: $v unset (start the test world: scripts/services up DIR)"; exit 77
-	fi
-done
-for c in jq kcat curl; do
-	command -v $c >/dev/null || { echo "SKIP: $c not installed"; exit 77; }
-done
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$tmp"/w*.log "$tmp"/m*.txt; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; } >&2; done
-	exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/test_fleet_lib.sh"
+fleet_need MXSIFT_TEST_BROKERS MXSIFT_TEST_REDIS MXSIFT_TEST_DNS
+command -v curl >/dev/null || { echo "SKIP: curl not installed"; exit 77; }
 
 run=$(date +%s)-$$-$RANDOM
 job=metrics-$run group=metrics-test-$run topic=metrics.test.$run
+retry_topic=$topic.retry dead_topic=$topic.dead
+brokers=$MXSIFT_TEST_BROKERS redis=$MXSIFT_TEST_REDIS
 # Nothing from the caller's environment may leak into the configuration.
 unset MXSIFT_CONFIG MXSIFT_REDIS MXSIFT_BROKERS MXSIFT_DNS MXSIFT_HELO MXSIFT_MAIL_FROM \
 	MXSIFT_SMTP_PORT MXSIFT_TLS MXSIFT_LOG_LEVEL MXSIFT_LOG_ADDRESSES MXSIFT_TOPIC MXSIFT_GROUP
+fleet_init
 
 cat >"$tmp/mxsift.conf" <<EOF
 # written by test_metrics.sh
@@ -83,8 +62,8 @@ kafka.heartbeat.interval.ms = 500
 group = overridden-by-the-environment
 metrics-addr = 127.0.0.1:0
 grace = 20
-retry-topic = $topic.retry
-dead-topic = $topic.dead
+retry-topic = $retry_topic
+dead-topic = $dead_topic
 
 [submit]
 batch = 4
@@ -101,52 +80,26 @@ grep -q "$tmp/bad.conf:2: unknown key 'metrics-adr'" "$tmp/bad.out" ||
 # ---- two workers from the config file ---------------------------------------------
 start_worker() {
 	MXSIFT_WORKER_GROUP=$group "$worker" --config "$tmp/mxsift.conf" >"$tmp/w$1.log" 2>&1 &
-	pids+=($!)
+	wpid[$1]=$!
 }
-start_worker 1
-start_worker 2
-
 port_of() {
 	sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$tmp/w$1.log" | head -n 1
 }
-# partitions of the task topic in a worker's last assignment (the retry
-# topic's come in the same assignment)
-assigned() {
-	awk -v t="$topic/" '/msg="partitions assigned"/ { n = 0; s = $0
-		while ((i = index(s, t)) > 0) { n++; s = substr(s, i + length(t)) } }
-		END { print n + 0 }' "$tmp/w$1.log"
-}
 partitions_of() {
-	kcat -b "$MXSIFT_TEST_BROKERS" -L -t "$1" 2>/dev/null |
+	kcat -b "$brokers" -L -t "$1" 2>/dev/null |
 		sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | head -n 1
 }
-last_event() {
-	awk '/msg="partitions (assigned|revoked)"/ { e = ($0 ~ /assigned/) ? "assigned" : "revoked" } END { print e }' "$tmp/w$1.log"
-}
-nparts=0
-for i in $(seq 1 300); do
-	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || fail "a worker died at startup"; done
-	if [ "$nparts" -eq 0 ]; then
-		nparts=$(partitions_of "$topic")
-		nparts=${nparts:-0}
-	fi
-	a1=$(assigned 1) a2=$(assigned 2)
-	if [ "$nparts" -gt 0 ] && [ "$(last_event 1)" = assigned ] &&
-		[ "$(last_event 2)" = assigned ] && [ "${a1:-0}" -gt 0 ] && [ "${a2:-0}" -gt 0 ] &&
-		[ $((a1 + a2)) -eq "$nparts" ]; then
-		break
-	fi
-	sleep 0.2
-done
-[ $((${a1:-0} + ${a2:-0})) -eq "$nparts" ] && [ "$nparts" -gt 0 ] ||
-	fail "workers did not share the $nparts partitions of $topic (got ${a1:-0}+${a2:-0})"
+start_worker 1
+start_worker 2
+fleet_wait_group 1 2
+nparts=$(partitions_of "$topic")
 grep -q "msg=\"worker started\" group=$group topic=$topic" "$tmp/w1.log" ||
 	fail "the worker did not take group (environment) and topic (file) from the configuration"
 p1=$(port_of 1) p2=$(port_of 2)
 [ -n "$p1" ] && [ -n "$p2" ] || fail "no 'metrics listening' port in the worker logs"
 sleep 1
 
-printf 'not a Task\377' | kcat -b "$MXSIFT_TEST_BROKERS" -P -t "$topic" -k junk 2>/dev/null ||
+printf 'not a Task\377' | kcat -b "$brokers" -P -t "$topic" -k junk 2>/dev/null ||
 	fail "kcat could not produce"
 
 # ---- submit with the same file -------------------------------------------------------
@@ -155,13 +108,9 @@ MXSIFT_CONFIG=$tmp/mxsift.conf "$mxsift" submit --job "$job" "$fixture" \
 	{ cat "$tmp/submit.err" >&2; fail "mxsift submit (configured by MXSIFT_CONFIG) failed"; }
 tasks=$(sed -n 's/.* \([0-9]*\) tasks (.*/\1/p' "$tmp/submit.out")
 [ -n "$tasks" ] || fail "no task count in: $(cat "$tmp/submit.out")"
-status() { MXSIFT_CONFIG=$tmp/mxsift.conf "$mxsift" status --job "$job" --format json; }
-for i in $(seq 1 600); do
-	s=$(status) || fail "mxsift status failed"
-	[ "$(jq '.done >= .total' <<<"$s")" = true ] && break
-	sleep 0.1
-done
-[ "$(jq '.done == .total' <<<"$s")" = true ] || fail "job not done: $s"
+fleet_wait_done 60
+s=$(MXSIFT_CONFIG=$tmp/mxsift.conf "$mxsift" status --job "$job" --format json) ||
+	fail "mxsift status (configured by MXSIFT_CONFIG) failed"
 # the last verdict write's Lua reply can land a moment before the task's count
 sleep 0.5
 
@@ -250,14 +199,7 @@ if [ -n "$grafana" ]; then
 fi
 
 # ---- stop: graceful, exit 0; no addresses at info level ------------------------------
-for p in "${pids[@]}"; do kill -TERM "$p"; done
-for p in "${pids[@]}"; do
-	rc=0
-	for _ in $(seq 1 450); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	wait "$p" || rc=$?
-	[ "$rc" -eq 0 ] || fail "worker $p exited $rc after SIGTERM"
-done
-pids=()
+fleet_stop_workers
 grep 'level=info' "$tmp"/w*.log | grep -q '@' && fail "an address in an info-level log line"
 
 echo "PASS: metrics of 2 workers match job $job ($worker_sum worker verdicts, $tasks tasks, $conns connections, $rcpts RCPTs)"
