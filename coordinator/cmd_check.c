@@ -136,6 +136,7 @@ check_usage(FILE *f)
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
+	    "      --lanes FILE        per-MX-domain rate rules (e.g. data/lanes.conf)\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -q, --quiet             no progress output\n"
 	    "      --report FILE       also write an HTML report with charts to FILE\n"
@@ -478,6 +479,7 @@ cmd_check(int argc, char **argv)
 		{ "tls", required_argument, NULL, 'T' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "no-catch-all", no_argument, NULL, 'A' },
+		{ "lanes", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "report", required_argument, NULL, 'R' },
 		{ "fold-local", required_argument, NULL, 'W' },
@@ -562,6 +564,7 @@ cmd_check(int argc, char **argv)
 			break;
 		}
 		case 'A': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
+		case 'l': ep.lanes_file = optarg; break;
 		case 'q': quiet = 1; break;
 		case 'R': report = optarg; break;
 		case 'd': data_dir = optarg; break;

@@ -246,6 +246,9 @@ worker_usage(FILE *f)
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
+	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
+	    "      --lanes FILE        per-MX-domain rate rules (e.g. data/lanes.conf);\n"
+	    "                          SIGHUP reloads it\n"
 	    "      --max-inflight N    pause consuming at N recipients queued in the engine\n"
 	    "                          plus verdicts not yet in Redis (default %d)\n"
 	    "      --max-tasks N       pause consuming at N task messages in progress\n"
@@ -1167,6 +1170,20 @@ worker_on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static const char *worker_lanes_file; /* --lanes, reloaded on SIGHUP */
+
+static void
+worker_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	char err[256];
+
+	(void)sig;
+	(void)what;
+	if (engine_reload_rules(w->engine, worker_lanes_file, err, sizeof(err)) != 0)
+		log_error("lane rules not reloaded", "error=\"%s\"", err);
+}
+
 static void
 worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -1230,7 +1247,7 @@ main(int argc, char **argv)
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
 		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES,
 		OPT_RETRY_TOPIC, OPT_DEAD_TOPIC, OPT_RETRY_SCHEDULE, OPT_RETRY_MAX_AGE,
-		OPT_MAX_TASKS, OPT_MAX_HELD };
+		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_NO_CATCH_ALL, OPT_LANES };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
@@ -1252,6 +1269,8 @@ main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 		{ "log-addresses", no_argument, NULL, OPT_LOG_ADDRESSES },
+		{ "no-catch-all", no_argument, NULL, OPT_NO_CATCH_ALL },
+		{ "lanes", required_argument, NULL, OPT_LANES },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1261,6 +1280,7 @@ main(int argc, char **argv)
 		.grace_s = WORKER_GRACE_S, .topic = KAFKA_TOPIC_TASKS,
 		.retry_topic = KAFKA_TOPIC_RETRY, .dead_topic = KAFKA_TOPIC_DEAD };
 	struct engine_params ep = { .smtp_port = 25, .tls = ENGINE_TLS_MAY, .mail_from = "" };
+	struct event *sighup = NULL;
 	struct kafka_xopts xopts = { 0 };
 	const char *brokers = NULL, *redis = NULL, *group = KAFKA_DEFAULT_GROUP;
 	const char *dns_server = NULL;
@@ -1370,6 +1390,8 @@ main(int argc, char **argv)
 		}
 		case OPT_METRICS_ADDR: metrics_addr = optarg; break;
 		case OPT_LOG_ADDRESSES: log_set_addresses(1); break;
+		case OPT_NO_CATCH_ALL: ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
+		case OPT_LANES: ep.lanes_file = worker_lanes_file = optarg; break;
 		case 'V':
 			printf("mxsift-worker %s\n", MXSIFT_VERSION);
 			kafka_xopts_free(&xopts);
@@ -1417,6 +1439,7 @@ main(int argc, char **argv)
 		log_error("dns setup failed", "error=\"%s\"", err);
 		goto out;
 	}
+	signal(SIGHUP, SIG_IGN); /* a reload before the handler is set is a no-op */
 	if ((w.engine = engine_new(w.base, w.dns, &ep, worker_on_probe, &w)) == NULL) {
 		log_error("engine setup failed", "%s", "");
 		goto out;
@@ -1450,6 +1473,11 @@ main(int argc, char **argv)
 	w.tick = event_new(w.base, -1, EV_PERSIST, worker_on_tick, &w);
 	w.sigterm = evsignal_new(w.base, SIGTERM, worker_on_signal, &w);
 	w.sigint = evsignal_new(w.base, SIGINT, worker_on_signal, &w);
+	sighup = evsignal_new(w.base, SIGHUP, worker_on_sighup, &w);
+	if (sighup == NULL || event_add(sighup, NULL) == -1) {
+		log_error("event setup failed", "%s", "");
+		goto out;
+	}
 	if (w.kafka_ev == NULL || w.tick == NULL || w.sigterm == NULL || w.sigint == NULL ||
 	    event_add(w.kafka_ev, NULL) == -1 || event_add(w.tick, &tick) == -1 ||
 	    event_add(w.sigterm, NULL) == -1 || event_add(w.sigint, NULL) == -1) {
@@ -1551,6 +1579,8 @@ out:
 		event_free(w.sigterm);
 	if (w.sigint != NULL)
 		event_free(w.sigint);
+	if (sighup != NULL)
+		event_free(sighup);
 	if (w.pipefd[0] != -1)
 		close(w.pipefd[0]);
 	if (w.pipefd[1] != -1)
