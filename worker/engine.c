@@ -1,19 +1,25 @@
 /*
  * engine.c — lanes of SMTP sessions on one event loop (see engine.h).
  *
- * Owns: the lanes (one per MX domain, a sorted array searched by bsearch),
- * each lane's FIFO of requests and its connections; a connection ("conn")
- * owns one smtp_session at a time and its connect plan (host list, the
- * addresses of the current host, the last failure seen).
+ * Owns: the lanes (one per MX domain, a sorted array searched by binary
+ * search), each lane's FIFO of requests, its connections, its rule, token
+ * buckets and backoff state; the lane rules (sorted by MX domain); the
+ * catch-all cache (sorted by domain); a connection ("conn") owns one
+ * smtp_session at a time and its connect plan (host list, the addresses of
+ * the current host, the last failure seen).
  *
  * Flow: engine_submit() queues a request and schedules the lane (never does
  * work inline).  The lane pump hands queued requests to idle sessions
- * connected to one of the request's hosts, and opens a connection (up to
- * max_conns_per_lane) for the rest.  A connection walks its plan: hosts by
- * preference, each host's addresses in order (numeric hosts need no DNS),
- * failing over on refused/timed-out connects, 421 greetings and broken
- * handshakes.  When the plan is exhausted, every queued request whose hosts
- * were all tried gets the last failure's verdict.
+ * connected to one of the request's hosts when the RCPT bucket has a token,
+ * and opens a connection (up to the rule's conns, when the connection
+ * bucket has a token) for the rest; otherwise it arms the lane's one timer
+ * for the moment a token is due, or the pause ends.  A connection walks its
+ * plan: hosts by preference, each host's addresses in order (numeric hosts
+ * need no DNS), failing over on refused/timed-out connects, 421 greetings
+ * and broken handshakes.  When the plan is exhausted, every queued request
+ * whose hosts were all tried gets the last failure's verdict (or, when a
+ * rate limit ended it, waits for the lane's pause to end and is asked
+ * again, up to throttle_retries times).
  *
  * Catch-all detection (engine.h): the first accepted answer for a domain
  * is parked, and an internal request for a random local part of the domain
@@ -24,14 +30,16 @@
  * real ones (failover, requeue, 452 retry, shutdown) but report to the
  * cache, never to the done callback.
  *
- * Sessions are recycled (QUIT, new connection) after max_rcpt_per_session
- * RCPTs, max_rejects_per_session rejected RCPTs or max_session_age_s, so we
+ * Sessions are recycled (QUIT, new connection) after the rule's
+ * rcpt_per_session RCPTs, max_rejects_per_session rejected RCPTs or max_session_age_s, so we
  * stop before receivers' junk-command limits bite; an idle session is
  * QUIT after idle_close_ms.  A session that failed is never reused.
  *
  * Returns verdicts only through the done callback, delivered from a
  * deferred event — exactly one per submitted request.  Diagnostics: debug
- * logs per connection and per verdict; warnings for plan failures.
+ * logs per connection, per verdict and per catch-all answer; warnings for
+ * plan failures; info lines "lane backoff" and "lane rate" (every change of
+ * a lane's rate) and "lane rules loaded".
  */
 #include "engine.h"
 
@@ -54,14 +62,14 @@
 #include "log.h"
 #include "smtp_session.h"
 
-#define ENGINE_ADDR_MAX 1024 /* bytes; UTF-8 local parts may be long */
+#define ENGINE_ADDR_MAX 1024  /* bytes; UTF-8 local parts may be long */
 #define CA_LOCAL_LEN 20       /* random local part: 26^20 ~ 2^94 */
 #define CA_UNKNOWN_TTL_S 300u /* an undecided domain is asked again after */
 #define CA_SWEEP_AT 4096      /* entries before expired ones are dropped */
-#define LANE_NOMINAL_RATE 2.0 /* RCPT/s a lane without a limit falls back to
-                                 when a server says we are too fast */
-#define LANE_MIN_RATE 0.05    /* never slower than one RCPT per 20 s */
-#define LANE_RATE_STEP 0.1    /* recovery per good answer: a tenth of the rule */
+/* RCPT/s a lane without a limit falls back to when told it is too fast */
+#define LANE_NOMINAL_RATE 2.0
+#define LANE_MIN_RATE 0.05     /* never slower than one RCPT per 20 s */
+#define LANE_RATE_STEP 0.1     /* recovery per good answer: a tenth of the rule */
 #define LANE_FORGET_MS 600000u /* an idle slowed-down lane is forgotten after */
 #define LANE_LEVEL_MAX 16
 
@@ -76,10 +84,10 @@ struct ereq {
 	size_t nhosts;
 	unsigned flags;
 	void *tag;
-	unsigned attempts; /* probes started for this request */
-	int retried_now;   /* RETRY_NOW used once */
-	int requeued;      /* requeued after a dropped reused session */
-	int internal;      /* catch-all probe: reports to the cache */
+	unsigned attempts;  /* probes started for this request */
+	int retried_now;    /* RETRY_NOW used once */
+	int requeued;       /* requeued after a dropped reused session */
+	int internal;       /* catch-all probe: reports to the cache */
 	unsigned throttled; /* asked again after rate-limit answers */
 	uint64_t submitted_ms;
 	struct verdict v;
@@ -354,6 +362,43 @@ engine_failure_verdict(const struct smtp_failure *f, struct verdict *v)
 		snprintf(v->detail, sizeof(v->detail), "%s", f->detail);
 }
 
+/* ---- sorted arrays of pointers (lanes, catch-all entries) ---------------- */
+
+/* First index whose key is not below key; key_at(arr, i) names entry i. */
+static size_t
+engine_lower_bound(const void *arr, size_t n, const char *key,
+                   const char *(*key_at)(const void *, size_t))
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(key_at(arr, mid), key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* arr (n entries of size elem, room for *cap) with room for one more:
+ * the same or a grown array, NULL without memory (arr is kept then). */
+static void *
+engine_grow(void *arr, size_t n, size_t *cap, size_t elem)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? *cap * 2 : 16;
+	if ((p = realloc(arr, ncap * elem)) == NULL)
+		return NULL;
+	*cap = ncap;
+	return p;
+}
+
 /* ---- lane rules ----------------------------------------------------------- */
 
 /* Small arithmetic on non-negative doubles (no libm: the engine library
@@ -407,7 +452,7 @@ rule_set(struct lane_rule *r, const char *tok, char *err, size_t errlen)
 		unsigned bit;
 		double max;
 	} keys[] = {
-	    {"rate", RULE_RATE, 1e6},          {"burst", RULE_BURST, 1e6},
+	    {"rate", RULE_RATE, 1e6},           {"burst", RULE_BURST, 1e6},
 	    {"conn_rate", RULE_CONN_RATE, 1e6}, {"conn_burst", RULE_CONN_BURST, 1e6},
 	    {"conns", RULE_CONNS, 1000},        {"rcpt_per_session", RULE_RCPT, 1e6},
 	};
@@ -427,7 +472,8 @@ rule_set(struct lane_rule *r, const char *tok, char *err, size_t errlen)
 	errno = 0;
 	v = strtod(eq + 1, &end);
 	if (eq[1] == '\0' || *end != '\0' || errno != 0 || !(v >= 0) || v > keys[i].max ||
-	    (keys[i].bit != RULE_RATE && keys[i].bit != RULE_CONN_RATE && v != (double)(uint64_t)v) ||
+	    (keys[i].bit != RULE_RATE && keys[i].bit != RULE_CONN_RATE &&
+	     v != (double)(uint64_t)v) ||
 	    ((keys[i].bit == RULE_CONNS || keys[i].bit == RULE_RCPT) && v < 1)) {
 		snprintf(err, errlen, "bad value in \"%s\"", tok);
 		return -1;
@@ -475,7 +521,7 @@ static int
 rules_load(const struct engine *e, const char *path, struct lane_rule **out, size_t *nout,
            char *err, size_t errlen)
 {
-	struct lane_rule *rules = NULL, base = {0}, *star;
+	struct lane_rule *rules = NULL, *grown, base = {0}, *star;
 	size_t n = 0, cap = 0;
 	char *line = NULL, msg[160];
 	size_t lcap = 0;
@@ -523,17 +569,12 @@ rules_load(const struct engine *e, const char *path, struct lane_rule **out, siz
 				goto bad;
 			}
 		}
-		if (n == cap) {
-			struct lane_rule *nr;
-
-			cap = cap ? cap * 2 : 16;
-			if ((nr = realloc(rules, cap * sizeof(*nr))) == NULL) {
-				free(r.key);
-				snprintf(msg, sizeof(msg), "out of memory");
-				goto bad;
-			}
-			rules = nr;
+		if ((grown = engine_grow(rules, n, &cap, sizeof(*rules))) == NULL) {
+			free(r.key);
+			snprintf(msg, sizeof(msg), "out of memory");
+			goto bad;
 		}
+		rules = grown;
 		rules[n++] = r;
 	}
 	if (f != NULL)
@@ -546,14 +587,12 @@ rules_load(const struct engine *e, const char *path, struct lane_rule **out, siz
 		if (strcmp(rules[i].key, "*") == 0)
 			star = &rules[i];
 	if (star == NULL) {
-		struct lane_rule *nr = realloc(rules, (n + 1) * sizeof(*nr));
-
-		if (nr == NULL) {
+		if ((grown = engine_grow(rules, n, &cap, sizeof(*rules))) == NULL) {
 			rules_free(rules, n);
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		rules = nr;
+		rules = grown;
 		memset(&rules[n], 0, sizeof(rules[n]));
 		if ((rules[n].key = strdup("*")) == NULL) {
 			rules_free(rules, n);
@@ -680,9 +719,9 @@ lane_log_rate(const struct lane *l, const char *why)
 int
 engine_reply_rate_limited(const struct smtp_reply *r)
 {
-	static const char *const words[] = {"too many",  "rate limit", "rate-limit", "throttl",
-	                                    "exceeded",  "slow down",  "try again later",
-	                                    "too fast",  NULL};
+	static const char *const words[] = {"too many",        "rate limit", "rate-limit",
+	                                    "throttl",         "exceeded",   "slow down",
+	                                    "try again later", "too fast",   NULL};
 	char text[VERDICT_TEXT_MAX];
 	size_t n;
 
@@ -800,34 +839,23 @@ engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen
 
 /* ---- lanes ------------------------------------------------------------- */
 
-static int
-lane_cmp(const void *a, const void *b)
+static const char *
+lane_key_at(const void *arr, size_t i)
 {
-	const char *key = a;
-	const struct lane *const *l = b;
-
-	return strcmp(key, (*l)->key);
+	return ((struct lane *const *)arr)[i]->key;
 }
 
 static struct lane *
 engine_lane(struct engine *e, const char *key)
 {
-	struct lane **found, *l;
-	size_t lo = 0, hi = e->nlanes;
+	struct lane **grown, *l;
+	size_t at = engine_lower_bound(e->lanes, e->nlanes, key, lane_key_at);
 
-	found =
-	    e->nlanes == 0 ? NULL : bsearch(key, e->lanes, e->nlanes, sizeof(*e->lanes), lane_cmp);
-	if (found != NULL)
-		return *found;
-	if (e->nlanes == e->lanes_cap) {
-		size_t cap = e->lanes_cap ? e->lanes_cap * 2 : 16;
-		struct lane **n = realloc(e->lanes, cap * sizeof(*n));
-
-		if (n == NULL)
-			return NULL;
-		e->lanes = n;
-		e->lanes_cap = cap;
-	}
+	if (at < e->nlanes && strcmp(e->lanes[at]->key, key) == 0)
+		return e->lanes[at];
+	if ((grown = engine_grow(e->lanes, e->nlanes, &e->lanes_cap, sizeof(*e->lanes))) == NULL)
+		return NULL;
+	e->lanes = grown;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
 	l->e = e;
@@ -849,16 +877,8 @@ engine_lane(struct engine *e, const char *key)
 	bucket_fill(&l->conn, l->rule.conn_burst, l->last_ms);
 	TAILQ_INIT(&l->q);
 	TAILQ_INIT(&l->conns);
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (strcmp(e->lanes[mid]->key, key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	memmove(e->lanes + lo + 1, e->lanes + lo, (e->nlanes - lo) * sizeof(*e->lanes));
-	e->lanes[lo] = l;
+	memmove(e->lanes + at + 1, e->lanes + at, (e->nlanes - at) * sizeof(*e->lanes));
+	e->lanes[at] = l;
 	e->nlanes++;
 	return l;
 }
@@ -914,13 +934,10 @@ lane_remove(struct lane *l, struct ereq *r)
 
 /* ---- catch-all detection ------------------------------------------------- */
 
-static int
-ca_cmp(const void *a, const void *b)
+static const char *
+ca_key_at(const void *arr, size_t i)
 {
-	const char *key = a;
-	const struct ca_entry *const *ca = b;
-
-	return strcmp(key, (*ca)->domain);
+	return ((struct ca_entry *const *)arr)[i]->domain;
 }
 
 static void
@@ -959,42 +976,29 @@ ca_sweep(struct engine *e)
 static struct ca_entry *
 ca_get(struct engine *e, const char *domain)
 {
-	struct ca_entry **found, *ca;
-	size_t lo = 0, hi;
+	struct ca_entry **grown, *ca;
+	size_t at = engine_lower_bound(e->cas, e->ncas, domain, ca_key_at);
 
-	found = e->ncas == 0 ? NULL : bsearch(domain, e->cas, e->ncas, sizeof(*e->cas), ca_cmp);
-	if (found != NULL) {
-		ca = *found;
+	if (at < e->ncas && strcmp(e->cas[at]->domain, domain) == 0) {
+		ca = e->cas[at];
 		if (ca->st != CA_PENDING && ca->st != CA_NONE && engine_now_ms() >= ca->until_ms)
 			ca->st = CA_NONE;
 		return ca;
 	}
-	if (e->ncas >= CA_SWEEP_AT && e->ncas == e->cas_cap)
+	if (e->ncas >= CA_SWEEP_AT && e->ncas == e->cas_cap) {
 		ca_sweep(e);
-	if (e->ncas == e->cas_cap) {
-		size_t cap = e->cas_cap ? e->cas_cap * 2 : 16;
-		struct ca_entry **n = realloc(e->cas, cap * sizeof(*n));
-
-		if (n == NULL)
-			return NULL;
-		e->cas = n;
-		e->cas_cap = cap;
+		at = engine_lower_bound(e->cas, e->ncas, domain, ca_key_at);
 	}
+	if ((grown = engine_grow(e->cas, e->ncas, &e->cas_cap, sizeof(*e->cas))) == NULL)
+		return NULL;
+	e->cas = grown;
 	if ((ca = calloc(1, sizeof(*ca))) == NULL || (ca->domain = strdup(domain)) == NULL) {
 		free(ca);
 		return NULL;
 	}
 	TAILQ_INIT(&ca->parked);
-	for (hi = e->ncas; lo < hi;) {
-		size_t mid = (lo + hi) / 2;
-
-		if (strcmp(e->cas[mid]->domain, domain) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	memmove(e->cas + lo + 1, e->cas + lo, (e->ncas - lo) * sizeof(*e->cas));
-	e->cas[lo] = ca;
+	memmove(e->cas + at + 1, e->cas + at, (e->ncas - at) * sizeof(*e->cas));
+	e->cas[at] = ca;
 	e->ncas++;
 	return ca;
 }

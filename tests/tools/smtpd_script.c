@@ -218,7 +218,7 @@ static struct {
 	char *greeting;
 	int pipelining;
 	char *pipe_addrs; /* " ADDR ADDR ": PIPELINING only there */
-	char **users; /* sorted, lowercased */
+	char **users;     /* sorted, lowercased */
 	size_t nusers;
 	struct serve_rule rules[SERVE_RULES_MAX];
 	int nrules;
@@ -1007,9 +1007,10 @@ serve_rcpt(struct conn *c, const char *line)
 		serve_reply(c, "RCPT", addr, "250 2.1.5 Ok");
 		return;
 	}
-	snprintf(text, sizeof(text),
-	         "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table",
-	         addr);
+	snprintf(
+	    text, sizeof(text),
+	    "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table",
+	    addr);
 	serve_reply(c, "RCPT", addr, text);
 }
 
@@ -1042,10 +1043,11 @@ serve_line(struct conn *c, const char *line)
 		c->helo_done = 1;
 		c->in_mail = 0;
 		serve_reply(c, verb, NULL,
-		            serve_pipelining(c) ? "250-mx.smtpd-script.test\r\n250-PIPELINING\r\n"
-		                             "250-ENHANCEDSTATUSCODES\r\n250 8BITMIME"
-		                           : "250-mx.smtpd-script.test\r\n250-ENHANCEDSTATUSCODES\r\n"
-		                             "250 8BITMIME");
+		            serve_pipelining(c)
+		                ? "250-mx.smtpd-script.test\r\n250-PIPELINING\r\n"
+		                  "250-ENHANCEDSTATUSCODES\r\n250 8BITMIME"
+		                : "250-mx.smtpd-script.test\r\n250-ENHANCEDSTATUSCODES\r\n"
+		                  "250 8BITMIME");
 	} else if (strcmp(verb, "HELO") == 0) {
 		c->helo_done = 1;
 		c->in_mail = 0;
@@ -1101,7 +1103,8 @@ serve_step(struct conn *c)
 			conn_half_close(c);
 			return 1;
 		}
-		const char *g = srv.greeting != NULL ? srv.greeting : "220 mx.smtpd-script.test ESMTP";
+		const char *g =
+		    srv.greeting != NULL ? srv.greeting : "220 mx.smtpd-script.test ESMTP";
 
 		conn_write(c, g, strlen(g));
 		conn_write(c, "\r\n", 2);

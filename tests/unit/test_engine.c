@@ -59,10 +59,10 @@ struct fake {
 	int open;
 	struct fconn *conns[4];
 	char rec[4096];
-	int max_batch; /* most client lines seen in one read */
+	int max_batch;        /* most client lines seen in one read */
 	uint64_t rcpt_ms[32]; /* when each RCPT line arrived */
 	int nrcpt;
-	uint64_t conn_ms[4]; /* when each connection was accepted */
+	uint64_t conn_ms[4];         /* when each connection was accepted */
 	struct engine_lane_stats ls; /* the first lane, at the last verdict */
 	char ls_key[64];
 	struct engine_stats st;
@@ -71,7 +71,7 @@ struct fake {
 	struct verdict v[MAXV];
 	int have[MAXV];
 	int nreq, ndone;
-	int no_shutdown; /* let the idle timer end the session */
+	int no_shutdown;  /* let the idle timer end the session */
 	const char *late; /* submitted late_ms after the start */
 	int late_ms;
 	struct event *watchdog, *late_ev;
@@ -386,6 +386,9 @@ assert_verdict(const struct verdict *v, enum verdict_status st, enum verdict_rea
 }
 
 #define EHLO_PLAIN "<250-mx.x.test", "<250 8BITMIME"
+/* Greeting, EHLO, MAIL answered: the client's RCPT comes next. */
+#define SESSION_OPEN "<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">"
+#define SESSION_QUIT ">", "<221 bye"
 
 static void
 test_one_address(void **state)
@@ -414,28 +417,11 @@ test_one_address(void **state)
 static void
 test_three_one_connection(void **state)
 {
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 2.1.5 ok",
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<550 5.1.1 <b@x.test>: User unknown",
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<221 bye",
-	                                 NULL};
+	static const char *const c1[] = {
+	    SESSION_OPEN, "<250 2.1.5 ok", ">",          "<250 ok",
+	    ">",          "<250 ok",       ">",          "<550 5.1.1 <b@x.test>: User unknown",
+	    ">",          "<250 ok",       ">",          "<250 ok",
+	    ">",          "<250 ok",       SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 	struct engine_params p = {.mail_from = "probe@mxsift.test"};
@@ -475,8 +461,7 @@ test_pipelining(void **state)
 	                                 "<250 2.0.0 ok",
 	                                 "<250 2.1.0 ok",
 	                                 "<550 5.1.1 no such user",
-	                                 ">",
-	                                 "<221 bye",
+	                                 SESSION_QUIT,
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
@@ -510,8 +495,7 @@ test_multiline_greeting(void **state)
 	                                 "<250 ok",
 	                                 ">",
 	                                 "<250 ok",
-	                                 ">",
-	                                 "<221 bye",
+	                                 SESSION_QUIT,
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
@@ -528,7 +512,7 @@ test_multiline_greeting(void **state)
 static void
 test_greeting_554(void **state)
 {
-	static const char *const c1[] = {"<554 5.7.1 You are not welcome", ">", "<221 bye", NULL};
+	static const char *const c1[] = {"<554 5.7.1 You are not welcome", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f = {0};
@@ -571,8 +555,7 @@ test_421_backoff_retry(void **state)
 	 * again on a fresh connection. */
 	static const char *const c1[] = {
 	    "<220 mx", ">", EHLO_PLAIN, ">", "<421 4.7.0 Too many connections", "~200", "X", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct engine_params p = {.backoff_base_ms = 50};
@@ -592,10 +575,10 @@ static void
 test_ehlo_502_helo(void **state)
 {
 	static const char *const c1[] = {
-	    "<220 mx", ">",        "<502 5.5.2 Error: command not recognized",
-	    ">",       "<250 mx",  ">",
-	    "<250 ok", ">",        "<250 ok",
-	    ">",       "<221 bye", NULL};
+	    "<220 mx",    ">",       "<502 5.5.2 Error: command not recognized",
+	    ">",          "<250 mx", ">",
+	    "<250 ok",    ">",       "<250 ok",
+	    SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f = {0};
@@ -613,8 +596,7 @@ static void
 test_server_drop(void **state)
 {
 	/* The server vanishes after RCPT: abort, no QUIT, no reuse. */
-	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
-	                                 "<250 ok", ">", "X",        NULL};
+	static const char *const c1[] = {SESSION_OPEN, "X", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f = {0};
@@ -642,8 +624,7 @@ test_pipelined_mail_rejected(void **state)
 	                                 "<250 ok",
 	                                 "<250 ok",
 	                                 "<250 2.1.5 ok",
-	                                 ">",
-	                                 "<221 bye",
+	                                 SESSION_QUIT,
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
@@ -668,11 +649,9 @@ static void
 test_recycle_max_rcpt(void **state)
 {
 	/* max_rcpt_per_session 2: third address on a second connection. */
-	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">", "<250 ok", ">",
-	                                 "<250 ok", ">", "<250 ok",  ">", "<250 ok", ">",
-	                                 "<250 ok", ">", "<221 bye", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", ">",       "<250 ok",    ">",
+	                                 "<250 ok",    ">",       "<250 ok", SESSION_QUIT, NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 	struct engine_params p = {.max_rcpt_per_session = 2};
@@ -697,8 +676,7 @@ static void
 test_control_chars_refused(void **state)
 {
 	/* An address with CR LF never reaches the socket; the others go on. */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test\r\nDATA", "ok@x.test", NULL};
 	struct fake f = {0};
@@ -716,8 +694,7 @@ static void
 test_failover_refused(void **state)
 {
 	/* Nothing listens on 127.0.0.2: the next host by preference serves. */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	static const struct engine_mx_host hosts[] = {{"127.0.0.2", 10}, {"127.0.0.1", 20}};
@@ -739,8 +716,7 @@ test_failover_421_greeting(void **state)
 	/* Two host names, one address: the first greets 421 and is left
 	 * without a word; the second serves. */
 	static const char *const c1[] = {"<421 4.3.2 too busy", "~100", "X", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	static const struct engine_mx_host hosts[] = {{"127.0.0.1", 10}, {"[127.0.0.1]", 20}};
@@ -775,10 +751,8 @@ test_reused_drop_requeued(void **state)
 {
 	/* The server drops a reused session at RSET: the request is tried
 	 * once more on a fresh connection. */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">", "<250 ok",
-	                                 ">",       "<250 ok", ">",        "X", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", ">", "X", NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f = {0};
@@ -801,8 +775,7 @@ test_timeout_aborts(void **state)
 {
 	/* No reply to RCPT: timeout verdict, the connection is dropped
 	 * without QUIT and not reused. */
-	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
-	                                 "<250 ok", ">", "~1500",    NULL};
+	static const char *const c1[] = {SESSION_OPEN, "~1500", NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct engine_params p = {.command_timeout_ms = 300};
@@ -820,11 +793,9 @@ test_smtputf8(void **state)
 {
 	/* Without SMTPUTF8 the UTF-8 address is not sent at all; with it, MAIL
 	 * carries the SMTPUTF8 parameter. */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
-	static const char *const c2[] = {"<220 mx", ">",        "<250-mx", "<250 SMTPUTF8",
-	                                 ">",       "<250 ok",  ">",       "<250 ok",
-	                                 ">",       "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
+	static const char *const c2[] = {"<220 mx", ">", "<250-mx", "<250 SMTPUTF8", ">",
+	                                 "<250 ok", ">", "<250 ok", SESSION_QUIT,    NULL};
 	static const char *const *const s1[] = {c1, NULL};
 	static const char *const *const s2[] = {c2, NULL};
 	static const char *const a1[] = {"j\xc3\xb6rg@x.test", "ascii@x.test", NULL};
@@ -852,11 +823,9 @@ test_452_retry_now(void **state)
 {
 	/* 452 4.5.3 too many recipients is not about the mailbox: asked
 	 * again once, on a fresh session. */
-	static const char *const c1[] = {
-	    "<220 mx",  ">", EHLO_PLAIN, ">", "<250 ok", ">", "<452 4.5.3 Too many recipients", ">",
-	    "<221 bye", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<452 4.5.3 Too many recipients",
+	                                 SESSION_QUIT, NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct fake f = {0};
@@ -895,8 +864,7 @@ test_idle_close(void **state)
 {
 	/* Nothing more to do: the idle session is QUIT after idle_close_ms,
 	 * without engine_shutdown(). */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct engine_params p = {.idle_close_ms = 100};
@@ -919,18 +887,12 @@ test_catch_all_domain(void **state)
 	/* The first accepted address triggers one probe for a random local
 	 * part, right after it on the same session; the domain accepts it, so
 	 * every accepted address is risky/catch_all.  Rejections stay. */
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
+	static const char *const c1[] = {SESSION_OPEN,
 	                                 "<250 2.1.5 ok",
 	                                 TXN("<250 2.1.5 ok"),
 	                                 TXN("<250 2.1.5 ok"),
 	                                 TXN("<550 5.1.1 no such user"),
-	                                 ">",
-	                                 "<221 bye",
+	                                 SESSION_QUIT,
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
@@ -968,18 +930,9 @@ test_catch_all_not(void **state)
 {
 	/* The random local part is rejected 5.1.1: accepted stays accepted,
 	 * and no second probe is made for the domain. */
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 2.1.5 ok",
-	                                 TXN("<550 5.1.1 no such user"),
-	                                 TXN("<250 2.1.5 ok"),
-	                                 ">",
-	                                 "<221 bye",
-	                                 NULL};
+	static const char *const c1[] = {
+	    SESSION_OPEN,         "<250 2.1.5 ok", TXN("<550 5.1.1 no such user"),
+	    TXN("<250 2.1.5 ok"), SESSION_QUIT,    NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON,
@@ -1010,25 +963,19 @@ test_catch_all_unknown_and_domains(void **state)
 	 * greylisted (unknown: accepted stays deliverable, unmarked, not asked again),
 	 * y.test's is accepted (catch-all).  Rejected-only z.test costs no
 	 * probe at all. */
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 2.1.5 ok",                    /* a@x */
-	                                 TXN("<450 4.2.0 Greylisted"),       /* probe x */
-	                                 TXN("<250 2.1.5 ok"),               /* b@y */
-	                                 TXN("<250 2.1.5 ok"),               /* probe y */
-	                                 TXN("<250 2.1.5 ok"),               /* c@x */
-	                                 TXN("<250 2.1.5 ok"),               /* d@y */
-	                                 TXN("<550 5.1.1 no such user"),     /* e@z */
-	                                 ">",
-	                                 "<221 bye",
+	static const char *const c1[] = {SESSION_OPEN,
+	                                 "<250 2.1.5 ok",                /* a@x */
+	                                 TXN("<450 4.2.0 Greylisted"),   /* probe x */
+	                                 TXN("<250 2.1.5 ok"),           /* b@y */
+	                                 TXN("<250 2.1.5 ok"),           /* probe y */
+	                                 TXN("<250 2.1.5 ok"),           /* c@x */
+	                                 TXN("<250 2.1.5 ok"),           /* d@y */
+	                                 TXN("<550 5.1.1 no such user"), /* e@z */
+	                                 SESSION_QUIT,
 	                                 NULL};
 	static const char *const *const scripts[] = {c1, NULL};
-	static const char *const addrs[] = {"a@x.test", "b@y.test", "c@x.test", "d@y.test",
-	                                    "e@z.test", NULL};
+	static const char *const addrs[] = {"a@x.test", "b@y.test", "c@x.test",
+	                                    "d@y.test", "e@z.test", NULL};
 	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON,
 	                          .catch_all_local = "qzcatchallprobe"};
 	struct fake f = {0};
@@ -1059,17 +1006,8 @@ test_catch_all_random_local(void **state)
 {
 	/* Without a fixed name the local part is 20 random lowercase letters,
 	 * a new one each time. */
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 2.1.5 ok",
-	                                 TXN("<550 5.1.1 no such user"),
-	                                 ">",
-	                                 "<221 bye",
-	                                 NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 2.1.5 ok",
+	                                 TXN("<550 5.1.1 no such user"), SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_ON};
@@ -1099,9 +1037,8 @@ test_catch_all_random_local(void **state)
 static void
 test_catch_all_off(void **state)
 {
-	static const char *const c1[] = {"<220 mx", ">",        EHLO_PLAIN,      ">",
-	                                 "<250 ok", ">",        "<250 2.1.5 ok", TXN("<250 ok"),
-	                                 ">",       "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 2.1.5 ok", TXN("<250 ok"),
+	                                 SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct engine_params p = {.catch_all_check = ENGINE_CATCH_ALL_OFF};
@@ -1120,11 +1057,8 @@ test_recycle_by_age(void **state)
 {
 	/* max_session_age_s 1: a's answer comes after 1.1 s, so the session is
 	 * too old for b, which goes on a second connection. */
-	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "~1100",         "<250 ok", ">",
-	                                 "<221 bye", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "~1100", "<250 ok", SESSION_QUIT, NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct engine_params p = {.max_session_age_s = 1};
@@ -1143,8 +1077,7 @@ test_idle_close_then_reconnect(void **state)
 {
 	/* The session is QUIT after 100 ms idle; an address submitted at
 	 * 400 ms opens a new connection (the old one is gone, not reused). */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c1, NULL};
 	static const char *const addrs[] = {"a@x.test", NULL};
 	struct engine_params p = {.idle_close_ms = 100};
@@ -1163,10 +1096,8 @@ test_no_reuse_after_timeout(void **state)
 {
 	/* a's RCPT times out: the connection is dropped without QUIT and b
 	 * gets a fresh one. */
-	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
-	                                 "<250 ok", ">", "~1500",    NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "~1500", NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct engine_params p = {.command_timeout_ms = 300};
@@ -1186,10 +1117,9 @@ test_no_reuse_after_protocol_error(void **state)
 {
 	/* Two replies to a's MAIL (no PIPELINING): protocol error, the
 	 * connection is dropped, b gets a fresh one. */
-	static const char *const c1[] = {"<220 mx", ">", EHLO_PLAIN, ">",
-	                                 "<250 ok", "<250 extra", "~300", NULL};
-	static const char *const c2[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {"<220 mx", ">",          EHLO_PLAIN, ">",
+	                                 "<250 ok", "<250 extra", "~300",     NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
 	struct fake f = {0};
@@ -1229,10 +1159,8 @@ test_lane_rcpt_rate(void **state)
 {
 	/* rate=10 burst=1: RCPTs at least 100 ms apart on the server's clock,
 	 * for three domains that share the MX domain (one lane). */
-	static const char *const c1[] = {"<220 mx",     ">",      EHLO_PLAIN, ">",
-	                                 "<250 ok",     ">",      "<250 2.1.5 ok",
-	                                 ACCEPT_TXN,    ACCEPT_TXN, ACCEPT_TXN,
-	                                 ">",           "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 2.1.5 ok", ACCEPT_TXN, ACCEPT_TXN,
+	                                 ACCEPT_TXN,   SESSION_QUIT,    NULL};
 	static const char *const *const scripts[] = {c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@y.test", "c@z.test", "d@x.test", NULL};
 	const char *path = rules_file("# test\n* rate=1000\nshared.test rate=10 burst=1\n");
@@ -1258,8 +1186,7 @@ test_lane_conn_rate_and_rcpt_per_session(void **state)
 {
 	/* rcpt_per_session=1 conn_rate=5 conn_burst=1: one connection per
 	 * address, at least 200 ms apart. */
-	static const char *const c1[] = {"<220 mx", ">",       EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",       "<250 ok", ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c1, c1, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 	const char *path = rules_file("x.test conn_rate=5 conn_burst=1 rcpt_per_session=1\n");
@@ -1282,19 +1209,10 @@ test_lane_backoff_on_rcpt_and_recovery(void **state)
 	/* A 450 4.7.28-style rate limit at RCPT: the lane halves its rate
 	 * (10/s -> 5/s), pauses, asks b again on a new session; then each
 	 * good answer brings the rate up by 1/s. */
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<250 2.1.5 ok",
+	static const char *const c1[] = {SESSION_OPEN, "<250 2.1.5 ok",
 	                                 TXN("<450 4.7.28 Our system has detected an unusual rate"),
-	                                 ">",
-	                                 "<221 bye",
-	                                 NULL};
-	static const char *const c2[] = {"<220 mx",  ">", EHLO_PLAIN, ">", "<250 ok", ">",
-	                                 "<250 ok",  ACCEPT_TXN, ">", "<221 bye", NULL};
+	                                 SESSION_QUIT, NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok", ACCEPT_TXN, SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
 	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
 	const char *path = rules_file("x.test rate=10 burst=5\n");
@@ -1336,22 +1254,14 @@ static void
 test_lane_stats_and_recovery(void **state)
 {
 	/* Lane stats while it runs: taken from the done callback's view. */
-	static const char *const c1[] = {"<220 mx",
-	                                 ">",
-	                                 EHLO_PLAIN,
-	                                 ">",
-	                                 "<250 ok",
-	                                 ">",
-	                                 "<450 4.7.0 Too many connections, slow down",
-	                                 ">",
-	                                 "<221 bye",
-	                                 NULL};
-	static const char *const c2[] = {"<220 mx",  ">",        EHLO_PLAIN, ">",        "<250 ok",
-	                                 ">",        "<250 ok",  ACCEPT_TXN, ACCEPT_TXN, ACCEPT_TXN,
-	                                 ACCEPT_TXN, ACCEPT_TXN, ">",        "<221 bye", NULL};
+	static const char *const c1[] = {SESSION_OPEN, "<450 4.7.0 Too many connections, slow down",
+	                                 SESSION_QUIT, NULL};
+	static const char *const c2[] = {SESSION_OPEN, "<250 ok",    ACCEPT_TXN,
+	                                 ACCEPT_TXN,   ACCEPT_TXN,   ACCEPT_TXN,
+	                                 ACCEPT_TXN,   SESSION_QUIT, NULL};
 	static const char *const *const scripts[] = {c1, c2, NULL};
-	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test",
-	                                    "d@x.test", "e@x.test", "f@x.test", NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test",
+	                                    "e@x.test", "f@x.test", NULL};
 	const char *path = rules_file("x.test rate=100 burst=10\n");
 	struct engine_params p = {.lanes_file = path, .backoff_base_ms = 50};
 	struct fake f = {0};
@@ -1373,8 +1283,8 @@ test_lane_stats_and_recovery(void **state)
 	/* Rules: parent domains, "*", reload errors keep the old rules. */
 	e = engine_new(base, NULL, &p, fake_done, &f);
 	assert_non_null(e);
-	assert_int_equal(reload_text(e, "* rate=3\noutlook.com rate=0.5 conns=2\n", err, sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    reload_text(e, "* rate=3\noutlook.com rate=0.5 conns=2\n", err, sizeof(err)), 0);
 	{
 		static const struct engine_mx_host mx = {"127.0.0.9", 10};
 		struct probe_req r = {.address = "a@q.test",
@@ -1458,7 +1368,8 @@ test_shipped_lanes_conf(void **state)
 			if (strcmp(ls[j].key, want[i].lane) != 0)
 				continue;
 			if (ls[j].rule_rate < want[i].rate - 1e-9 ||
-			    ls[j].rule_rate > want[i].rate + 1e-9 || ls[j].max_conns != want[i].conns)
+			    ls[j].rule_rate > want[i].rate + 1e-9 ||
+			    ls[j].max_conns != want[i].conns)
 				fail_msg("%s: rate %.3f conns %u", want[i].lane, ls[j].rule_rate,
 				         ls[j].max_conns);
 		}
