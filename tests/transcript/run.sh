@@ -21,6 +21,9 @@
 #   [verdicts]     the exact mxsift-probe output lines (bytes outside printable
 #                  ASCII written as \xHH)
 # Blank lines in [transcript] and [verdicts] are ignored.
+# Catch-all detection is on (as in production): after the first accepted
+# address of a domain the transcript shows one more RSET/MAIL/RCPT for
+# catchallprobeqzx@DOMAIN, and the stats line counts that RCPT.
 #
 # The server gets a free port (port 0), the probe runs against it bounded by
 # MXSIFT_SCN_TIMEOUT seconds (default 15), then the server is stopped with
