@@ -17,8 +17,15 @@
  * a task that did not reach Kafka fails the run (exit 1), as does a Redis
  * write.  A summary line goes to stdout.
  *
+ * Re-running (--resume, e.g. after the coordinator died mid-submit): the
+ * same job and input again.  Nothing is counted twice: the meta is written
+ * with HSET (absolute values, never increments), direct verdicts and the
+ * workers' verdicts go through the first-wins script, and a task produced
+ * twice only makes a worker probe its addresses twice.
+ *
  * Exit codes: 0 submitted; 1 runtime failure (Kafka, Redis, DNS setup, job
- * name already used); 2 usage error; 3 the input as a whole is unusable.
+ * name already used without --resume); 2 usage error; 3 the input as a
+ * whole is unusable.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -102,6 +109,8 @@ submit_usage(FILE *f)
 	    "      --reuse-within DUR  skip addresses whose last verdict (any job) is younger\n"
 	    "                          than DUR (e.g. 12h, 7d; at most 90d): that verdict is\n"
 	    "                          copied into this job and counted as reused\n"
+	    "      --resume            re-run an existing job (an interrupted submit) with\n"
+	    "                          the same FILE: nothing is counted twice\n"
 	    "  -q, --quiet             no progress on stderr\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -h, --help              this help\n"
@@ -411,7 +420,7 @@ int
 cmd_submit(int argc, char **argv)
 {
 	enum { OPT_DNS = 256, OPT_BATCH, OPT_TOPIC, OPT_LOG_LEVEL, OPT_FIELD, OPT_INPUT_FORMAT,
-		OPT_FOLD, OPT_DATA_DIR, OPT_REUSE };
+		OPT_FOLD, OPT_DATA_DIR, OPT_REUSE, OPT_RESUME };
 	static const struct option longopts[] = {
 		{ "job", required_argument, NULL, 'j' },
 		{ "brokers", required_argument, NULL, 'b' },
@@ -426,6 +435,7 @@ cmd_submit(int argc, char **argv)
 		{ "fold-local", required_argument, NULL, OPT_FOLD },
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 		{ "reuse-within", required_argument, NULL, OPT_REUSE },
+		{ "resume", no_argument, NULL, OPT_RESUME },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -439,7 +449,7 @@ cmd_submit(int argc, char **argv)
 	struct jobstore_meta *meta = &s.meta;
 	struct timeval tick = { 0, 50 * 1000 };
 	const char *brokers = NULL, *redis = NULL, *dns_server = NULL, *path, *data_dir = NULL;
-	int quiet = 0;
+	int quiet = 0, resume = 0;
 	rd_kafka_conf_t *conf = NULL;
 	char err[512];
 	int ch, rc = MXSIFT_EXIT_FAILURE, exists;
@@ -474,6 +484,7 @@ cmd_submit(int argc, char **argv)
 		}
 		case OPT_TOPIC: s.topic = optarg; break;
 		case 'q': quiet = 1; break;
+		case OPT_RESUME: resume = 1; break;
 		case OPT_DATA_DIR: data_dir = optarg; break;
 		case OPT_REUSE:
 			if ((s.reuse_s = submit_parse_duration(optarg)) < 0) {
@@ -543,13 +554,28 @@ cmd_submit(int argc, char **argv)
 		fprintf(stderr, "mxsift submit: %s\n", err);
 		goto out;
 	}
-	if ((exists = jobstore_job_exists(s.js, s.job)) != 0) {
-		if (exists == 1)
-			fprintf(stderr, "mxsift submit: job '%s' already exists in Redis; "
-			    "choose another name\n", s.job);
-		else
-			fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
+	if ((exists = jobstore_job_exists(s.js, s.job)) == -1) {
+		fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
 		goto out;
+	}
+	if (exists == 1 && !resume) {
+		fprintf(stderr, "mxsift submit: job '%s' already exists in Redis; choose another "
+		    "name (or --resume an interrupted submit)\n", s.job);
+		goto out;
+	}
+	if (exists == 1) {
+		struct jobstore_meta old;
+
+		if (jobstore_get_meta(s.js, s.job, &old) != 1) {
+			fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
+			goto out;
+		}
+		if (strcmp(old.file, path) != 0) {
+			fprintf(stderr, "mxsift submit: job '%s' was submitted from '%s': --resume "
+			    "needs the same input\n", s.job, old.file);
+			goto out;
+		}
+		log_warn("resuming job", "job=%s state=%s", s.job, old.state);
 	}
 	if ((conf = kafka_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift submit: %s\n", err);

@@ -55,6 +55,7 @@ fleet_stop_pid() {
 
 fleet_cleanup() {
 	local p
+	set +e     # best effort: a process that is already gone is fine
 	for p in "${wpid[@]}" "${fleet_pids[@]}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
 	for p in "${wpid[@]}" "${fleet_pids[@]}"; do [ -n "$p" ] && fleet_stop_pid "$p"; done
 	[ -n "$kafka_pid" ] && fleet_stop_pid "$kafka_pid"
