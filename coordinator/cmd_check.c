@@ -23,6 +23,12 @@
  * risky/role_account; flags are always kept), and the domain's typo
  * suggestion is copied into the verdict, never applied.
  *
+ * Temporary answers (--max-wait DURATION, off by default): a greylisted,
+ * 4xx, timed-out or refused probe is asked again in-process on the fleet's
+ * schedule (retry.h, --retry-schedule, default 1m,5m,15m,1h) as long as the
+ * next attempt starts within DURATION of the start of the run; then the
+ * temporary verdict is final ("final after N attempts").
+ *
  * Progress goes to stderr (progress.h): a bar on a terminal, a line every
  * 10 s otherwise, nothing with --quiet.
  */
@@ -47,6 +53,7 @@
 #include "plan.h"
 #include "progress.h"
 #include "report.h"
+#include "retry.h"
 #include "term.h"
 #include "spool.h"
 #include "verdict.h"
@@ -62,6 +69,16 @@ struct check_tag {
 	uint64_t uid;
 	unsigned flags;
 	const char *suggestion;        /* owned by lists */
+	struct check_again *again;     /* --max-wait: how to ask again; else NULL */
+};
+
+/* What a probe needs to be submitted again (copied: the plan's domain is
+ * gone by then). */
+struct check_again {
+	char *address, *domain, *mx_domain;
+	struct engine_mx_host *hosts;
+	size_t nhosts;
+	unsigned attempt;              /* 0 for the first probe */
 };
 
 /* Row spool record header; the original text follows. */
@@ -107,6 +124,9 @@ struct check {
 	uint64_t submitted, probed;  /* recipients handed to / answered by the engine */
 	int plan_done, finished, paused, failed;
 	uint64_t by_status[VS__COUNT];
+	struct retry_policy retry;   /* --retry-schedule; max age = --max-wait */
+	struct retry_timer *again_q; /* probes waiting to be asked again */
+	uint64_t started_wall;       /* ms, the start of the run */
 };
 
 static void
@@ -136,8 +156,14 @@ check_usage(FILE *f)
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
-	    "      --lanes FILE        per-MX-domain rate rules (e.g. data/lanes.conf)\n"
+	    "      --lanes FILE|none   per-MX-domain rate rules (default: lanes.conf in the\n"
+	    "                          data directory); none = no limits\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "      --max-wait DUR      ask temporary answers (greylisting, 4xx, timeouts)\n"
+	    "                          again while within DUR of the start (e.g. 20m;\n"
+	    "                          default 0: no second attempt)\n"
+	    "      --retry-schedule L  delays before attempt 2, 3, ... (default "
+	    RETRY_DEFAULT_SCHEDULE ")\n"
 	    "  -q, --quiet             no progress output\n"
 	    "      --report FILE       also write an HTML report with charts to FILE\n"
 	    "  -h, --help              this help\n"
@@ -359,6 +385,95 @@ check_on_plan_verdict(void *arg, const struct plan_addr *a, const struct verdict
 }
 
 static void
+check_again_free(struct check_again *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->nhosts; i++)
+		free((char *)a->hosts[i].name);
+	free(a->hosts);
+	free(a->address);
+	free(a->domain);
+	free(a->mx_domain);
+	free(a);
+}
+
+static struct check_again *
+check_again_new(const struct probe_req *req)
+{
+	struct check_again *a = calloc(1, sizeof(*a));
+	int bad = 0;
+
+	if (a == NULL)
+		return NULL;
+	a->address = strdup(req->address);
+	a->domain = strdup(req->domain);
+	a->mx_domain = strdup(req->mx_domain ? req->mx_domain : req->domain);
+	a->hosts = calloc(req->nhosts ? req->nhosts : 1, sizeof(*a->hosts));
+	bad = a->address == NULL || a->domain == NULL || a->mx_domain == NULL || a->hosts == NULL;
+	for (size_t i = 0; !bad && i < req->nhosts; i++) {
+		a->hosts[i].preference = req->hosts[i].preference;
+		if ((a->hosts[i].name = strdup(req->hosts[i].name)) == NULL)
+			bad = 1;
+		a->nhosts = i + 1;
+	}
+	if (bad) {
+		check_again_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* A held probe is due: submit it again (it is still counted as submitted). */
+static void
+check_again_due(void *arg, void *item)
+{
+	struct check *c = arg;
+	struct check_tag *t = item;
+	struct check_again *a = t->again;
+	struct probe_req req = {
+		.address = a->address,
+		.domain = a->domain,
+		.mx_domain = a->mx_domain,
+		.hosts = a->hosts,
+		.nhosts = a->nhosts,
+		.flags = t->flags,
+		.tag = t,
+	};
+
+	a->attempt++;
+	(void)engine_submit(c->engine, &req);
+}
+
+static void
+check_again_drop(void *arg, void *item)
+{
+	struct check_tag *t = item;
+
+	(void)arg;
+	check_again_free(t->again);
+	free(t);
+}
+
+/* 1 when v is temporary and another attempt fits in --max-wait: t is then
+ * held until it is due. */
+static int
+check_ask_again(struct check *c, struct check_tag *t, const struct verdict *v)
+{
+	uint64_t due;
+
+	if (t->again == NULL || c->failed || c->finished || !retry_verdict_temporary(v) ||
+	    !retry_next(&c->retry, t->again->attempt, c->started_wall, retry_wall_ms(), &due))
+		return 0;
+	if (retry_timer_add(c->again_q, t, due) == -1)
+		return 0;
+	log_debug("asking again later", "reason=%s code=%d attempt=%u in_ms=%llu",
+	    verdict_reason_name(v->reason), v->smtp_code, t->again->attempt,
+	    (unsigned long long)(due - retry_wall_ms()));
+	return 1;
+}
+
+static void
 check_on_domain(void *arg, const struct plan_domain *d)
 {
 	struct check *c = arg;
@@ -388,6 +503,12 @@ check_on_domain(void *arg, const struct plan_domain *d)
 			.flags = d->addrs[i]->flags,
 			.tag = t,
 		};
+		t->again = NULL;
+		if (c->again_q != NULL && (t->again = check_again_new(&req)) == NULL) {
+			free(t);
+			check_fail(c, "out of memory");
+			return;
+		}
 		/* On -1 the engine still reports a verdict for the request. */
 		c->submitted++;
 		(void)engine_submit(c->engine, &req);
@@ -415,10 +536,19 @@ check_on_engine_done(void *arg, void *tag, const char *address, const struct ver
 	struct check_tag *t = tag;
 	struct verdict fv = *v;
 
+	if (check_ask_again(c, t, v))
+		return;
 	c->probed++;
+	if (t->again != NULL && t->again->attempt > 0) {
+		fv.attempts += t->again->attempt;
+		if (retry_verdict_temporary(v) && fv.detail[0] == '\0')
+			snprintf(fv.detail, sizeof(fv.detail), "final after %u attempts",
+			    t->again->attempt + 1);
+	}
 	verdict_apply_flags(&fv, t->flags);
 	snprintf(fv.suggestion, sizeof(fv.suggestion), "%s", t->suggestion);
 	check_store(c, t->uid, address, &fv);
+	check_again_free(t->again);
 	free(t);
 	if (c->paused && c->submitted - c->probed <= CHECK_INFLIGHT_MAX / 2) {
 		c->paused = 0;
@@ -484,6 +614,8 @@ cmd_check(int argc, char **argv)
 		{ "report", required_argument, NULL, 'R' },
 		{ "fold-local", required_argument, NULL, 'W' },
 		{ "data-dir", required_argument, NULL, 'd' },
+		{ "max-wait", required_argument, NULL, 'w' },
+		{ "retry-schedule", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -497,6 +629,7 @@ cmd_check(int argc, char **argv)
 	int quiet = 0, ch, rc = MXSIFT_EXIT_OK;
 	char err[256];
 	struct check c = { 0 };
+	int retry_set = 0;
 
 	log_set_level(LOG_WARN);
 	if (config_command("mxsift check", "check", longopts, "o:f:c:qh", &argc, &argv) == -1)
@@ -577,6 +710,19 @@ cmd_check(int argc, char **argv)
 			pp.fold = (enum plan_fold)f;
 			break;
 		}
+		case 'w':
+			if (retry_parse_duration(optarg, &c.retry.max_age_ms) == -1) {
+				fprintf(stderr, "mxsift check: --max-wait wants a duration (e.g. 20m)\n");
+				return MXSIFT_EXIT_USAGE;
+			}
+			break;
+		case 'S':
+			if (retry_parse_schedule(optarg, &c.retry, err, sizeof(err)) == -1) {
+				fprintf(stderr, "mxsift check: --retry-schedule: %s\n", err);
+				return MXSIFT_EXIT_USAGE;
+			}
+			retry_set = 1;
+			break;
 		case 'h': check_usage(stdout); return MXSIFT_EXIT_OK;
 		default: check_usage(stderr); return MXSIFT_EXIT_USAGE;
 		}
@@ -585,6 +731,12 @@ cmd_check(int argc, char **argv)
 		fprintf(stderr, "mxsift check: exactly one input FILE is required (try --help)\n");
 		return MXSIFT_EXIT_USAGE;
 	}
+	if (!retry_set) {
+		uint64_t max_wait = c.retry.max_age_ms;
+
+		retry_policy_default(&c.retry);
+		c.retry.max_age_ms = max_wait;
+	}
 	c.fmt = fmt;
 	c.out = stdout;
 
@@ -592,6 +744,12 @@ cmd_check(int argc, char **argv)
 		fprintf(stderr, "mxsift check: data: %s\n", err);
 		return MXSIFT_EXIT_FAILURE;
 	}
+	/* Polite by default: the shipped per-provider rules, unless told otherwise. */
+	if (ep.lanes_file == NULL) {
+		snprintf(lanes_default, sizeof(lanes_default), "%s/lanes.conf", lists_dir(c.lists));
+		ep.lanes_file = lanes_default;
+	} else if (strcmp(ep.lanes_file, "none") == 0)
+		ep.lanes_file = NULL;
 	c.base = event_base_new();
 	if (c.base == NULL) {
 		fprintf(stderr, "mxsift check: cannot create event loop\n");
@@ -611,6 +769,14 @@ cmd_check(int argc, char **argv)
 		goto done;
 	}
 	c.engine = engine_new(c.base, c.dns, &ep, check_on_engine_done, &c);
+	if (c.retry.max_age_ms > 0) {
+		c.started_wall = retry_wall_ms();
+		if ((c.again_q = retry_timer_new(c.base, check_again_due, &c)) == NULL) {
+			fprintf(stderr, "mxsift check: out of memory\n");
+			rc = MXSIFT_EXIT_FAILURE;
+			goto done;
+		}
+	}
 	struct plan_callbacks pcb = {
 		.row = check_on_row,
 		.verdict = check_on_plan_verdict,
@@ -713,6 +879,7 @@ done:
 		event_free(c.tick);
 	if (c.engine)
 		engine_free(c.engine);
+	retry_timer_free(c.again_q, check_again_drop, NULL);
 	if (c.plan)
 		plan_free(c.plan);
 	if (c.dns)

@@ -12,6 +12,11 @@
 # one per connection; the retry went through the retry topic (attempt=1
 # task done line) while the first task finished at once (attempt=0).
 #
+# Phase 0, `mxsift check --max-wait`: the same schedule in-process.  With
+# --max-wait 20s the greylisted address is asked again after 3 s and is
+# deliverable; with --max-wait 2s the next attempt would start too late and
+# the greylisting is the final answer (one connection, one RCPT).
+#
 # Phase 2, "temporary to the end": every connection answers 450.  The retry
 # message is duplicated on the topic (a producer retry or a redone message
 # does exactly that).  Asserts: after the last attempt of the schedule
@@ -87,6 +92,29 @@ expect QUIT
 reply 221 2.0.0 Bye
 close
 EOF
+# ---- phase 0: mxsift check --max-wait ------------------------------------------
+printf 'email\ngrey@alpha.test\n' >"$tmp/grey0.csv"
+start_server "$tmp/grey.scn" check
+"$mxsift" check "$tmp/grey0.csv" --format jsonl -o "$tmp/check.jsonl" --dns "$dns" \
+	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$smtp_port" \
+	--max-wait 20s --retry-schedule 3s --quiet 2>"$tmp/check.err" ||
+	fail "mxsift check --max-wait failed: $(cat "$tmp/check.err")"
+stop_server
+jq -e 'select(.address == "grey@alpha.test" and .status == "deliverable" and .smtp_code == 250)' \
+	"$tmp/check.jsonl" >/dev/null || fail "check --max-wait: not deliverable on retry: $(cat "$tmp/check.jsonl")"
+[ "$(grep -c 'RCPT TO:<grey@alpha.test>' "$tmp/check.transcript")" -eq 2 ] ||
+	fail "check --max-wait: expected 2 RCPTs: $(cat "$tmp/check.transcript")"
+start_server "$tmp/grey.scn" check2
+"$mxsift" check "$tmp/grey0.csv" --format jsonl -o "$tmp/check2.jsonl" --dns "$dns" \
+	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$smtp_port" \
+	--max-wait 2s --retry-schedule 3s --quiet 2>"$tmp/check2.err" ||
+	fail "mxsift check --max-wait 2s failed: $(cat "$tmp/check2.err")"
+stop_server
+jq -e 'select(.status == "unknown" and .reason == "greylisted" and .smtp_code == 450)' \
+	"$tmp/check2.jsonl" >/dev/null || fail "check --max-wait 2s: not final greylisted: $(cat "$tmp/check2.jsonl")"
+[ "$(grep -c 'RCPT TO:' "$tmp/check2.transcript")" -eq 1 ] ||
+	fail "check --max-wait 2s: asked again: $(cat "$tmp/check2.transcript")"
+
 start_server "$tmp/grey.scn" grey
 
 # Retry delays above the engine's idle close (2 s): each attempt is a new
