@@ -25,8 +25,10 @@
  * header without the column: intake_open() fails and names the columns it
  * found.  With a numeric --column, a first line with a delimiter makes the
  * file CSV (the most frequent delimiter wins) and it is a header when its
- * N-th field has no '@'.  Anything else is plain text.  INTAKE_TSV is
- * INTAKE_CSV with TAB as the only delimiter tried.
+ * N-th field has no '@'; a first line without any '@' that has fewer than
+ * N fields is a header without the column: intake_open() fails.  Anything
+ * else is plain text.  INTAKE_TSV is INTAKE_CSV with TAB as the only
+ * delimiter tried.
  *
  * Row problems (row->problem; the row is still returned):
  *   "missing column"      the row has fewer fields than the column; text ""
@@ -1035,6 +1037,15 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 		in->delim = delims[best];
 		in->col = colnum - 1;
 		intake_hdr_parse(line, len, in->delim, &h);
+		/* A header (no address anywhere on the line) too narrow for
+		 * the column: every row would be "missing column", so the
+		 * input as a whole is unusable, as with an unknown name. */
+		if (in->col >= h.n && h.n < INTAKE_HDR_MAX &&
+		    memchr(line, '@', len) == NULL) {
+			intake_err_columns(in, &h, column, err, errlen);
+			intake_hdr_free(&h);
+			return -1;
+		}
 		in->skip_header = in->col < h.n &&
 		    strchr(h.names[in->col], '@') == NULL;
 		intake_hdr_free(&h);
