@@ -30,7 +30,7 @@ static const char *const config_sections[] = {
 /* Keys that may stand before any section and come from MXSIFT_<KEY>. */
 static const char *const config_shared[] = {
 	"brokers", "redis", "dns", "helo", "mail-from", "smtp-port", "tls", "bind",
-	"topic", "group", "log-level", "log-addresses",
+	"topic", "group", "log-level", "log-addresses", "lanes",
 };
 
 /* Options that make no sense from a file or the environment. */

@@ -627,6 +627,7 @@ cmd_check(int argc, char **argv)
 	const char *data_dir = NULL;
 	struct plan_params pp = { 0 };
 	int quiet = 0, ch, rc = MXSIFT_EXIT_OK;
+	char lanes_default[4096];
 	char err[256];
 	struct check c = { 0 };
 	int retry_set = 0;

@@ -98,6 +98,7 @@
 #include "engine.h"
 #include "jobstore.h"
 #include "kafka.h"
+#include "lists.h"
 #include "log.h"
 #include "metrics.h"
 #include "mxsift.pb-c.h"
@@ -207,6 +208,14 @@ struct worker {
 	uint64_t stop_started_ms, abort_started_ms;
 	unsigned grace_s;
 	uint64_t tasks_done, verdicts_written, bad_messages, retried, dead_letters;
+	/* lane back-offs already counted: (MX domain, engine's count), by key */
+	struct wlane_seen {
+		char *key;
+		unsigned long backoffs;
+	} *seen;
+	size_t nseen;
+	uint64_t backoffs_at;     /* last look at the lanes (monotonic ms) */
+	unsigned long instance;   /* tells this process's back-off events apart */
 };
 
 static uint64_t
@@ -247,7 +256,8 @@ worker_usage(FILE *f)
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
-	    "      --lanes FILE        per-MX-domain rate rules (e.g. data/lanes.conf);\n"
+	    "      --lanes FILE|none   per-MX-domain rate rules (default: lanes.conf in the\n"
+	    "                          data directory, $MXSIFT_DATA_DIR); none = no limits;\n"
 	    "                          SIGHUP reloads it\n"
 	    "      --max-inflight N    pause consuming at N recipients queued in the engine\n"
 	    "                          plus verdicts not yet in Redis (default %d)\n"
@@ -1134,6 +1144,77 @@ worker_reproduce(struct worker *w, uint64_t now)
 	}
 }
 
+static int
+worker_seen_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct wlane_seen *)a)->key, ((const struct wlane_seen *)b)->key);
+}
+
+/*
+ * Back-offs: the engine pauses a lane on rate-limit answers.  Once a
+ * second, each lane's new pauses are counted to the job of a task in
+ * flight on that lane (the job whose probes were slowed; with several jobs
+ * on one lane, the first found), as job counter backed_off.  The event id
+ * (this process, lane, the engine's running count) keeps a resent write
+ * from counting twice.
+ */
+static void
+worker_account_backoffs(struct worker *w)
+{
+	struct engine_lane_stats *ls;
+	size_t n, cap = 64;
+
+	for (;;) {
+		if ((ls = calloc(cap, sizeof(*ls))) == NULL)
+			return;
+		if ((n = engine_get_lane_stats(w->engine, ls, cap)) <= cap)
+			break;
+		free(ls);
+		cap = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct wlane_seen key = { .key = (char *)ls[i].key }, *seen;
+		struct wtask *t;
+		char event[300];
+
+		if (ls[i].backoffs == 0)
+			continue;
+		seen = bsearch(&key, w->seen, w->nseen, sizeof(*w->seen), worker_seen_cmp);
+		if (seen == NULL) {
+			struct wlane_seen *ns = realloc(w->seen, (w->nseen + 1) * sizeof(*ns));
+			char *k = strdup(ls[i].key);
+
+			if (ns == NULL || k == NULL) {
+				free(k);
+				if (ns != NULL)
+					w->seen = ns;
+				break;
+			}
+			w->seen = ns;
+			w->seen[w->nseen].key = k;
+			w->seen[w->nseen].backoffs = 0;
+			seen = &w->seen[w->nseen++];
+			qsort(w->seen, w->nseen, sizeof(*w->seen), worker_seen_cmp);
+			seen = bsearch(&key, w->seen, w->nseen, sizeof(*w->seen), worker_seen_cmp);
+		}
+		if (ls[i].backoffs <= seen->backoffs)
+			continue;
+		TAILQ_FOREACH(t, &w->tasks, entry)
+			if (t->kind == WT_TASK && t->started && strcmp(t->mx_domain, ls[i].key) == 0)
+				break;
+		log_info("lane backed off", "mx_domain=%s backoffs=%lu rate=%.3f job=%s", ls[i].key,
+		    ls[i].backoffs, ls[i].rate, t != NULL ? t->job : "-");
+		if (t != NULL) {
+			snprintf(event, sizeof(event), "backoff:%lx:%s:%lu", w->instance, ls[i].key,
+			    ls[i].backoffs);
+			(void)jobstore_async_count_once(w->ja, t->job, event, JOBSTORE_C_BACKED_OFF,
+			    ls[i].backoffs - seen->backoffs, NULL, NULL);
+		}
+		seen->backoffs = ls[i].backoffs;
+	}
+	free(ls);
+}
+
 static void
 worker_on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1144,6 +1225,10 @@ worker_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	worker_drain_queue(w);
 	worker_reproduce(w, now);
+	if (now - w->backoffs_at >= 1000) {
+		w->backoffs_at = now;
+		worker_account_backoffs(w);
+	}
 	if (kafka_fatal_seen() && w->exit_code == 0) {
 		w->exit_code = 1;
 		worker_begin_stop(w, "kafka_fatal");
@@ -1171,6 +1256,7 @@ worker_on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 static const char *worker_lanes_file; /* --lanes, reloaded on SIGHUP */
+static char lanes_default[4096];      /* DATA_DIR/lanes.conf */
 
 static void
 worker_on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -1294,6 +1380,7 @@ main(int argc, char **argv)
 	int ch, rc = 1;
 
 	retry_policy_default(&w.retry);
+	w.instance = (unsigned long)getpid() ^ ((unsigned long)time(NULL) << 16);
 	if (config_command("mxsift-worker", "worker", longopts, "b:r:g:X:h", &argc, &argv) == -1)
 		return 2;
 	while ((ch = getopt_long(argc, argv, "b:r:g:X:hV", longopts, NULL)) != -1) {
@@ -1439,6 +1526,13 @@ main(int argc, char **argv)
 		log_error("dns setup failed", "error=\"%s\"", err);
 		goto out;
 	}
+	/* Polite by default: the shipped per-provider rules, unless told otherwise. */
+	if (worker_lanes_file == NULL) {
+		snprintf(lanes_default, sizeof(lanes_default), "%s/lanes.conf", lists_default_dir());
+		worker_lanes_file = lanes_default;
+	} else if (strcmp(worker_lanes_file, "none") == 0)
+		worker_lanes_file = NULL;
+	ep.lanes_file = worker_lanes_file;
 	signal(SIGHUP, SIG_IGN); /* a reload before the handler is set is a no-op */
 	if ((w.engine = engine_new(w.base, w.dns, &ep, worker_on_probe, &w)) == NULL) {
 		log_error("engine setup failed", "%s", "");
@@ -1565,6 +1659,9 @@ out:
 	}
 	while (!TAILQ_EMPTY(&w.parts))
 		worker_part_drop(&w, TAILQ_FIRST(&w.parts));
+	for (size_t i = 0; i < w.nseen; i++)
+		free(w.seen[i].key);
+	free(w.seen);
 	if (w.engine != NULL)
 		engine_free(w.engine);
 	if (w.dns != NULL)
