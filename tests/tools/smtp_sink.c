@@ -156,24 +156,19 @@ static void __attribute__((noreturn, format(printf, 1, 2))) sink_die(const char 
 	exit(2);
 }
 
-/* Wall clock in ms: comparable with the harness's own clock. */
+/* Microseconds on a clock: CLOCK_MONOTONIC for reply timing,
+ * CLOCK_REALTIME for counters the harness compares with its own clock. */
 static uint64_t
-sink_unix_ms(void)
+sink_clock_us(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t
-sink_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+#define sink_now_us() sink_clock_us(CLOCK_MONOTONIC)
+#define sink_unix_ms() (sink_clock_us(CLOCK_REALTIME) / 1000u)
 
 /* ---- counters ---------------------------------------------------------- */
 
