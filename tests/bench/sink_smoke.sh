@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # PID_<name> variables are set by start_sink through eval
 # sink_smoke.sh — mxsift-smtp-sink does what scripts/bench relies on:
 #  - listens on every address of a loopback range (ports chosen by the
 #    kernel here, so the test never collides with a world on port 25) and
