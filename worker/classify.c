@@ -18,7 +18,7 @@
  * delete a real address, so anything mentioning policy or blocking wins over
  * "user unknown" phrases, and an unplaceable 5xx is VR_REJECTED (unknown).
  *
- * Diagnostics: a 503 means our own command sequencing is wrong (DESIGN.md);
+ * Diagnostics: a 503 means our own command sequencing is wrong;
  * it is logged at error level.  A reply no rule covers (2xx/3xx before RCPT,
  * codes outside 2xx..5xx) is logged at warn level as a protocol error.
  */

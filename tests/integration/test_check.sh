@@ -21,8 +21,8 @@ start=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
 
 "$mxsift" check "$fixture" --format jsonl -o "$tmp/out.jsonl" --dns "$MXSIFT_TEST_DNS" \
 	--helo probe.mxsift.test --mail-from verify@mxsift.test \
-	--smtp-port "${MXSIFT_TEST_SMTP_PORT:-25}" --quiet 2>"$tmp/stderr" \
-	|| { cat "$tmp/stderr" >&2; fail "mxsift check exited $?"; }
+	--smtp-port "${MXSIFT_TEST_SMTP_PORT:-25}" --quiet 2>"$tmp/stderr" || {
+	rc=$?; cat "$tmp/stderr" >&2; fail "mxsift check exited $rc"; }
 
 rows=$(($(wc -l <"$fixture") - 1))
 got=$(wc -l <"$tmp/out.jsonl")

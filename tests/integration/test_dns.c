@@ -2,7 +2,7 @@
  * test_dns.c — common/dns.c against the test world's dnsmasq.
  *
  * Needs MXSIFT_TEST_DNS=HOST:PORT (scripts/services); exits 77 (skip)
- * without it.  Asserts the zone in the team brief: MX sets and their MX
+ * without it.  Asserts the zone of tests/fixtures/README.md: MX sets and their MX
  * domains, implicit MX, failover order, null MX, NODATA, NXDOMAIN, host
  * addresses (MXSIFT_TEST_MX_IP, default 127.0.0.10); and the module's
  * contract: callbacks only from the loop, dns_free() with lookups in flight

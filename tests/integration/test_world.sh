@@ -3,7 +3,7 @@
 # that a broken fixture shows up here and not as a puzzling failure elsewhere.
 #
 # Asserts, against the running services named by MXSIFT_TEST_*:
-#  - dnsmasq answers every record of the zone in the team brief, over UDP and
+#  - dnsmasq answers every record of the zone in tests/fixtures/README.md, over UDP and
 #    TCP: MX sets, A records, implicit MX (A, no MX), null MX (MX 0 .),
 #    NODATA (nodata.test), NXDOMAIN (missing.test, unknown *.test names);
 #  - Postfix on MX_IP:SMTP_PORT greets, answers EHLO, accepts known

@@ -28,7 +28,7 @@
  *   topic-error TOPIC ERR       Metadata reports ERR for TOPIC (0 clears)
  *   coordinator group|transaction KEY ID
  * ID -1 means every broker.  APIKEY and ERR are numbers (Produce 0, Fetch 1,
- * Metadata 3, OffsetCommit 8, ..., see NOTES-test-services.md; ERR is an
+ * Metadata 3, OffsetCommit 8, ..., see the Kafka protocol API keys; ERR is an
  * rd_kafka_resp_err_t, e.g. 6 NOT_LEADER_FOR_PARTITION, -195 __TRANSPORT
  * which makes the broker drop the connection).
  *
