@@ -597,7 +597,7 @@ plan_show(char *out, size_t outlen, const char *s, size_t len)
 	size_t o = 0, i = 0;
 
 	while (i < len && o + 8 < outlen) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c = (unsigned char)s[i], c1;
 		size_t n = 0;
 
 		if (i >= PLAN_SHOW_MAX) {
@@ -623,8 +623,14 @@ plan_show(char *out, size_t outlen, const char *s, size_t len)
 			for (k = 1; k < n; k++)
 				if (((unsigned char)s[i + k] & 0xc0) != 0x80)
 					break;
-			/* C1 controls U+0080..U+009F are C2 80..C2 9F */
-			if (k == n && !(c == 0xc2 && (unsigned char)s[i + 1] < 0xa0) &&
+			/* C1 controls U+0080..U+009F are C2 80..C2 9F; RFC 3629
+			 * also rules out overlong forms (E0 80..9F, F0 80..8F),
+			 * surrogates (ED A0..BF) and code points above U+10FFFF
+			 * (F4 90..BF): those bytes are escaped, not written raw. */
+			c1 = (unsigned char)s[i + 1];
+			if (k == n && !(c == 0xc2 && c1 < 0xa0) &&
+			    !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 > 0x9f) &&
+			    !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 > 0x8f) &&
 			    o + n < outlen) {
 				memcpy(out + o, s + i, n);
 				o += n;
