@@ -155,6 +155,9 @@ check_usage(FILE *f)
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
+	    "      --bind ADDR         source address of SMTP connections (an IPv4 or IPv6\n"
+	    "                          address of this host; only MX addresses of its family\n"
+	    "                          are tried)\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --lanes FILE|none   per-MX-domain rate rules (default: lanes.conf in the\n"
 	    "                          data directory); none = no limits\n"
@@ -607,6 +610,7 @@ cmd_check(int argc, char **argv)
 		{ "mail-from", required_argument, NULL, 'M' },
 		{ "smtp-port", required_argument, NULL, 'P' },
 		{ "tls", required_argument, NULL, 'T' },
+		{ "bind", required_argument, NULL, 'B' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "no-catch-all", no_argument, NULL, 'A' },
 		{ "lanes", required_argument, NULL, 'l' },
@@ -697,6 +701,13 @@ cmd_check(int argc, char **argv)
 			log_set_level((enum log_level)l);
 			break;
 		}
+		case 'B':
+			if (engine_check_bind(optarg, err, sizeof(err)) == -1) {
+				fprintf(stderr, "mxsift check: %s\n", err);
+				return MXSIFT_EXIT_USAGE;
+			}
+			ep.bind_address = optarg;
+			break;
 		case 'A': ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case 'l': ep.lanes_file = optarg; break;
 		case 'q': quiet = 1; break;

@@ -132,8 +132,14 @@ struct conn {
 	unsigned served;  /* results on this session */
 	unsigned rejects; /* 5xx results on this session */
 	uint64_t ready_ms;
-	unsigned seen_rcpts, seen_503;
+	unsigned seen_rcpts, seen_503, seen_replies[6];
 	struct event *idle;
+
+	/* the current session, for its end line */
+	uint64_t sess_ms;    /* connect started */
+	const char *outcome; /* failure class (static string); NULL = none yet */
+	const char *why;     /* why we ended it (static string); NULL = not us */
+	int end_code;        /* reply that ended it, 0 = none */
 };
 TAILQ_HEAD(conn_q, conn);
 
@@ -197,6 +203,9 @@ struct engine {
 	char *helo;
 	char *mail_from;
 	char *catch_all_local;
+	char *bind_address;
+	struct sockaddr_storage bind; /* bind_address, port 0 */
+	socklen_t bind_len;           /* 0 = no --bind */
 	struct engine_params p;
 	struct smtp_session_params sp;
 	void *ssl_ctx;
@@ -745,7 +754,7 @@ engine_reply_rate_limited(const struct smtp_reply *r)
 	return 0;
 }
 
-static void conn_quit(struct conn *);
+static void conn_quit(struct conn *, const char *);
 
 /* A rate-limit answer: halve the rate, pause with exponential backoff and
  * jitter, close the lane's idle sessions (they would time out meanwhile). */
@@ -783,7 +792,7 @@ lane_backoff(struct lane *l, const struct smtp_reply *r)
 	for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->st == CONN_READY)
-			conn_quit(c);
+			conn_quit(c, "backoff");
 	}
 	lane_wake_in(l, delay);
 }
@@ -1157,6 +1166,11 @@ conn_account(struct conn *c)
 	n = smtp_session_503s(c->s);
 	e->stats.replies_503 += n - c->seen_503;
 	c->seen_503 = n;
+	for (int i = 0; i < 6; i++) {
+		n = smtp_session_replies(c->s, i);
+		e->stats.replies[i] += n - c->seen_replies[i];
+		c->seen_replies[i] = n;
+	}
 }
 
 static void
@@ -1185,10 +1199,13 @@ conn_free(struct conn *c)
 	free(c);
 }
 
+/* End c's session politely; why names the reason in its end line. */
 static void
-conn_quit(struct conn *c)
+conn_quit(struct conn *c, const char *why)
 {
 	evtimer_del(c->idle);
+	if (c->st != CONN_CLOSING && c->why == NULL)
+		c->why = why;
 	c->st = CONN_CLOSING;
 	if (c->s != NULL)
 		smtp_session_quit(c->s);
@@ -1201,7 +1218,7 @@ conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->st == CONN_READY && c->lane->qlen == 0) {
 		log_debug("smtp idle close", "conn=%u host=%s", c->id, c->host);
-		conn_quit(c);
+		conn_quit(c, "idle");
 	}
 }
 
@@ -1340,6 +1357,17 @@ conn_next(struct conn *c)
 			ss = &c->addrs[c->addr_idx++];
 			len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 			                                : sizeof(struct sockaddr_in);
+			if (e->bind_len > 0 && ss->ss_family != e->bind.ss_family) {
+				/* The source address decides the family we can
+				 * speak: try the host's other addresses. */
+				verdict_init(&c->lastfail, VR_CONNECTION_FAILED);
+				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
+				         "no source address for IPv%d (--bind %s)",
+				         ss->ss_family == AF_INET6 ? 6 : 4, e->bind_address);
+				snprintf(c->lastfail.mx_host, sizeof(c->lastfail.mx_host), "%s",
+				         c->host);
+				continue;
+			}
 			struct smtp_session_params sp = e->sp;
 
 			sp.host_name = c->host;
@@ -1354,15 +1382,21 @@ conn_next(struct conn *c)
 				continue;
 			}
 			c->seen_rcpts = c->seen_503 = 0;
+			memset(c->seen_replies, 0, sizeof(c->seen_replies));
 			c->failover = 0;
 			if (smtp_session_connect(c->s, (struct sockaddr *)ss, len) != 0) {
+				int err = errno;
+
 				smtp_session_free(c->s);
 				c->s = NULL;
 				verdict_init(&c->lastfail, VR_CONNECTION_FAILED);
 				snprintf(c->lastfail.detail, sizeof(c->lastfail.detail),
-				         "connect failed");
+				         "connect failed: %s", strerror(err));
 				continue;
 			}
+			c->sess_ms = engine_now_ms();
+			c->outcome = c->why = NULL;
+			c->end_code = 0;
 			e->stats.connections++;
 			c->st = CONN_CONNECTING;
 			log_debug("smtp connect", "conn=%u lane=%s host=%s", c->id, c->lane->key,
@@ -1489,15 +1523,48 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 			/* Not about the mailbox: ask again on a fresh session. */
 			r->retried_now = 1;
 			lane_push_head(l, r);
-			conn_quit(c);
+			conn_quit(c, "retry_fresh");
 		} else if (r->internal || v.reason != VR_ACCEPTED ||
 		           !engine_catch_all_gate(e, r, &v, c)) {
 			engine_finish(e, r, &v, c);
 		}
 	}
 	if (c->st == CONN_READY && (e->shutting || conn_worn_out(c)))
-		conn_quit(c);
+		conn_quit(c, e->shutting ? "shutdown" : "recycle");
 	lane_kick(l);
+}
+
+/* The outcome word of a failed session in its end line. */
+static const char *
+conn_outcome_name(enum smtp_fail kind)
+{
+	switch (kind) {
+	case SMTP_FAIL_CONN: return "conn_error";
+	case SMTP_FAIL_TIMEOUT: return "timeout";
+	case SMTP_FAIL_PROTO: return "proto_error";
+	case SMTP_FAIL_RESP: return "rejected";
+	case SMTP_FAIL_TLS: return "tls_error";
+	default: return "internal_error";
+	}
+}
+
+/*
+ * The one info line per SMTP session: where, how much, how it ended.  No
+ * recipient addresses (privacy; they are at debug).  outcome: quit (we
+ * ended it politely; why says for what), or the failure class; code is the
+ * reply that ended it (a 421, a 554 greeting ...).
+ */
+static void
+conn_log_end(const struct conn *c, const struct smtp_session *s)
+{
+	log_info(
+	    "smtp session end",
+	    "conn=%u mx_domain=%s host=%s peer=%s tls=%d rcpts=%u rejects=%u "
+	    "duration_ms=%llu outcome=%s why=%s code=%d",
+	    c->id, c->lane->key, c->host,
+	    *smtp_session_peer(s) != '\0' ? smtp_session_peer(s) : "-", smtp_session_tls(s),
+	    smtp_session_rcpts(s), c->rejects, (unsigned long long)(engine_now_ms() - c->sess_ms),
+	    c->outcome != NULL ? c->outcome : "quit", c->why != NULL ? c->why : "-", c->end_code);
 }
 
 static void
@@ -1510,6 +1577,8 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 	int limited;
 
 	conn_account(c);
+	c->outcome = conn_outcome_name(f->kind);
+	c->end_code = f->reply != NULL ? f->reply->code : 0;
 	engine_failure_verdict(f, &v);
 	snprintf(v.mx_host, sizeof(v.mx_host), "%s", c->host);
 	limited = engine_reply_rate_limited(f->reply);
@@ -1557,6 +1626,8 @@ conn_session_closed(void *tag, struct smtp_session *s)
 	struct engine *e = l->e;
 
 	conn_account(c);
+	e->stats.sessions_ended++;
+	conn_log_end(c, s);
 	if (c->cur != NULL) {
 		/* Closed with a probe outstanding and no failure (QUIT
 		 * during shutdown): report it rather than lose it. */
@@ -1586,7 +1657,7 @@ conn_feed(struct conn *c)
 
 	while (c->st == CONN_READY) {
 		if (!smtp_session_reusable(c->s) || conn_worn_out(c)) {
-			conn_quit(c);
+			conn_quit(c, smtp_session_reusable(c->s) ? "recycle" : "unusable");
 			return;
 		}
 		TAILQ_FOREACH(r, &l->q, link)
@@ -1597,7 +1668,7 @@ conn_feed(struct conn *c)
 
 			if (l->qlen > 0) {
 				/* Work for other hosts: make room for it. */
-				conn_quit(c);
+				conn_quit(c, "other_hosts");
 			} else {
 				tv.tv_sec = e->p.idle_close_ms / 1000;
 				tv.tv_usec = (e->p.idle_close_ms % 1000) * 1000;
@@ -1631,7 +1702,7 @@ conn_feed(struct conn *c)
 		default:
 			r->attempts--;
 			lane_push_head(l, r);
-			conn_quit(c);
+			conn_quit(c, "unusable");
 			return;
 		}
 	}
@@ -1738,6 +1809,52 @@ lane_kick(struct lane *l)
 
 /* ---- public -------------------------------------------------------------- */
 
+/* addr (numeric IPv4/IPv6) as a socket address with port 0; 0 or -1. */
+static int
+engine_parse_bind(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
+}
+
+int
+engine_check_bind(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, rc = 0;
+
+	if (addr == NULL || engine_parse_bind(addr, &ss, &len) != 0) {
+		snprintf(err, errlen, "--bind %s: not a numeric IPv4 or IPv6 address",
+		         addr != NULL ? addr : "(null)");
+		return -1;
+	}
+	/* Bind once now (any port), so a typo or an address this host does
+	 * not have stops the program at start, not each connection later. */
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1) {
+		snprintf(err, errlen, "--bind %s: %s (it must be an address of this host)", addr,
+		         strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
 struct engine *
 engine_new(struct event_base *base, struct dns *dns, const struct engine_params *params,
            engine_done_cb done, void *arg)
@@ -1799,6 +1916,19 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
 		return NULL;
 	}
 	e->p.catch_all_local = e->catch_all_local;
+	if (e->p.bind_address != NULL && *e->p.bind_address != '\0') {
+		snprintf(err, sizeof(err), "out of memory");
+		if (engine_check_bind(e->p.bind_address, err, sizeof(err)) != 0 ||
+		    (e->bind_address = strdup(e->p.bind_address)) == NULL) {
+			log_error("source address", "error=\"%s\"", err);
+			engine_free(e);
+			return NULL;
+		}
+		(void)engine_parse_bind(e->bind_address, &e->bind, &e->bind_len);
+		e->sp.source = (struct sockaddr *)&e->bind;
+		e->sp.source_len = e->bind_len;
+	}
+	e->p.bind_address = e->bind_address;
 
 	e->sp.helo_name = e->helo;
 	e->sp.mail_from = e->mail_from;
@@ -1930,7 +2060,7 @@ engine_shutdown(struct engine *e)
 			if (c->st == CONN_RESOLVING || c->s == NULL)
 				conn_free(c);
 			else
-				conn_quit(c);
+				conn_quit(c, "shutdown");
 		}
 		lane_kick(l);
 	}
@@ -1961,6 +2091,7 @@ engine_free(struct engine *e)
 	free(e->helo);
 	free(e->mail_from);
 	free(e->catch_all_local);
+	free(e->bind_address);
 	free(e);
 }
 
@@ -1968,6 +2099,15 @@ void
 engine_get_stats(const struct engine *e, struct engine_stats *out)
 {
 	*out = e->stats;
+	out->lanes = e->nlanes;
+	for (size_t i = 0; i < e->nlanes; i++) {
+		const struct conn *c;
+
+		out->queued += e->lanes[i]->qlen;
+		TAILQ_FOREACH(c, &e->lanes[i]->conns, link)
+		if (c->s != NULL)
+			out->sessions_open++;
+	}
 }
 
 size_t

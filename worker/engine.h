@@ -80,6 +80,12 @@ struct engine_params {
 	unsigned backoff_max_ms;      /* longest pause (default 600000) */
 	unsigned throttle_retries;    /* asks per address after rate limits (default 5;
 	                                 ENGINE_THROTTLE_RETRIES_NONE: never) */
+	/* Numeric IPv4 or IPv6 source address of every SMTP connection
+	 * (--bind), NULL = the kernel's choice.  Only MX addresses of the
+	 * same family are tried; the others fail over as connection_failed
+	 * "no source address for IPvN".  engine_new() fails (log_error) when
+	 * it cannot bind it: see engine_check_bind(). */
+	const char *bind_address;
 };
 #define ENGINE_THROTTLE_RETRIES_NONE 0xffffffffu
 
@@ -103,6 +109,11 @@ struct probe_req {
 typedef void (*engine_done_cb)(void *arg, void *tag, const char *address,
     const struct verdict *v);
 
+/* Can addr be a source address (bind_address) here?  It must be numeric
+ * and an address of this host.  Returns 0, or -1 with a message for the
+ * user in err ("--bind 192.0.2.7: Cannot assign requested address ..."). */
+int engine_check_bind(const char *addr, char *err, size_t errlen);
+
 /* dns is borrowed (must outlive the engine).  params may be NULL. */
 struct engine *engine_new(struct event_base *base, struct dns *dns,
     const struct engine_params *params, engine_done_cb done, void *arg);
@@ -116,7 +127,7 @@ size_t engine_pending(const struct engine *e);
 void engine_shutdown(struct engine *e);
 void engine_free(struct engine *e);
 
-/* Counters for logs, tests and benchmarks. */
+/* Counters for logs, metrics, tests and benchmarks. */
 struct engine_stats {
 	unsigned long connections;    /* TCP connections opened */
 	unsigned long sessions_ok;    /* sessions that reached EHLO/HELO success */
@@ -124,6 +135,14 @@ struct engine_stats {
 	unsigned long replies_503;    /* 503 replies seen: must stay 0 */
 	unsigned long backoffs;       /* rate-limit answers that paused a lane */
 	unsigned long throttled;      /* requests asked again after a rate limit */
+	/* every complete SMTP reply read (greeting, EHLO ... QUIT), by class:
+	 * [2]..[5] the first digit, [0] anything else; [1] stays 0 */
+	unsigned long replies[6];
+	unsigned long sessions_ended; /* sessions over (one "smtp session end" line each) */
+	/* gauges, at the time of the call */
+	unsigned long sessions_open;  /* SMTP connections now (connecting or up) */
+	unsigned long lanes;          /* lanes now */
+	unsigned long queued;         /* recipients waiting in lanes (not on a session) */
 };
 void engine_get_stats(const struct engine *e, struct engine_stats *out);
 

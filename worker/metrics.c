@@ -4,9 +4,10 @@
  * Owns the process-wide counters, the HTTP server and the wrappers that
  * time Redis writes (see metrics.h).  The exposition is rendered on each
  * scrape from the counters plus the attached engine, Redis client and Kafka
- * consumer; nothing is cached, so a scrape is always current.  Gauges that
- * need other modules' numbers (sessions open, per-lane depth) come from
- * engine_get_stats() as it grows; names below are the stable contract used
+ * consumer; nothing is cached, so a scrape is always current.  Engine
+ * numbers (every SMTP reply by class, sessions open, per-lane queue and
+ * rate for the top METRICS_LANES_MAX lanes) come from engine_get_stats()
+ * and engine_get_lane_stats(); names below are the stable contract used
  * by deploy/grafana-mxsift.json.
  */
 #include "metrics.h"
@@ -30,6 +31,14 @@
 #include "log.h"
 
 #define METRICS_RATE_WINDOW_S 11   /* 10 complete seconds + the current one */
+/*
+ * Per-lane series (label mx_domain) for at most this many lanes per scrape,
+ * so a worker that serves 100,000 small domains does not explode the
+ * time-series database: backed-off lanes first (paused, or slower than
+ * their rule: the ones an operator looks for), then the deepest queues,
+ * then by name.  mxsift_lanes and mxsift_lanes_backed_off count them all.
+ */
+#define METRICS_LANES_MAX 20
 
 /* Redis write latency buckets, seconds (upper bounds; +Inf implied). */
 static const double metrics_buckets[] = {
@@ -261,9 +270,75 @@ metrics_render_redis(struct evbuffer *b)
 	    m.ja ? jobstore_async_connected(m.ja) : 0);
 }
 
+static int
+metrics_lane_slowed(const struct engine_lane_stats *l)
+{
+	return l->paused_ms > 0 || l->rate != l->rule_rate;
+}
+
+/* Order for the top-N lane series (METRICS_LANES_MAX). */
+static int
+metrics_lane_cmp(const void *pa, const void *pb)
+{
+	const struct engine_lane_stats *a = pa, *b = pb;
+
+	if (metrics_lane_slowed(a) != metrics_lane_slowed(b))
+		return metrics_lane_slowed(b) - metrics_lane_slowed(a);
+	if (a->queued != b->queued)
+		return a->queued < b->queued ? 1 : -1;
+	return strcmp(a->key, b->key);
+}
+
+static void
+metrics_render_lanes(struct evbuffer *b)
+{
+	static const struct {
+		const char *name, *help;
+	} desc[] = {
+		{ "mxsift_lane_queued", "Recipients waiting in the lane of this MX domain "
+		    "(top lanes only, see mxsift_lanes)." },
+		{ "mxsift_lane_rate", "Current RCPT rate of the lane per second (0 = no limit); "
+		    "below mxsift_lane_rule_rate after rate-limit answers." },
+		{ "mxsift_lane_rule_rate", "RCPT rate per second of the lane's rule (0 = no limit)." },
+		{ "mxsift_lane_paused_seconds", "Time left of the lane's backoff pause." },
+		{ "mxsift_lane_connections", "SMTP connections of the lane now." },
+	};
+	struct engine_lane_stats *ls = NULL;
+	size_t n = 0, slowed = 0, shown;
+
+	if (m.engine != NULL && (n = engine_get_lane_stats(m.engine, NULL, 0)) > 0 &&
+	    (ls = calloc(n, sizeof(*ls))) != NULL)
+		n = engine_get_lane_stats(m.engine, ls, n);
+	if (ls == NULL)
+		n = 0;
+	for (size_t i = 0; i < n; i++)
+		slowed += metrics_lane_slowed(&ls[i]);
+	metrics_one(b, "mxsift_lanes", "gauge", "Lanes (MX domains) in the probe engine now.",
+	    (double)n);
+	metrics_one(b, "mxsift_lanes_backed_off", "gauge",
+	    "Lanes paused or slower than their rule after rate-limit answers.", (double)slowed);
+	if (n > 1)
+		qsort(ls, n, sizeof(*ls), metrics_lane_cmp);
+	shown = n < METRICS_LANES_MAX ? n : METRICS_LANES_MAX;
+	for (size_t d = 0; d < sizeof(desc) / sizeof(desc[0]); d++) {
+		metrics_head(b, desc[d].name, "gauge", desc[d].help);
+		for (size_t i = 0; i < shown; i++) {
+			double v = d == 0 ? (double)ls[i].queued : d == 1 ? ls[i].rate
+			    : d == 2 ? ls[i].rule_rate : d == 3 ? (double)ls[i].paused_ms / 1000
+			    : (double)ls[i].conns;
+
+			evbuffer_add_printf(b, "%s{mx_domain=\"", desc[d].name);
+			metrics_label(b, ls[i].key);
+			evbuffer_add_printf(b, "\"} %.17g\n", v);
+		}
+	}
+	free(ls);
+}
+
 static void
 metrics_render_engine(struct evbuffer *b)
 {
+	static const char *const cls[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct engine_stats es = { 0 };
 	double rate = 0;
 	int64_t now = (int64_t)(metrics_now_ns() / 1000000000u);
@@ -278,6 +353,17 @@ metrics_render_engine(struct evbuffer *b)
 	    "RCPT TO commands sent (including catch-all checks).", (double)es.rcpts);
 	metrics_one(b, "mxsift_smtp_replies_503_total", "counter",
 	    "503 (bad sequence) replies: must stay 0.", (double)es.replies_503);
+	metrics_head(b, "mxsift_smtp_server_replies_total", "counter",
+	    "Every SMTP reply read (greeting, EHLO, RSET, MAIL, RCPT, QUIT), by class.");
+	for (int i = 0; i < 6; i++)
+		if (i != 1)     /* 1xx is counted as other */
+			evbuffer_add_printf(b, "mxsift_smtp_server_replies_total{class=\"%s\"} %lu\n",
+			    cls[i], es.replies[i]);
+	metrics_one(b, "mxsift_smtp_sessions_open", "gauge",
+	    "SMTP connections open now (connecting or in session).", (double)es.sessions_open);
+	metrics_one(b, "mxsift_smtp_sessions_ended_total", "counter",
+	    "SMTP sessions over (one \"smtp session end\" log line each).",
+	    (double)es.sessions_ended);
 	metrics_one(b, "mxsift_smtp_recipients_per_connection", "gauge",
 	    "RCPT commands per TCP connection since start (session reuse ratio).",
 	    es.connections ? (double)es.rcpts / (double)es.connections : 0);
@@ -291,6 +377,7 @@ metrics_render_engine(struct evbuffer *b)
 	metrics_one(b, "mxsift_verdict_rate", "gauge",
 	    "Verdicts per second over the last 10 complete seconds.",
 	    rate / (METRICS_RATE_WINDOW_S - 1));
+	metrics_render_lanes(b);
 }
 
 void

@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -93,11 +95,13 @@ struct smtp_session {
 	char *helo;
 	char *mail_from;
 	char *host;
-	char peer[INET6_ADDRSTRLEN + 8];
+	char peer[INET6_ADDRSTRLEN + 16]; /* "[addr]:port" */
 	enum smtp_tls_mode tls_mode;
 	SSL_CTX *ssl_ctx;
 	int own_ctx;
 	unsigned timeout[SMTP_S__COUNT];
+	struct sockaddr_storage source;
+	socklen_t source_len; /* 0 = no source address */
 
 	struct smtp_reply_reader *rd;
 	struct bufferevent *bev;
@@ -125,6 +129,7 @@ struct smtp_session {
 	int broken;      /* timeout, protocol error, refusal: no reuse */
 	unsigned rcpts;
 	unsigned n503;
+	unsigned nreply[6]; /* complete replies by class (first digit; 0 other) */
 
 	int depth; /* nesting of entries from the loop */
 	int dead;  /* freed inside a callback: free on exit */
@@ -305,6 +310,10 @@ smtp_session_new(struct event_base *base, const struct smtp_session_params *p,
 	s->helo = strdup(p->helo_name);
 	s->mail_from = strdup(from);
 	s->host = strdup(p->host_name != NULL ? p->host_name : "");
+	if (p->source != NULL && p->source_len > 0 && p->source_len <= sizeof(s->source)) {
+		memcpy(&s->source, p->source, p->source_len);
+		s->source_len = p->source_len;
+	}
 	for (int i = 0; i < SMTP_S__COUNT; i++)
 		s->timeout[i] = p->timeout_ms[i] != 0 && smtp_state_timeout[i] != 0
 		                    ? p->timeout_ms[i]
@@ -572,6 +581,7 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 	          r->enhanced[0] != '\0' ? r->enhanced : "-", r->nlines);
 	if (r->code == 503)
 		s->n503++;
+	s->nreply[r->code >= 200 && r->code < 600 ? r->code / 100 : 0]++;
 	if (s->npend == 0) {
 		if (r->code == 421)
 			session_fail(s, SMTP_FAIL_RESP, r, "421 while idle", 0);
@@ -796,13 +806,57 @@ out:
 
 /* ---- public calls -------------------------------------------------------- */
 
+/* A non-blocking socket bound to the source address (any port), or -1
+ * with errno. */
+static evutil_socket_t
+session_bound_socket(struct smtp_session *s)
+{
+	evutil_socket_t fd;
+	int e;
+
+	fd = socket(s->source.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	/* Pick the port at connect(), per destination: without this every
+	 * connection from one source address takes an ephemeral port of its
+	 * own, whatever the peer, and a busy worker runs out of them. */
+	{
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	}
+#endif
+	if (bind(fd, (struct sockaddr *)&s->source, s->source_len) == -1) {
+		e = errno;
+		log_debug("smtp bind failed", "session=%u host=%s error=\"%s\"", s->id, s->host,
+		          strerror(e));
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 int
 smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_t salen)
 {
 	char addr[INET6_ADDRSTRLEN], port[8];
 
+	evutil_socket_t fd = -1;
+
 	if (s->state != SMTP_S_NEW)
 		return -1;
+	if (s->source_len > 0) {
+		/* Our own socket, bound before connect: the source address
+		 * the receiver sees (and judges our reputation by). */
+		if (sa->sa_family != s->source.ss_family) {
+			errno = EAFNOSUPPORT;
+			return -1;
+		}
+		if ((fd = session_bound_socket(s)) == -1)
+			return -1;
+	}
 	if (getnameinfo(sa, salen, addr, sizeof(addr), port, sizeof(port),
 	                NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 		snprintf(s->peer, sizeof(s->peer), "%s%s%s:%s",
@@ -810,9 +864,12 @@ smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_
 		         sa->sa_family == AF_INET6 ? "]" : "", port);
 	/* Deferred callbacks: nothing reaches the owner from inside this call. */
 	s->bev =
-	    bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (s->bev == NULL)
+	    bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (s->bev == NULL) {
+		if (fd != -1)
+			evutil_closesocket(fd);
 		return -1;
+	}
 	bufferevent_setcb(s->bev, session_read_cb, NULL, session_event_cb, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	smtp_session_state(s, SMTP_S_CONNECTING);
@@ -940,6 +997,18 @@ unsigned
 smtp_session_503s(const struct smtp_session *s)
 {
 	return s->n503;
+}
+
+unsigned
+smtp_session_replies(const struct smtp_session *s, int cls)
+{
+	return cls >= 0 && cls < 6 ? s->nreply[cls] : 0;
+}
+
+const char *
+smtp_session_peer(const struct smtp_session *s)
+{
+	return s->peer;
 }
 
 void *

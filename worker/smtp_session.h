@@ -106,6 +106,11 @@ struct smtp_session_params {
 	                                       session makes its own (verify none) */
 	unsigned timeout_ms[SMTP_S__COUNT]; /* 0 = default above */
 	struct smtp_reply_limits limits;    /* zeros = smtp_reply defaults */
+	/* Source address (port 0) to bind before connecting, or NULL: the
+	 * kernel picks.  Copied.  smtp_session_connect() refuses a peer of
+	 * another address family (-1, errno EAFNOSUPPORT). */
+	const struct sockaddr *source;
+	socklen_t source_len;
 };
 
 enum smtp_fail {
@@ -162,8 +167,10 @@ struct smtp_session *smtp_session_new(struct event_base *base,
  * for a polite end. */
 void smtp_session_free(struct smtp_session *s);
 
-/* Connect to sa (port included).  Returns 0 (progress reported through the
- * callbacks) or -1 (nothing happened, no callback will fire). */
+/* Connect to sa (port included), from params.source when set.  Returns 0
+ * (progress reported through the callbacks) or -1 with errno (nothing
+ * happened, no callback will fire): EAFNOSUPPORT when sa's family is not
+ * the source's, bind(2)'s errno when the source cannot be bound. */
 int smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_t salen);
 
 enum smtp_probe_rc {
@@ -189,6 +196,11 @@ int smtp_session_tls(const struct smtp_session *s);             /* 1 if TLS is u
 unsigned smtp_session_extensions(const struct smtp_session *s); /* SMTP_EXT_* */
 unsigned smtp_session_rcpts(const struct smtp_session *s);      /* RCPTs sent */
 unsigned smtp_session_503s(const struct smtp_session *s);       /* 503s received */
+/* Complete replies read, of class cls (the first digit 2..5; 0 = any other
+ * code), every reply counted: greeting, EHLO, RSET, MAIL, RCPT, QUIT. */
+unsigned smtp_session_replies(const struct smtp_session *s, int cls);
+/* "ADDR:PORT" ("[V6]:PORT") of the peer once connecting, else "". */
+const char *smtp_session_peer(const struct smtp_session *s);
 void *smtp_session_tag(const struct smtp_session *s);
 
 /* 1 if the address needs SMTPUTF8 (has bytes >= 0x80). */

@@ -62,8 +62,9 @@ struct fake {
 	int max_batch;        /* most client lines seen in one read */
 	uint64_t rcpt_ms[32]; /* when each RCPT line arrived */
 	int nrcpt;
-	uint64_t conn_ms[4];         /* when each connection was accepted */
-	struct engine_lane_stats ls; /* the first lane, at the last verdict */
+	uint64_t conn_ms[4];            /* when each connection was accepted */
+	char peer[4][INET6_ADDRSTRLEN]; /* each connection's client address */
+	struct engine_lane_stats ls;    /* the first lane, at the last verdict */
 	char ls_key[64];
 	struct engine_stats st;
 	/* client side */
@@ -214,6 +215,9 @@ fake_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *
 	c->f = f;
 	c->step = f->scripts[f->nconns];
 	f->conn_ms[f->nconns] = fake_now_ms();
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, f->peer[f->nconns],
+		          sizeof(f->peer[0]));
 	f->conns[f->nconns++] = c;
 	f->open++;
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -269,6 +273,18 @@ fake_submit(struct fake *f, const char *addr, int i, const struct engine_mx_host
 	assert_int_equal(engine_submit(f->engine, &r), strpbrk(addr, "\r\n") != NULL ? -1 : 0);
 }
 
+/* test_gauges_while_busy: engine_get_stats() gauge_probe_ms after the start */
+static int gauge_probe_ms;
+static struct engine_stats gauge_seen;
+
+static void
+gauge_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fake *f = arg;
+
+	engine_get_stats(f->engine, &gauge_seen);
+}
+
 static const struct engine_mx_host *late_hosts;
 static size_t late_nhosts;
 
@@ -292,6 +308,7 @@ run_hosts(struct fake *f, const struct engine_params *params, const char *const 
 	struct engine_params ep = {0};
 	struct timeval tv = {10, 0};
 	socklen_t sl = sizeof(sin);
+	struct event *gauge_ev = NULL;
 
 	int no_shutdown = f->no_shutdown, late_ms = f->late_ms;
 	const char *late = f->late;
@@ -343,7 +360,16 @@ run_hosts(struct fake *f, const struct engine_params *params, const char *const 
 	}
 	f->watchdog = evtimer_new(f->base, fake_watchdog_cb, f);
 	evtimer_add(f->watchdog, &tv);
+	if (gauge_probe_ms > 0) {
+		struct timeval gtv = {0, gauge_probe_ms * 1000};
+
+		memset(&gauge_seen, 0, sizeof(gauge_seen));
+		gauge_ev = evtimer_new(f->base, gauge_probe_cb, f);
+		evtimer_add(gauge_ev, &gtv);
+	}
 	event_base_dispatch(f->base);
+	if (gauge_ev != NULL)
+		event_free(gauge_ev);
 	assert_int_equal(f->ndone, f->nreq);
 	assert_int_equal(engine_pending(f->engine), 0);
 	engine_get_stats(f->engine, &f->st);
@@ -1416,6 +1442,234 @@ test_rate_limit_answers(void **state)
 	assert_int_equal(engine_reply_rate_limited(NULL), 0);
 }
 
+/* ---- source address (--bind) --------------------------------------------- */
+
+static void
+test_bind_source_address(void **state)
+{
+	/* The server sees the connection come from the bound address, not
+	 * from 127.0.0.1 (the kernel's choice for a loopback peer). */
+	static const char *const c1[] = {SESSION_OPEN, "<250 2.1.5 ok", SESSION_QUIT, NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.bind_address = "127.0.0.5"};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_verdict(&f.v[0], VS_DELIVERABLE, VR_ACCEPTED, 250);
+	assert_int_equal(f.nconns, 1);
+	assert_string_equal(f.peer[0], "127.0.0.5");
+
+	p.bind_address = NULL;
+	run(&f, &p, scripts, addrs);
+	assert_string_equal(f.peer[0], "127.0.0.1");
+}
+
+static void
+test_bind_family_mismatch(void **state)
+{
+	/* An IPv6 source address cannot reach an IPv4-only MX: no
+	 * connection is attempted, the verdict says why. */
+	static const char *const c1[] = {"<220 mx", NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", NULL};
+	struct engine_params p = {.bind_address = "::1"};
+	struct fake f = {0};
+
+	run(&f, &p, scripts, addrs);
+	assert_int_equal(f.nconns, 0);
+	assert_int_equal(CONNS(&f), 0);
+	assert_verdict(&f.v[0], VS_UNKNOWN, VR_CONNECTION_FAILED, 0);
+	assert_string_equal(f.v[0].detail, "no source address for IPv4 (--bind ::1)");
+	assert_string_equal(f.v[0].mx_host, "127.0.0.1");
+}
+
+static void
+test_bind_check(void **state)
+{
+	static const struct {
+		const char *addr;
+		int ok;
+		const char *msg; /* in the error */
+	} cases[] = {
+	    {"127.0.0.5", 1, NULL},
+	    {"::1", 1, NULL},
+	    {"192.0.2.7", 0, "--bind 192.0.2.7: Cannot assign requested address"},
+	    {"mx.example", 0, "--bind mx.example: not a numeric IPv4 or IPv6 address"},
+	    {"127.0.0.1:25", 0, "not a numeric"},
+	    {"", 0, "not a numeric"},
+	};
+	struct event_base *base = event_base_new();
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct engine_params p = {.bind_address = cases[i].addr};
+		struct engine *e;
+
+		err[0] = '\0';
+		if (engine_check_bind(cases[i].addr, err, sizeof(err)) != (cases[i].ok ? 0 : -1))
+			fail_msg("%s: %s", cases[i].addr, err);
+		if (cases[i].msg != NULL && strstr(err, cases[i].msg) == NULL)
+			fail_msg("%s: error \"%s\" lacks \"%s\"", cases[i].addr, err, cases[i].msg);
+		/* engine_new() refuses what cannot be bound ("" = no --bind) */
+		e = engine_new(base, NULL, &p, fake_done, NULL);
+		if ((e != NULL) != (cases[i].ok || *cases[i].addr == '\0'))
+			fail_msg("%s: engine_new %s", cases[i].addr, e ? "accepted" : "refused");
+		engine_free(e);
+	}
+	event_base_free(base);
+}
+
+/* ---- the session end line and counters ------------------------------------ */
+
+/* Run with stderr captured into out (the log lines). */
+static void
+run_logged(struct fake *f, const struct engine_params *p, const char *const *const *scripts,
+           const char *const *addrs, char *out, size_t outlen)
+{
+	FILE *tmp = tmpfile();
+	int saved = dup(2);
+	size_t n;
+
+	assert_non_null(tmp);
+	assert_true(saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fileno(tmp), 2), 2);
+	run(f, p, scripts, addrs);
+	dup2(saved, 2);
+	close(saved);
+	rewind(tmp);
+	n = fread(out, 1, outlen - 1, tmp);
+	out[n] = '\0';
+	fclose(tmp);
+}
+
+static void
+test_session_end_line(void **state)
+{
+	static const char *const quit[] = {SESSION_OPEN, "<250 2.1.5 ok",
+	                                   ">",          "<250 ok",
+	                                   ">",          "<250 ok",
+	                                   ">",          "<550 5.1.1 <b@x.test>: User unknown",
+	                                   SESSION_QUIT, NULL};
+	static const char *const rejected[] = {"<554 5.7.1 go away", SESSION_QUIT, NULL};
+	static const char *const gone421[] = {SESSION_OPEN, "<421 4.7.0 too busy", NULL};
+	static const char *const timeout[] = {SESSION_OPEN, "~1500", NULL};
+	static const char *const dropped[] = {SESSION_OPEN, "X", NULL};
+	static const char *const garbage[] = {"<220 mx", ">", "<hello there", "~300", NULL};
+	static const char *const recycled[] = {SESSION_OPEN, "<250 ok", SESSION_QUIT, NULL};
+	static const struct {
+		const char *name;
+		const char *const *script;
+		unsigned rcpt_per_session;
+		const char *re; /* the whole end line of the first connection */
+	} cases[] = {
+	    {"quit", quit, 0,
+	     "conn=1 mx_domain=x\\.test host=127\\.0\\.0\\.1 peer=127\\.0\\.0\\.1:[0-9]+ "
+	     "tls=0 rcpts=2 rejects=1 duration_ms=[0-9]+ outcome=quit why=shutdown code=0$"},
+	    {"rejected", rejected, 0, " rcpts=0 rejects=0 .* outcome=rejected why=- code=554$"},
+	    {"421", gone421, 0, " rcpts=1 .* outcome=rejected why=- code=421$"},
+	    {"timeout", timeout, 0, " rcpts=1 .* outcome=timeout why=- code=0$"},
+	    {"dropped", dropped, 0, " rcpts=1 .* outcome=conn_error why=- code=0$"},
+	    {"garbage", garbage, 0, " rcpts=0 .* outcome=proto_error why=- code=0$"},
+	    {"recycled", recycled, 1, " rcpts=1 rejects=0 .* outcome=quit why=recycle code=0$"},
+	};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", NULL};
+	static char out[65536];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const *const scripts[] = {cases[i].script, cases[i].script, NULL};
+		struct engine_params p = {.command_timeout_ms = 300,
+		                          .max_rcpt_per_session = cases[i].rcpt_per_session,
+		                          .throttle_retries = ENGINE_THROTTLE_RETRIES_NONE,
+		                          .backoff_base_ms = 10};
+		struct fake f = {0};
+		char line[1024], *l, *nl, want[512];
+		regex_t re;
+		int lines = 0;
+
+		run_logged(&f, &p, scripts, cases[i].script == quit ? addrs : addrs + 1, out,
+		           sizeof(out));
+		/* one line per session, at info level, never an address */
+		line[0] = '\0';
+		for (l = out; (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
+			if (strstr(l, "msg=\"smtp session end\"") == NULL ||
+			    strstr(l, "msg=\"smtp session end\"") > nl)
+				continue;
+			if (lines++ == 0)
+				snprintf(line, sizeof(line), "%.*s", (int)(nl - l), l);
+			if (strstr(l, "level=info") == NULL || strstr(l, "level=info") > nl)
+				fail_msg("%s: not at info: %.*s", cases[i].name, (int)(nl - l), l);
+		}
+		if (lines != (int)f.st.sessions_ended || lines != CONNS(&f))
+			fail_msg("%s: %d end lines, %lu sessions ended, %d connections\n%s",
+			         cases[i].name, lines, f.st.sessions_ended, CONNS(&f), out);
+		if (strstr(out, "@x.test") != NULL)
+			fail_msg("%s: an address in the log:\n%s", cases[i].name, out);
+		snprintf(want, sizeof(want), "msg=\"smtp session end\" .*%s", cases[i].re);
+		assert_int_equal(regcomp(&re, want, REG_EXTENDED | REG_NOSUB), 0);
+		if (regexec(&re, line, 0, NULL, 0) != 0)
+			fail_msg("%s: end line\n  %s\ndoes not match\n  %s", cases[i].name, line,
+			         want);
+		regfree(&re);
+	}
+}
+
+static void
+test_counters(void **state)
+{
+	/* Every reply counted by class (not only the deciding ones); the
+	 * gauges are back at 0 when all is done. */
+	static const char *const c1[] = {SESSION_OPEN, "<250 2.1.5 ok",
+	                                 ">",          "<250 ok",
+	                                 ">",          "<250 ok",
+	                                 ">",          "<550 5.1.1 <b@x.test>: User unknown",
+	                                 ">",          "<250 ok",
+	                                 ">",          "<250 ok",
+	                                 ">",          "<451 4.3.0 local error",
+	                                 ">",          "<250 ok",
+	                                 ">",          "<250 ok",
+	                                 ">",          "<250 ok",
+	                                 SESSION_QUIT, NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test", NULL};
+	struct fake f = {0};
+
+	run(&f, NULL, scripts, addrs);
+	assert_verdict(&f.v[2], VS_UNKNOWN, VR_TEMP_FAILURE, 451);
+	/* 2xx: 220, EHLO, MAIL + RCPT of a, RSET + MAIL of b, c, d, RCPT of d, 221 */
+	assert_int_equal(f.st.replies[2], 1 + 1 + 2 + 3 * 2 + 1 + 1);
+	assert_int_equal(f.st.replies[4], 1);
+	assert_int_equal(f.st.replies[5], 1);
+	assert_int_equal(f.st.replies[0] + f.st.replies[1] + f.st.replies[3], 0);
+	assert_int_equal(f.st.connections, 1);
+	assert_int_equal(f.st.rcpts, 4);
+	assert_int_equal(f.st.sessions_ended, 1);
+	assert_int_equal(f.st.sessions_open, 0);
+	assert_int_equal(f.st.queued, 0);
+}
+
+static void
+test_gauges_while_busy(void **state)
+{
+	/* While the first RCPT waits for its answer: one session open, two
+	 * recipients queued, one lane. */
+	static const char *const c1[] = {SESSION_OPEN, "~300",       "<250 ok", ">", "<250 ok", ">",
+	                                 "<250 ok",    ">",          "<250 ok", ">", "<250 ok", ">",
+	                                 "<250 ok",    SESSION_QUIT, NULL};
+	static const char *const *const scripts[] = {c1, NULL};
+	static const char *const addrs[] = {"a@x.test", "b@x.test", "c@x.test", NULL};
+	struct fake f = {0};
+
+	gauge_probe_ms = 150;
+	run(&f, NULL, scripts, addrs);
+	gauge_probe_ms = 0;
+	assert_int_equal(gauge_seen.sessions_open, 1);
+	assert_int_equal(gauge_seen.queued, 2);
+	assert_int_equal(gauge_seen.lanes, 1);
+	assert_int_equal(f.st.sessions_open, 0);
+}
+
 int
 main(void)
 {
@@ -1456,6 +1710,12 @@ main(void)
 	    cmocka_unit_test(test_lane_stats_and_recovery),
 	    cmocka_unit_test(test_rate_limit_answers),
 	    cmocka_unit_test(test_shipped_lanes_conf),
+	    cmocka_unit_test(test_bind_source_address),
+	    cmocka_unit_test(test_bind_family_mismatch),
+	    cmocka_unit_test(test_bind_check),
+	    cmocka_unit_test(test_session_end_line),
+	    cmocka_unit_test(test_counters),
+	    cmocka_unit_test(test_gauges_while_busy),
 	};
 
 	if (getenv("MXSIFT_TEST_DEBUG") != NULL)

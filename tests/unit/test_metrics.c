@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "engine.h"
 #include "metrics.h"
 
 static char *
@@ -310,6 +311,62 @@ test_http(void **state)
 	event_base_free(base);
 }
 
+static void
+lane_done(void *arg, void *tag, const char *address, const struct verdict *v)
+{
+}
+
+/* Per-lane series: labelled by MX domain, at most 20 lanes (backed-off
+ * lanes first, then the deepest queues), every lane counted. */
+static void
+test_lanes(void **state)
+{
+	struct event_base *base = event_base_new();
+	static const struct engine_mx_host mx = { "127.0.0.1", 10 };
+	struct engine_params p = { .catch_all_check = ENGINE_CATCH_ALL_OFF };
+	struct engine *e;
+	char addr[64], lane[64], series[128];
+	char *text;
+	int lines = 0;
+
+	metrics_reset();
+	e = engine_new(base, NULL, &p, lane_done, NULL);
+	assert_non_null(e);
+	/* lane i (of 25) gets i + 1 recipients; nothing runs (no loop) */
+	for (int i = 0; i < 25; i++) {
+		snprintf(lane, sizeof(lane), "mx%02d.test", i);
+		for (int j = 0; j <= i; j++) {
+			struct probe_req r = { .address = addr, .domain = "d.test",
+			    .mx_domain = lane, .hosts = &mx, .nhosts = 1 };
+
+			snprintf(addr, sizeof(addr), "u%d@d.test", j);
+			assert_int_equal(engine_submit(e, &r), 0);
+		}
+	}
+	metrics_attach(e, NULL, NULL);
+	text = render();
+	assert_true(value(text, "mxsift_lanes") == 25);
+	assert_true(value(text, "mxsift_lanes_backed_off") == 0);
+	assert_true(value(text, "mxsift_smtp_sessions_open") == 0);
+	assert_true(value(text, "mxsift_smtp_server_replies_total{class=\"2xx\"}") == 0);
+	/* the 20 deepest: mx05 .. mx24 */
+	assert_true(value(text, "mxsift_lane_queued{mx_domain=\"mx24.test\"}") == 25);
+	assert_true(value(text, "mxsift_lane_queued{mx_domain=\"mx05.test\"}") == 6);
+	assert_true(value(text, "mxsift_lane_queued{mx_domain=\"mx04.test\"}") == -1);
+	assert_true(value(text, "mxsift_lane_rate{mx_domain=\"mx24.test\"}") == 0);
+	for (const char *l = text; (l = strstr(l, "\nmxsift_lane_queued{")) != NULL; l++)
+		lines++;
+	assert_int_equal(lines, 20);
+	snprintf(series, sizeof(series), "mxsift_lane_connections{mx_domain=\"mx10.test\"}");
+	assert_true(value(text, series) == 0);
+	free(text);
+	metrics_attach(NULL, NULL, NULL);
+	engine_shutdown(e);
+	engine_free(e);
+	metrics_reset();
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -319,6 +376,7 @@ main(void)
 		cmocka_unit_test(test_ready),
 		cmocka_unit_test(test_addr),
 		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_lanes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
