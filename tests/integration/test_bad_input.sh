@@ -26,7 +26,7 @@
 # quoting, empty files, a missing column (by name, by number, in a row),
 # unreadable inputs.
 # Injection: addresses carrying CR/LF/TAB/NUL/'>'+parameters (CSV quoted
-# fields, JSONL escapes, a bare CR in text) beside good alpha.test rows are
+# fields, JSONL escapes, TAB/VT in text) beside good alpha.test rows are
 # invalid, and the world's Postfix log proves none of their bytes reached
 # the server: the session's RCPT count is exactly that of the good rows,
 # the unknown control address is logged as rejected (so rejections are
@@ -58,7 +58,7 @@ check_case() {
 	local name=$1 file=$2 want_rc=$3 rows=$4 bad=$5 rc=0 l
 	shift 5
 	timeout 50 "$mxsift" check "$file" --format jsonl -o "$tmp/$name.out" \
-		--dns "$MXSIFT_TEST_DNS" --helo probe.mxsift.test --quiet "$@" \
+		--dns "$MXSIFT_TEST_DNS" --helo probe.mxsift.test --quiet --lanes none "$@" \
 		2>"$tmp/$name.err" || rc=$?
 	ncase=$((ncase + 1))
 	if [ "$rc" -ne "$want_rc" ]; then
@@ -97,15 +97,16 @@ check_case() {
 seq_lines() { seq "$1" "$2" | tr '\n' ' ' | sed 's/ $//'; }
 
 # ---- binary data --------------------------------------------------------------
-# 40 lines of random bytes (no LF; each starts with 0x80, so it is neither
-# blank nor valid UTF-8) between two good lines.
-perl -e 'srand(6); print "alice\@missing.test\n";
-	for (1..40) { print "\x80", map({ chr((int(rand(255)) + 11) % 256) } 1..(1 + int(rand(200)))), "\n" }
+# 40 lines of random bytes (no CR or LF: line ends are another case; each
+# starts with 0x80, so it is neither blank nor valid UTF-8) between two good
+# lines.
+perl -e 'srand(6); my @b = grep { $_ != 10 && $_ != 13 } 0..255; print "alice\@missing.test\n";
+	for (1..40) { print "\x80", map({ chr($b[int(rand(@b))]) } 1..(1 + int(rand(200)))), "\n" }
 	print "bob\@missing.test\n"' >"$tmp/binlines.txt"
 check_case binlines "$tmp/binlines.txt" 0 "$(seq_lines 1 42)" "$(seq_lines 2 41)" --input-format text
-# A whole binary file (an ELF-like header, then 8 KB of every byte value):
-# its rows are its non-blank lines, every one invalid.
-perl -e 'srand(7); print "\x7fELF\x02\x01\x01\x00"; print chr(int(rand(256))) for 1..8192' >"$tmp/blob.bin"
+# A whole binary file (an ELF-like header, then 8 KB of every byte value but
+# CR): its rows are its non-blank lines, every one invalid.
+perl -e 'srand(7); print "\x7fELF\x02\x01\x01\x00"; for (1..8192) { my $c = int(rand(256)); print chr($c == 13 ? 14 : $c) }' >"$tmp/blob.bin"
 blob_rows=$(perl -e 'local $/; $_ = <>; my @l = split /\n/, $_, -1; pop @l if @l && $l[-1] eq "";
 	my $n = 0; my @out; for (@l) { $n++; my $t = $_; $t =~ s/\r$//; push @out, $n if $t =~ /\0/ || $t !~ /^[ \t]*$/ }
 	print join(" ", @out)' "$tmp/blob.bin")
@@ -200,8 +201,9 @@ check_case inject_csv "$tmp/inject.csv" 0 "2 3 5 7 9 11 12 13 14" "3 5 7 9 11 12
 printf '{"email":"carol@alpha.test"}\n{"email":"a@alpha.test\\r\\nRCPT TO:<x8@alpha.test>"}\n{"email":"a@alpha.test\\u000d\\u000aQUIT"}\n' >"$tmp/inject.jsonl"
 check_case inject_jsonl "$tmp/inject.jsonl" 0 "1 2 3" "2 3" \
 	--smtp-port "${MXSIFT_TEST_SMTP_PORT:-25}" --no-catch-all
-printf 'dave@alpha.test\na@alpha.test\rRCPT TO:<x9@alpha.test>\n' >"$tmp/inject.txt"
-check_case inject_text "$tmp/inject.txt" 0 "1 2" "2" \
+# text: CR and LF end lines there, so other control bytes are the risk
+printf 'dave@alpha.test\na@alpha.test\tRCPT TO:<x9@alpha.test>\na@alpha.test\vx9@alpha.test\n' >"$tmp/inject.txt"
+check_case inject_text "$tmp/inject.txt" 0 "1 2 3" "2 3" \
 	--smtp-port "${MXSIFT_TEST_SMTP_PORT:-25}" --no-catch-all
 sleep 1   # postlog writes asynchronously
 tail -c +"$logstart" "$log" >"$tmp/maillog"

@@ -44,19 +44,20 @@
 # (MXSIFT_TEST_KEEP=1 keeps the work directory.)
 set -euo pipefail
 mxsift=$1 smtpd=$2 scndir=$3
+. "$(dirname "$0")/test_zone_lib.sh"
 command -v dnsmasq >/dev/null || { echo "SKIP: dnsmasq not installed"; exit 77; }
 command -v dig >/dev/null || { echo "SKIP: dig not installed"; exit 77; }
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
 
 tmp=$(mktemp -d)
-pids=() dpid= cpid=
+pids=() cpid=
 cleanup() {
 	local p
 	[ -n "$cpid" ] && kill -KILL "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
 	for p in "${pids[@]}"; do
 		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
-	[ -n "$dpid" ] && kill -TERM "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+	zone_dnsmasq_stop
 	[ "${MXSIFT_TEST_KEEP:-0}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -141,26 +142,9 @@ done
 		echo "host-record=mx.$d.test,$net.$k"
 	done
 } >"$tmp/zone.conf"
-dport=
-for _ in 1 2 3 4 5; do
-	p=$((20000 + RANDOM % 12000))
-	dnsmasq --keep-in-foreground --port "$p" --listen-address=127.0.0.1 --bind-interfaces \
-		--no-resolv --no-hosts --no-poll --pid-file= --conf-file="$tmp/zone.conf" \
-		--log-facility=- </dev/null >/dev/null 2>"$tmp/dnsmasq.log" &
-	dpid=$!
-	for _ in $(seq 1 50); do
-		if dig +short +time=1 +tries=1 @127.0.0.1 -p "$p" MX drip.test 2>/dev/null | grep -q drip; then
-			dport=$p
-			break
-		fi
-		kill -0 "$dpid" 2>/dev/null || break
-		sleep 0.1
-	done
-	[ -n "$dport" ] && break
-	kill -TERM "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null || true
-	dpid=
-done
-[ -n "$dport" ] || { cat "$tmp/dnsmasq.log" >&2; fail "dnsmasq did not start"; }
+zone_dnsmasq_start "$tmp/zone.conf" drip.test "$tmp/dnsmasq.log" ||
+	{ cat "$tmp/dnsmasq.log" >&2; fail "dnsmasq did not start"; }
+dport=$zone_port
 
 # ---- the list ------------------------------------------------------------------------
 {
@@ -176,7 +160,7 @@ asan=0
 grep -q __asan_init "$mxsift" && asan=1
 start=$(now_ms)
 "$mxsift" check "$tmp/list.csv" --format jsonl -o "$tmp/out.jsonl" --dns "127.0.0.1:$dport" \
-	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$port" --tls off \
+	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$port" --tls off --lanes none \
 	--quiet --log-level debug 2>"$tmp/check.err" &
 cpid=$!
 
