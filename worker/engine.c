@@ -722,8 +722,10 @@ lane_log_rate(const struct lane *l, const char *why)
  * Is this reply a receiver telling us to slow down?  421 anywhere; Gmail's
  * 4.7.28 and Microsoft's 4.7.65x; other 4xx by their words ("too many
  * connections", "rate limit", "try again later" ...), never greylisting
- * (that is about the message, not our pace) nor 4.5.3 "too many recipients"
- * (a per-transaction limit, handled by a retry in a new transaction).
+ * (that is about the message, not our pace) nor 452 / 4.5.x "too many
+ * recipients" (a per-transaction limit, handled by a retry in a new
+ * transaction); Postfix's anvil "450 4.7.1 ... too many recipients from"
+ * is a rate limit.
  */
 int
 engine_reply_rate_limited(const struct smtp_reply *r)
@@ -745,8 +747,12 @@ engine_reply_rate_limited(const struct smtp_reply *r)
 	for (size_t i = 0; i < n; i++)
 		text[i] = (char)tolower((unsigned char)r->text[i]);
 	text[n] = '\0';
+	/* "too many recipients" in a 452 or 4.5.x is the per-transaction
+	 * limit; as a 4.7.x policy answer it is a rate (Postfix anvil:
+	 * "450 4.7.1 Error: too many recipients from [192.0.2.1]"). */
 	if (strstr(text, "greylist") != NULL || strstr(text, "graylist") != NULL ||
-	    strstr(text, "too many recipients") != NULL)
+	    (strstr(text, "too many recipients") != NULL &&
+	     (r->code == 452 || strncmp(r->enhanced, "4.5.", 4) == 0)))
 		return 0;
 	for (size_t i = 0; words[i] != NULL; i++)
 		if (strstr(text, words[i]) != NULL)

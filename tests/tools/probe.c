@@ -5,7 +5,8 @@
  *       [--mail-from ADDR] [--tls may|require|off] [--max-rcpt N]
  *       [--max-rejects N] [--timeout-ms N] [--dns HOST:PORT]
  *       [--no-catch-all] [--catch-all-local NAME] [--lanes FILE] [--lane KEY]
- *       [--backoff-ms N] [--throttle-retries N] [--lane-stats] [--debug] ADDR...
+ *       [--backoff-ms N] [--throttle-retries N] [--lane-stats] [--bind ADDR]
+ *       [--debug] ADDR...
  *
  * Every ADDR is probed through the real engine (one lane, MX hosts in the
  * order given: the first is the most preferred).  A numeric HOST needs no
@@ -15,7 +16,8 @@
  * the lane rules file, --lane the lane's key (MX domain, default
  * "probe.lane"); --backoff-ms the first pause after a rate-limit answer,
  * --throttle-retries how often an address is asked again after one (0:
- * never); --lane-stats prints one more line at the end:
+ * never); --bind the source address of the connections (engine_params
+ * bind_address); --lane-stats prints one more line at the end:
  *
  *   lane KEY rate=R rule_rate=R backoffs=N level=N
  * Output on stdout, one line per address in argument order:
@@ -55,7 +57,7 @@ probe_usage(void)
 	        "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
 	        "[--timeout-ms N] [--dns HOST:PORT] [--no-catch-all] [--catch-all-local NAME] "
 	        "[--lanes FILE] [--lane KEY] [--backoff-ms N] [--throttle-retries N] "
-	        "[--lane-stats] [--debug] ADDR...\n");
+	        "[--lane-stats] [--bind ADDR] [--debug] ADDR...\n");
 	exit(2);
 }
 
@@ -108,6 +110,7 @@ main(int argc, char **argv)
 	    {"backoff-ms", required_argument, NULL, 'B'},
 	    {"throttle-retries", required_argument, NULL, 'Y'},
 	    {"lane-stats", no_argument, NULL, 'S'},
+	    {"bind", required_argument, NULL, 'b'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct engine_params ep = {0};
@@ -144,6 +147,13 @@ main(int argc, char **argv)
 				ep.throttle_retries = ENGINE_THROTTLE_RETRIES_NONE;
 			break;
 		case 'S': lane_stats = 1; break;
+		case 'b':
+			if (engine_check_bind(optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "mxsift-probe: %s\n", err);
+				return 2;
+			}
+			ep.bind_address = optarg;
+			break;
 		case 'p': ep.smtp_port = (int)probe_number(optarg); break;
 		case 'e': ep.helo_name = optarg; break;
 		case 'f': ep.mail_from = optarg; break;

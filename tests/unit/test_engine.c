@@ -1424,6 +1424,9 @@ test_rate_limit_answers(void **state)
 	    {451, "4.7.1", "Greylisting in action, please come back later", 0},
 	    {452, "4.5.3", "Error: too many recipients", 0},
 	    {452, "", "Too many recipients", 0},
+	    /* Postfix anvil (smtpd_client_recipient_rate_limit): a rate */
+	    {450, "4.7.1", "Error: too many recipients from [127.0.0.62]", 1},
+	    {421, "4.7.0", "mx.world.test Error: too many connections from 127.0.0.62", 1},
 	    {450, "4.2.2", "Mailbox full", 0},
 	    {550, "5.7.1", "Too many connections (rejected)", 0},
 	    {250, "2.1.5", "Ok", 0},
