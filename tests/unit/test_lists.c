@@ -1,7 +1,8 @@
 /*
  * test_lists.c — coordinator/lists.c (the data/ reference lists) and the
  * small pure helpers next to it: edit distance, typo suggestions against
- * the shipped data, role/disposable/free/case lookups, a list with a bad
+ * the shipped data (and, on random names, equal to a brute force over the
+ * popular list), role/disposable/free/case lookups, a list with a bad
  * entry, and progress_format_eta().
  *
  * The shipped lists are found at the compile-time MXSIFT_DATADIR (the
@@ -89,6 +90,134 @@ test_suggest_shipped(void **state)
 			fail_msg("suggest(%s) = %s, want %s", cases[i].domain, s ? s : "none",
 			    cases[i].want ? cases[i].want : "none");
 	}
+}
+
+/*
+ * lists_suggest() skips the edit distance for popular domains that cheap
+ * lower bounds rule out.  The reference here is the rule of lists.h by brute
+ * force: the distance to every popular domain of the shipped file, in file
+ * order.  Inputs: a few thousand popular domains with 0-3 random edits (hits
+ * and near misses) and random names, from a fixed seed.
+ */
+static const char *
+test_suggest_brute(char pop[][64], size_t npop, const char *domain)
+{
+	const char *best = NULL;
+	size_t labels = 1;
+	unsigned cap = strlen(domain) >= 9 ? 2 : 1, bestd = cap + 1, d;
+
+	for (size_t i = 0; i < npop; i++)
+		if (strcmp(pop[i], domain) == 0)
+			return NULL;
+	if (lists_is_free(shipped, domain) || lists_is_case_insensitive(shipped, domain) ||
+	    lists_is_disposable(shipped, domain))
+		return NULL;
+	for (const char *c = domain; *c != '\0'; c++)
+		labels += *c == '.';
+	for (size_t i = 0; i < npop; i++) {
+		size_t pl = 1;
+
+		for (const char *c = pop[i]; *c != '\0'; c++)
+			pl += *c == '.';
+		if (pl != labels)
+			continue;
+		d = lists_distance(domain, pop[i], cap);
+		if (d < bestd) {
+			bestd = d;
+			best = pop[i];
+		}
+	}
+	return best;
+}
+
+static uint64_t test_rng = 0x9e3779b97f4a7c15ULL;
+
+static unsigned
+test_rand(unsigned n)
+{
+	test_rng ^= test_rng << 13;
+	test_rng ^= test_rng >> 7;
+	test_rng ^= test_rng << 17;
+	return (unsigned)(test_rng % n);
+}
+
+static void
+test_suggest_equivalence(void **state)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789-.";
+	static char pop[512][64];
+	char path[4096], line[256], dom[64];
+	size_t npop = 0, hits = 0, misses = 0;
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/popular_domains.txt", lists_dir(shipped));
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL && npop < 512) {
+		line[strcspn(line, "# \t\r\n")] = '\0';
+		if (line[0] != '\0') {
+			assert_true(strlen(line) < sizeof(pop[0]));
+			memcpy(pop[npop++], line, strlen(line) + 1);
+		}
+	}
+	fclose(f);
+	assert_true(npop >= 20);
+	for (int n = 0; n < 5000; n++) {
+		size_t len;
+
+		if (n % 5 == 4) {       /* a random name */
+			len = 3 + test_rand(14);
+			for (size_t i = 0; i < len; i++)
+				dom[i] = alphabet[test_rand(sizeof(alphabet) - 1)];
+			dom[len] = '\0';
+		} else {                /* a popular domain with 0-3 edits */
+			snprintf(dom, sizeof(dom), "%s", pop[test_rand((unsigned)npop)]);
+			for (unsigned e = test_rand(4); e > 0; e--) {
+				size_t at;
+
+				len = strlen(dom);
+				at = test_rand((unsigned)len);
+				switch (test_rand(4)) {
+				case 0:         /* substitute */
+					dom[at] = alphabet[test_rand(sizeof(alphabet) - 1)];
+					break;
+				case 1:         /* delete */
+					memmove(dom + at, dom + at + 1, len - at);
+					break;
+				case 2:         /* insert */
+					if (len + 1 < sizeof(dom)) {
+						memmove(dom + at + 1, dom + at, len - at + 1);
+						dom[at] = alphabet[test_rand(sizeof(alphabet) - 1)];
+					}
+					break;
+				default:        /* transpose */
+					if (at + 1 < len) {
+						char t = dom[at];
+
+						dom[at] = dom[at + 1];
+						dom[at + 1] = t;
+					}
+					break;
+				}
+			}
+		}
+		{
+			const char *got = lists_suggest(shipped, dom);
+			const char *want = test_suggest_brute(pop, npop, dom);
+
+			if ((got == NULL) != (want == NULL) ||
+			    (got != NULL && strcmp(got, want) != 0))
+				fail_msg("case %d: suggest(%s) = %s, brute force %s", n, dom,
+				    got ? got : "none", want ? want : "none");
+			if (want != NULL)
+				hits++;
+			else
+				misses++;
+		}
+	}
+	/* both answers must be common, or the comparison proves little */
+	if (hits < 1000 || misses < 1000)
+		fail_msg("hits %zu, misses %zu: the generator lost its mix", hits, misses);
 }
 
 static void
@@ -205,6 +334,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_distance),
 		cmocka_unit_test(test_suggest_shipped),
+		cmocka_unit_test(test_suggest_equivalence),
 		cmocka_unit_test(test_lookups_shipped),
 		cmocka_unit_test(test_shipped_headers),
 		cmocka_unit_test(test_bad_lists),
