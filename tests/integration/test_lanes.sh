@@ -55,21 +55,9 @@ stop() {
 	return 0
 }
 
-# bucket_ok EVENT RATE BURST: every stretch of EVENT lines in the server's
-# log holds at most BURST + RATE x (its length + 20 ms of timer and
-# scheduling slack).  Prints the worst stretch on failure.
-bucket_ok() {
-	awk -v ev="$1" -v rate="$2" -v burst="$3" '
-		$4 == ev { t[n++] = $1 }
-		END {
-			for (i = 0; i < n; i++)
-				for (j = i + 1; j < n; j++)
-					if (j - i + 1 > burst + rate * (t[j] - t[i] + 20) / 1000) {
-						printf "%d %s in %d ms (%d..%d)\n", j - i + 1, ev, t[j] - t[i], t[i], t[j]
-						exit 1
-					}
-		}' "$tmp/events"
-}
+# bucket_ok EVENT RATE BURST: the token bucket's promise over the whole log
+. "$(dirname "$0")/test_lanes_lib.sh"
+bucket_ok() { lanes_bucket_ok "$tmp/events" "$@"; }
 
 # ---- 1. rates --------------------------------------------------------------------
 addrs=()
