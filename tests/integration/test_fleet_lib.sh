@@ -23,6 +23,10 @@
 #                              status/reason" file: one verdict per address,
 #                              the expected one, counts exact, totals equal
 #   fleet_stop_workers         SIGTERM every worker, each must exit 0
+#   fleet_smtpd_start SMTPD ADDR SCRIPT NAME [ARGS]   mxsift-smtpd-script on
+#                              ADDR, port 0 (transcript $tmp/NAME.transcript,
+#                              stderr $tmp/NAME.err, ARGS e.g. -e EVENTS):
+#                              sets spid (also in fleet_pids) and smtp_port
 # Variables the caller sets first: mxsift, worker, dns, smtp_port, job and
 # (for fleet_worker) group; topic/retry_topic/dead_topic default to mxsift.*.
 
@@ -265,4 +269,21 @@ fleet_stop_workers() {
 		[ "$rc" -eq 0 ] || fail "worker $n exited $rc after SIGTERM"
 		unset "wpid[$n]"
 	done
+}
+
+fleet_smtpd_start() {
+	local smtpd=$1 addr=$2 script=$3 name=$4
+	shift 4
+	"$smtpd" -a "$addr" -p 0 -T 120 -t "$tmp/$name.transcript" "$@" "$script" \
+		>"$tmp/$name.port" 2>"$tmp/$name.err" &
+	spid=$!
+	fleet_pids+=("$spid")
+	smtp_port=
+	for _ in $(seq 1 100); do
+		smtp_port=$(awk '$1 == "port" { print $2 }' "$tmp/$name.port")
+		[ -n "$smtp_port" ] && return 0
+		kill -0 "$spid" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "scripted server did not start: $(cat "$tmp/$name.err")"
 }

@@ -49,7 +49,10 @@ stop() {
 	kill -TERM "$spid"
 	wait "$spid" || rc=$?
 	spid=
-	grep ' ! ' "$tmp/transcript" | head -5 | grep . && fail "the scripted server recorded failures"
+	if grep -q ' ! ' "$tmp/transcript"; then
+		grep ' ! ' "$tmp/transcript" >&2
+		fail "the scripted server recorded failures"
+	fi
 	[ "$rc" -eq 0 ] || fail "the scripted server exited $rc"
 	[ -s "$tmp/smtpd.err" ] && { cat "$tmp/smtpd.err" >&2; fail "scripted server stderr"; }
 	return 0
