@@ -38,8 +38,9 @@
  * Returns verdicts only through the done callback, delivered from a
  * deferred event — exactly one per submitted request.  Diagnostics: debug
  * logs per connection, per verdict and per catch-all answer; warnings for
- * plan failures; info lines "lane backoff" and "lane rate" (every change of
- * a lane's rate) and "lane rules loaded".
+ * plan failures; info lines "smtp session end" (one per session, see
+ * engine.h), "lane backoff" and "lane rate" (every change of a lane's rate)
+ * and "lane rules loaded".
  */
 #include "engine.h"
 

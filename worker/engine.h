@@ -21,6 +21,12 @@
  * shows it too.  No timer ever spins: a lane that waits for tokens or for
  * the end of a pause has one timer armed for exactly that moment.
  *
+ * Logs: one info line per SMTP session when it ends ("smtp session end":
+ * conn, mx_domain, host, peer, tls, rcpts, rejects, duration_ms, outcome =
+ * quit (why: idle, recycle, backoff, shutdown, other_hosts, retry_fresh,
+ * unusable) or rejected/timeout/proto_error/conn_error/tls_error/
+ * internal_error, code); never a recipient address below debug.
+ *
  * The engine knows nothing about Kafka, Redis or the network beyond SMTP;
  * the only file it reads is the lane rules file it is given.
  */
