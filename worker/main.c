@@ -102,6 +102,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mxsift.pb-c.h"
+#include "offsets.h"
 #include "retry.h"
 #include "verdict.h"
 
@@ -127,11 +128,7 @@ struct wpart {
 	int paused;               /* paused by us (rd_kafka_pause_partitions) */
 	int revoked;              /* no longer tracked; freed when refs == 0 */
 	unsigned refs;            /* tasks pointing here */
-	struct woff {
-		int64_t offset;
-		int done;
-	} *ring;
-	size_t head, n, cap;      /* live entries: ring[head .. head+n) */
+	struct offsets offs;      /* in flight, in order (offsets.h) */
 };
 
 struct worker;
@@ -255,6 +252,9 @@ worker_usage(FILE *f)
 	    "      --mail-from ADDR    reverse path for MAIL FROM (default: null sender <>)\n"
 	    "      --smtp-port N       SMTP port of the MX hosts (default: 25)\n"
 	    "      --tls MODE          may (default: STARTTLS when offered), require, off\n"
+	    "      --bind ADDR         source address of SMTP connections (an IPv4 or IPv6\n"
+	    "                          address of this host; only MX addresses of its family\n"
+	    "                          are tried)\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --lanes FILE|none   per-MX-domain rate rules (default: lanes.conf in the\n"
 	    "                          data directory, $MXSIFT_DATA_DIR); none = no limits;\n"
@@ -309,6 +309,7 @@ worker_part_add(struct worker *w, const char *topic, int32_t partition)
 		return NULL;
 	}
 	p->partition = partition;
+	p->offs.last = -1;
 	p->is_retry = strcmp(topic, w->retry_topic) == 0;
 	TAILQ_INSERT_TAIL(&w->parts, p, entry);
 	return p;
@@ -318,7 +319,7 @@ static void
 worker_part_release(struct wpart *p)
 {
 	if (p->revoked && p->refs == 0) {
-		free(p->ring);
+		offsets_free(&p->offs);
 		free(p->topic);
 		free(p);
 	}
@@ -333,72 +334,32 @@ worker_part_drop(struct worker *w, struct wpart *p)
 	worker_part_release(p);
 }
 
-static int
-worker_part_push(struct wpart *p, int64_t offset)
-{
-	if (p->head + p->n == p->cap) {
-		if (p->head > 0) {
-			memmove(p->ring, p->ring + p->head, p->n * sizeof(*p->ring));
-			p->head = 0;
-		}
-		if (p->n == p->cap) {
-			size_t cap = p->cap ? p->cap * 2 : 64;
-			struct woff *r = realloc(p->ring, cap * sizeof(*r));
-			if (r == NULL)
-				return -1;
-			p->ring = r;
-			p->cap = cap;
-		}
-	}
-	p->ring[p->head + p->n].offset = offset;
-	p->ring[p->head + p->n].done = 0;
-	p->n++;
-	return 0;
-}
-
 /* Mark offset done; store the offset after the contiguous done prefix. */
 static void
 worker_part_done(struct worker *w, struct wpart *p, int64_t offset)
 {
-	int64_t last = -1;
-	size_t lo = p->head, hi = p->head + p->n;
+	int64_t next = offsets_done(&p->offs, offset);
 
-	/* offsets are pushed in ascending order: binary search */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (p->ring[mid].offset < offset)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == p->head + p->n || p->ring[lo].offset != offset) {
+	if (next == -1) {
 		log_error("offset not tracked", "topic=%s partition=%" PRId32 " offset=%" PRId64,
 		    p->topic, p->partition, offset);
 		return;
 	}
-	p->ring[lo].done = 1;
-	while (p->n > 0 && p->ring[p->head].done) {
-		last = p->ring[p->head].offset;
-		p->head++;
-		p->n--;
-	}
-	if (p->n == 0)
-		p->head = 0;
-	if (last >= 0 && !p->revoked) {
+	if (next > 0 && !p->revoked) {
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_resp_err_t err;
 
-		rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = last + 1;
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = next;
 		err = rd_kafka_offsets_store(w->rk, l);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].err)
 			err = l->elems[0].err;
 		if (err)
 			log_warn("offset store failed", "topic=%s partition=%" PRId32
-			    " offset=%" PRId64 " error=%s", p->topic, p->partition, last + 1,
+			    " offset=%" PRId64 " error=%s", p->topic, p->partition, next,
 			    rd_kafka_err2name(err));
 		else
 			log_debug("offset stored", "topic=%s partition=%" PRId32
-			    " offset=%" PRId64, p->topic, p->partition, last + 1);
+			    " offset=%" PRId64, p->topic, p->partition, next);
 		rd_kafka_topic_partition_list_destroy(l);
 	}
 }
@@ -479,6 +440,7 @@ worker_update_pause(struct worker *w)
 /* ---- tasks --------------------------------------------------------------- */
 
 static void worker_produce(struct wtask *t);
+static void worker_part_abandon(struct worker *w, struct wpart *p);
 
 static struct wtask *
 worker_task_new(struct worker *w, struct wpart *p, int64_t offset, enum wtask_kind kind)
@@ -944,8 +906,16 @@ worker_handle_message(struct worker *w, const rd_kafka_message_t *m)
 	}
 	if (w->stopping)
 		return;   /* not started: stays uncommitted, redelivered later */
-	if ((p = worker_part_add(w, topic, m->partition)) == NULL ||
-	    worker_part_push(p, m->offset) == -1) {
+	if ((p = worker_part_add(w, topic, m->partition)) != NULL &&
+	    p->offs.last >= 0 && m->offset <= p->offs.last) {
+		/* Rewound (an offset reset): what is in flight may never be
+		 * stored; start this partition's bookkeeping over. */
+		log_warn("partition rewound", "topic=%s partition=%" PRId32 " offset=%" PRId64
+		    " last=%" PRId64, topic, m->partition, m->offset, p->offs.last);
+		worker_part_abandon(w, p);
+		p = worker_part_add(w, topic, m->partition);
+	}
+	if (p == NULL || offsets_push(&p->offs, m->offset) == -1) {
 		log_error("out of memory", "topic=%s partition=%" PRId32, topic, m->partition);
 		return;
 	}
@@ -1024,9 +994,10 @@ worker_part_abandon(struct worker *w, struct wpart *p)
 	size_t held = retry_timer_remove_if(w->held_q, worker_held_match_part, worker_held_drop,
 	    p);
 
-	if (p->n > 0)
+	if (offsets_pending(&p->offs) > 0)
 		log_info("dropping in-flight messages of revoked partition", "topic=%s partition=%"
-		    PRId32 " inflight=%zu held=%zu", p->topic, p->partition, p->n, held);
+		    PRId32 " inflight=%zu held=%zu", p->topic, p->partition,
+		    offsets_pending(&p->offs), held);
 	worker_part_drop(w, p);
 }
 
@@ -1333,7 +1304,7 @@ main(int argc, char **argv)
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
 		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES,
 		OPT_RETRY_TOPIC, OPT_DEAD_TOPIC, OPT_RETRY_SCHEDULE, OPT_RETRY_MAX_AGE,
-		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_NO_CATCH_ALL, OPT_LANES };
+		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_NO_CATCH_ALL, OPT_LANES, OPT_BIND };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
@@ -1348,6 +1319,7 @@ main(int argc, char **argv)
 		{ "mail-from", required_argument, NULL, OPT_MAIL_FROM },
 		{ "smtp-port", required_argument, NULL, OPT_SMTP_PORT },
 		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "bind", required_argument, NULL, OPT_BIND },
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 		{ "max-tasks", required_argument, NULL, OPT_MAX_TASKS },
 		{ "max-held", required_argument, NULL, OPT_MAX_HELD },
@@ -1479,6 +1451,15 @@ main(int argc, char **argv)
 		case OPT_LOG_ADDRESSES: log_set_addresses(1); break;
 		case OPT_NO_CATCH_ALL: ep.catch_all_check = ENGINE_CATCH_ALL_OFF; break;
 		case OPT_LANES: ep.lanes_file = worker_lanes_file = optarg; break;
+		case OPT_BIND:
+			if (engine_check_bind(optarg, err, sizeof(err)) == -1) {
+				/* not a usage error: say only what to fix */
+				fprintf(stderr, "mxsift-worker: %s\n", err);
+				kafka_xopts_free(&xopts);
+				return 2;
+			}
+			ep.bind_address = optarg;
+			break;
 		case 'V':
 			printf("mxsift-worker %s\n", MXSIFT_VERSION);
 			kafka_xopts_free(&xopts);
