@@ -24,6 +24,11 @@
 # "final after 3 attempts", done == total == 1, and retried == 2 (one per
 # (address, attempt), the duplicate counted nowhere).
 #
+# Phase 3, "rate limited": connection 1 answers RCPT with 421 4.7.0 "try
+# again later" (a rate limit: the engine pauses the lane and asks again),
+# connection 2 with 250.  Asserts: deliverable, and the job's backed_off
+# counter (and `mxsift status`) shows the back-off.
+#
 # usage: test_fleet_greylist.sh MXSIFT MXSIFT_WORKER MXSIFT_SMTPD_SCRIPT
 set -euo pipefail
 mxsift=$1 worker=$2 smtpd=$3
@@ -211,6 +216,42 @@ jq -e 'select(.detail == "final after 3 attempts" and .smtp_code == 450)' \
 cat "$tmp"/w3.log "$tmp"/w4.log >"$tmp/workers2.log"
 [ "$(grep -c "msg=\"task done\" job=$job topic=$retry_topic .*attempt=1 " "$tmp/workers2.log")" -ge 2 ] ||
 	fail "phase 2: the duplicated retry message was not processed twice"
+fleet_stop_workers
+stop_server
+
+# ---- phase 3: a rate limit backs the lane off -----------------------------------
+# connection 1: 421 and the server closes; connection 2 as in phase 1
+{
+	cat <<'EOF'
+max-conns 2
+timeout 50
+conn 1
+reply 220 mx1.alpha.test ESMTP rate limit test
+expect EHLO
+reply 250-mx1.alpha.test\r\n250 ENHANCEDSTATUSCODES
+expect MAIL FROM:
+reply 250 2.1.0 Ok
+expect RCPT TO:<grey@alpha.test>
+reply 421 4.7.0 mx1.alpha.test Error: too many connections, try again later
+close
+EOF
+	sed -n '/^conn 2$/,$p' "$tmp/grey.scn"
+} >"$tmp/rate.scn"
+start_server "$tmp/rate.scn" rate
+group=grey3-$run topic=grey3.$run retry_topic=grey3.$run.retry dead_topic=grey3.$run.dead
+fleet_worker 5
+fleet_wait_group 5
+job=grey3-$run
+"$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic" "$tmp/grey1.csv" >"$tmp/submit3.out" 2>"$tmp/submit3.err" ||
+	fail "mxsift submit (phase 3) failed"
+fleet_wait_done 30
+printf 'grey@alpha.test\tdeliverable/accepted\n' >"$tmp/exp3"
+fleet_check_exact "$tmp/exp3"
+s=$(fleet_status)
+[ "$(jq .backed_off <<<"$s")" -ge 1 ] || fail "phase 3: backed_off $(jq .backed_off <<<"$s"), expected >= 1"
+"$mxsift" status --job "$job" --redis "$redis" | grep -Eq '^backed_off +[1-9]' ||
+	fail "phase 3: text status does not show the back-off"
 fleet_stop_workers
 stop_server
 grep 'level=error' "$tmp"/w*.log && fail "error lines in the worker logs"
