@@ -199,6 +199,7 @@ struct worker {
 	size_t tasks_inflight;    /* started Task messages */
 	size_t held;
 	size_t max_inflight, max_tasks, max_held;
+	size_t peak_tasks, peak_inflight, peak_held;   /* high-water marks, logged at stop */
 	int full, held_full;
 	uint64_t redis_down_since;
 	int stopping, aborting, exit_code;
@@ -396,6 +397,13 @@ worker_update_pause(struct worker *w)
 	uint64_t now = worker_now_ms();
 	int redis_ok, full, held_full;
 	struct wpart *p;
+
+	if (w->tasks_inflight > w->peak_tasks)
+		w->peak_tasks = w->tasks_inflight;
+	if (inflight > w->peak_inflight)
+		w->peak_inflight = inflight;
+	if (w->held > w->peak_held)
+		w->peak_held = w->held;
 
 	if (jobstore_async_connected(w->ja))
 		w->redis_down_since = 0;
@@ -1591,9 +1599,10 @@ main(int argc, char **argv)
 		engine_get_stats(w.engine, &es);
 		log_info("worker stopped", "tasks_done=%" PRIu64 " verdicts_written=%" PRIu64
 		    " retried=%" PRIu64 " dead_letters=%" PRIu64 " bad_messages=%" PRIu64
-		    " connections=%lu rcpts=%lu replies_503=%lu", w.tasks_done, w.verdicts_written,
-		    w.retried, w.dead_letters, w.bad_messages, es.connections, es.rcpts,
-		    es.replies_503);
+		    " connections=%lu rcpts=%lu replies_503=%lu peak_tasks=%zu peak_inflight=%zu "
+		    "peak_held=%zu", w.tasks_done, w.verdicts_written, w.retried, w.dead_letters,
+		    w.bad_messages, es.connections, es.rcpts, es.replies_503, w.peak_tasks,
+		    w.peak_inflight, w.peak_held);
 	}
 out:
 	metrics_attach(NULL, NULL, NULL);

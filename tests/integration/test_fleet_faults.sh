@@ -16,6 +16,10 @@
 #                on the same port with the same data; the workers must pause
 #   submit_kill  the coordinator killed (kill -9) mid-submit (broker latency
 #                keeps it in flight), then re-run with --resume
+#   caps         no fault: workers with --max-tasks 2 --max-inflight 15 must
+#                pause and resume consumption, and their high-water marks stay
+#                within the caps (tasks) and one message past them (recipients
+#                plus unwritten verdicts)
 #
 # Every scenario asserts: the job completes; every address has exactly one
 # verdict and it is the expected one (ok-* accepted, the rest unknown
@@ -74,8 +78,10 @@ submit() {
 		--batch 10 --quiet "$@" "$tmp/list.csv"
 }
 
-fleet_worker 1
-fleet_worker 2
+wargs=()
+[ "$scenario" = caps ] && wargs=(--max-tasks 2 --max-inflight 15)
+fleet_worker 1 "${wargs[@]}"
+fleet_worker 2 "${wargs[@]}"
 fleet_wait_group 1 2
 
 case $scenario in
@@ -89,6 +95,10 @@ kill9)
 	[ "$d" -lt "$total" ] || fail "the job was done before the kill: raise MXSIFT_FAULT_ADDRESSES"
 	echo "killed worker 1 at $d of $total"
 	fleet_worker 3
+	fleet_wait_done 50
+	;;
+caps)
+	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
 	fleet_wait_done 50
 	;;
 broker)
@@ -171,4 +181,18 @@ s=$(fleet_status)
 [ "$(jq .dead <<<"$s")" -eq 0 ] || fail "dead letters: $s"
 fleet_stop_workers
 grep -h 'msg="worker stopped"' "$tmp"/w*.log | grep -v 'replies_503=0' && fail "a 503 reply"
+if [ "$scenario" = caps ]; then
+	for n in 1 2; do
+		grep -q 'msg="pausing consumption" tasks=' "$tmp/w$n.log" &&
+			grep -q 'msg="resuming consumption"' "$tmp/w$n.log" ||
+			fail "worker $n never paused and resumed under --max-tasks 2"
+		line=$(grep 'msg="worker stopped"' "$tmp/w$n.log")
+		pt=$(sed 's/.* peak_tasks=\([0-9]*\).*/\1/' <<<"$line")
+		pi=$(sed 's/.* peak_inflight=\([0-9]*\).*/\1/' <<<"$line")
+		echo "worker $n: peak_tasks=$pt peak_inflight=$pi"
+		[ "$pt" -le 2 ] || fail "worker $n had $pt tasks in progress (cap 2)"
+		# one message (--batch 10) may arrive after the check that pauses
+		[ "$pi" -le 25 ] || fail "worker $n had $pi recipients/verdicts in flight (cap 15 + 10)"
+	done
+fi
 echo "PASS: $scenario: $total verdicts exact, job complete"
