@@ -1514,10 +1514,16 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 	c->cur = NULL;
 	c->st = CONN_READY;
 	c->served++;
-	if (res->reply->code >= 500)
-		c->rejects++;
 	verdict_init(&v, VR_TEMP_FAILURE);
 	act = classify_reply(res->stage, res->reply, &v);
+	/* The catch-all probe asks for a mailbox that should not exist: its
+	 * 5.1.x is the expected answer, not the receiver's opinion of us, and
+	 * counting it recycled sessions twice as often on lists with unknown
+	 * users (bench: 5 connections per lane instead of 1). */
+	if (res->reply->code >= 500 &&
+	    !(r != NULL && r->internal &&
+	      (v.reason == VR_MAILBOX_NOT_FOUND || strncmp(v.enhanced, "5.1.", 4) == 0)))
+		c->rejects++;
 	limited = engine_reply_rate_limited(res->reply);
 	if (limited)
 		lane_backoff(l, res->reply); /* also QUITs c */
@@ -1717,13 +1723,26 @@ conn_feed(struct conn *c)
 
 /* ---- the lane pump ------------------------------------------------------- */
 
+/*
+ * A lane whose rule limits neither RCPTs nor connections: a session saying
+ * QUIT need not hold its successor back for the 221 (a round trip per
+ * recycle), so it does not count toward rule.conns (at most rule.conns of
+ * them linger).  Under a rate rule conns stays a hard cap: a receiver that
+ * counts concurrent connections (Postfix anvil) would see one too many.
+ */
+static int
+lane_unruled(const struct lane *l)
+{
+	return l->rule.rate == 0 && l->rule.conn_rate == 0;
+}
+
 static void
 lane_pump(struct lane *l)
 {
 	struct engine *e = l->e;
 	struct conn *c, *next;
 	struct ereq *r;
-	unsigned opening;
+	unsigned opening, quitting;
 	uint64_t now = engine_now_ms(), wait;
 
 	/* Work requeued after engine_shutdown() (a dropped session, a 452
@@ -1742,11 +1761,14 @@ lane_pump(struct lane *l)
 				conn_feed(c);
 		}
 		for (;;) {
-			opening = 0;
+			opening = quitting = 0;
 			TAILQ_FOREACH(c, &l->conns, link)
 			if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
 				opening++;
-			if (e->shutting || l->qlen <= opening || l->nconns >= l->rule.conns)
+			else if (c->st == CONN_CLOSING && !c->failover && lane_unruled(l))
+				quitting++;
+			if (e->shutting || l->qlen <= opening || l->nconns - quitting >= l->rule.conns ||
+			    l->nconns >= 2 * l->rule.conns)
 				break;
 			wait = bucket_take(&l->conn, l->rule.conn_rate, l->rule.conn_burst, now);
 			if (wait != 0) {
