@@ -1158,7 +1158,8 @@ worker_account_backoffs(struct worker *w)
 
 		if (ls[i].backoffs == 0)
 			continue;
-		seen = bsearch(&key, w->seen, w->nseen, sizeof(*w->seen), worker_seen_cmp);
+		seen = w->nseen == 0 ? NULL :
+		    bsearch(&key, w->seen, w->nseen, sizeof(*w->seen), worker_seen_cmp);
 		if (seen == NULL) {
 			struct wlane_seen *ns = realloc(w->seen, (w->nseen + 1) * sizeof(*ns));
 			char *k = strdup(ls[i].key);

@@ -206,6 +206,15 @@ for _ in $(seq 1 100); do
 done
 [ -n "$dup" ] || fail "phase 2: no retry message for $job on $retry_topic"
 fleet_wait_done 40
+# Both copies run their whole course (the copy may have been made after the
+# original's attempt 2 started): two attempt-2 tasks done, then the counts.
+for _ in $(seq 1 300); do
+	n2=$(cat "$tmp"/w3.log "$tmp"/w4.log |
+		grep -c "msg=\"task done\" job=$job topic=$retry_topic .*attempt=2 " || true)
+	[ "$n2" -ge 2 ] && break
+	sleep 0.1
+done
+[ "$n2" -ge 2 ] || fail "phase 2: the duplicated retry message did not run its course"
 printf 'gone@beta.test\tunknown/greylisted\n' >"$tmp/exp2"
 fleet_check_exact "$tmp/exp2"
 s=$(fleet_status)
