@@ -4,16 +4,18 @@
  * Owns: opening the input (a path or "-" for stdin), gzip decompression,
  * format and delimiter detection, header handling, and turning bytes into
  * one intake_row per data row with the 1-based line on which the row
- * starts.  CSV/TSV is parsed by libcsv (non-strict); plain text and JSONL
- * are split at LF; a JSONL line goes through intake_json_field().  The
- * input is read in INTAKE_CHUNK pieces, never slurped.
+ * starts.  CSV/TSV is parsed by libcsv (non-strict); plain text is split at
+ * LF, CRLF or a lone CR, JSONL at LF; a JSONL line goes through
+ * intake_json_field().  The input is read in INTAKE_CHUNK pieces, never
+ * slurped.
  *
  * gzip: every read goes through zlib's gzread(), which inflates a stream
  * that starts with the gzip magic bytes 1f 8b (concatenated members too)
  * and passes any other bytes through unchanged.  So compression is told by
  * content, never by the file name, and stdin may be compressed as well.  A
- * corrupt or truncated gzip stream is a fatal read error naming zlib's
- * message.
+ * truncated gzip stream ("truncated gzip input (cut in line N)") or a
+ * corrupt one ("corrupt gzip input (zlib's message)") is a fatal read error
+ * naming the file, after every complete row before it was handed out.
  *
  * Detection (INTAKE_AUTO): a first line (after a UTF-8 BOM and blanks)
  * starting with '{' makes the file JSONL.  Otherwise the first line is
@@ -28,17 +30,31 @@
  * N-th field has no '@'; a first line without any '@' that has fewer than
  * N fields is a header without the column: intake_open() fails.  Anything
  * else is plain text.  INTAKE_TSV is INTAKE_CSV with TAB as the only
- * delimiter tried.
+ * delimiter tried.  The first line ends at LF or CR.
+ *
+ * JSONL sniff: when the first INTAKE_SNIFF_LINES non-blank lines (or all of
+ * them, if fewer, as far as the first read holds complete lines) are all
+ * not JSON, or all JSON objects without the member, intake_open() fails:
+ * the input is not JSONL (a CSV read with --input-format jsonl, a text
+ * file starting with '{'), or --field names nothing.  One good line among
+ * them is enough to go on.
  *
  * Row problems (row->problem; the row is still returned):
  *   "missing column"      the row has fewer fields than the column; text ""
  *   "unterminated quote"  a quoted field was still open at end of input;
  *                         the rest of the file is re-read without quoting
  *                         from the point where the quote opened, so the rows
- *                         it swallowed still come out, with their own lines
- *   "NUL byte in row"     a NUL was anywhere in the row; in text each NUL is
- *                         replaced by SUB (0x1a) so text stays a C string and
- *                         the address parser still refuses it
+ *                         it swallowed still come out, with their own lines.
+ *                         A problem when the quote opened in the address
+ *                         field or before it (the fields from there on are
+ *                         split by a guess); in a later field it is only the
+ *                         warning "unterminated quote in a later column ..."
+ *   "NUL byte in row"     a NUL was in the address field (CSV), the line
+ *                         (text) or anywhere in a JSONL line; in text each
+ *                         NUL is replaced by SUB (0x1a) so text stays a C
+ *                         string and the address parser still refuses it.
+ *                         A NUL in another CSV column is only the warning
+ *                         "NUL byte in another column"
  *   "field too long"      the address field exceeded INTAKE_FIELD_MAX bytes;
  *                         text holds its first INTAKE_FIELD_MAX bytes
  *   "line too long"       a JSONL line exceeded INTAKE_JSON_LINE_MAX bytes
@@ -52,8 +68,9 @@
  * segment, and the row's start line is the line of its first byte that is
  * not a line break or a blank libcsv skips.  In CSV a lone CR ends a row (as
  * libcsv treats it) and counts as a line; CRLF counts once.  In plain text
- * and JSONL only LF ends a line; only the CR of a CRLF ending is removed,
- * any other CR stays in the text for the address parser to reject.
+ * a lone CR ends a line as well, so no CR is ever in a text row.  In JSONL
+ * only LF ends a line and only the CR of a CRLF ending is removed: any other
+ * CR stays in the line (JSON white space, or the parser rejects it).
  *
  * Fatal errors (intake_next() returns -1): read and gzip errors, and a CSV
  * field that would make libcsv buffer more than INTAKE_CSV_MAX bytes.
@@ -89,6 +106,9 @@ static const char intake_p_json[] = "invalid JSON";
 static const char intake_p_nofield[] = "missing field";
 static const char intake_p_notstr[] = "field not a string";
 static const char intake_p_dupfield[] = "duplicate field";
+static const char intake_w_nul[] = "NUL byte in another column";
+static const char intake_w_quote[] = "unterminated quote in a later column "
+    "(the rest of the line was read unquoted)";
 
 struct intake {
 	char *path;
@@ -102,12 +122,15 @@ struct intake {
 	size_t bufsz, pos, end;
 	int eof, done;
 	uint64_t line;			/* line of the next unconsumed byte */
-	int prevcr;			/* last byte fed was CR (CSV counting) */
+	int prevcr;			/* last byte fed was CR (CSV counting; in
+					   text: a CR ended the last line, so a
+					   LF right after it is its pair) */
 
 	/* The row being built (and, once complete, the row handed out). */
 	char *text;			/* textmax + 1 bytes */
 	size_t textlen, textmax;
 	int have_col, nul, toolong, broken, lastcr, any;
+	int nul_other, quote_other;	/* warnings: trouble outside the field */
 	uint64_t row_line;
 	size_t nfield;
 
@@ -142,6 +165,7 @@ intake_row_reset(struct intake *in)
 	in->textlen = 0;
 	in->have_col = in->nul = in->toolong = in->broken = 0;
 	in->lastcr = in->any = 0;
+	in->nul_other = in->quote_other = 0;
 	in->nfield = 0;
 }
 
@@ -185,8 +209,31 @@ intake_row_fill(struct intake *in, struct intake_row *row)
 		row->problem = intake_p_long;
 	else
 		row->problem = NULL;
+	row->warning = NULL;
+	if (row->problem == NULL && in->nul_other)
+		row->warning = intake_w_nul;
+	else if (row->problem == NULL && in->quote_other)
+		row->warning = intake_w_quote;
 	/* The bytes stay valid until the next intake_next() feeds more. */
 	intake_row_reset(in);
+}
+
+/* zlib's gzip error as the user should read it: the file's name (zlib only
+ * knows "<fd:N>"), and "truncated" for a stream that ends early. */
+static void
+intake_gz_error(const struct intake *in, int zerr, const char *msg, char *err,
+    size_t errlen)
+{
+	const char *p;
+
+	if (strncmp(msg, "<fd:", 4) == 0 && (p = strstr(msg, ": ")) != NULL)
+		msg = p + 2;
+	if (zerr == Z_BUF_ERROR)
+		snprintf(err, errlen, "%s: truncated gzip input (cut in line %llu)",
+		    in->path, (unsigned long long)in->line);
+	else
+		snprintf(err, errlen, "%s: corrupt gzip input (%s) in line %llu",
+		    in->path, msg, (unsigned long long)in->line);
 }
 
 /* Read more input.  In the peek phase (pos != 0) bytes are appended. */
@@ -208,14 +255,14 @@ intake_fill(struct intake *in, char *err, size_t errlen)
 			snprintf(err, errlen, "read %s: %s", in->path,
 			    strerror(errno));
 		else
-			snprintf(err, errlen, "%s: gzip: %s", in->path, msg);
+			intake_gz_error(in, zerr, msg, err, errlen);
 		return -1;
 	}
 	if (r == 0) {
 		/* zlib reports a stream cut short only through gzerror(). */
 		msg = gzerror(in->gz, &zerr);
 		if (zerr != Z_OK) {
-			snprintf(err, errlen, "%s: gzip: %s", in->path, msg);
+			intake_gz_error(in, zerr, msg, err, errlen);
 			return -1;
 		}
 		in->eof = 1;
@@ -239,7 +286,7 @@ intake_csv_field(void *s, size_t len, void *data)
 		intake_text_append(in, s, len);
 		in->have_col = 1;
 	} else if (len > 0 && memchr(s, '\0', len) != NULL)
-		in->nul = 1;
+		in->nul_other = 1;
 	in->nfield++;
 }
 
@@ -279,6 +326,20 @@ intake_csv_blank(const struct intake *in, unsigned char c)
 	return (c == ' ' || c == '\t') && c != in->delim;
 }
 
+/* The open quote is in field in->nfield of the row: it breaks the address
+ * when that is the address field or one before it (every field from there
+ * on is split by a guess); a later field only earns a warning. */
+static void
+intake_csv_quote_open(struct intake *in)
+{
+	if (in->skip_header)
+		return;
+	if (in->nfield <= in->col)
+		in->broken = 1;
+	else
+		in->quote_other = 1;
+}
+
 /*
  * End of input inside an open quote.  Everything after the opening quote
  * sits in libcsv's field buffer.  Re-read it, with quoting switched off,
@@ -314,8 +375,7 @@ intake_csv_recover(struct intake *in)
 		if (f[i] != ' ' && f[i] != '\t')
 			break;
 	if (i == flen || f[i] == '\r' || f[i] == '\n') {
-		if (!in->skip_header)
-			in->broken = 1;
+		intake_csv_quote_open(in);
 		intake_csv_field((void *)"", 0, in);
 		intake_csv_row(-1, in);
 		if (i < flen) {
@@ -344,8 +404,8 @@ intake_csv_recover(struct intake *in)
 	if (intake_csv_init(in, quote) != 0)
 		return -1;
 	/* Otherwise the row keeps its start line and earlier fields. */
-	if (!in->pending_start && !in->skip_header)
-		in->broken = 1;
+	if (!in->pending_start)
+		intake_csv_quote_open(in);
 	return 0;
 }
 
@@ -427,17 +487,22 @@ intake_next_csv(struct intake *in, struct intake_row *row, char *err,
 
 /* ---- plain text ---- */
 
+/* Spaces and TABs only. */
+static int
+intake_blank(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != ' ' && p[i] != '\t')
+			return 0;
+	return 1;
+}
+
 static int
 intake_text_blank(const struct intake *in)
 {
-	size_t i;
-
 	if (in->nul || in->toolong)
 		return 0;
-	for (i = 0; i < in->textlen; i++)
-		if (in->text[i] != ' ' && in->text[i] != '\t')
-			return 0;
-	return 1;
+	return intake_blank((const unsigned char *)in->text, in->textlen);
 }
 
 static void intake_jsonl_fill(struct intake *, struct intake_row *);
@@ -451,6 +516,18 @@ intake_line_fill(struct intake *in, struct intake_row *row)
 		intake_row_fill(in, row);
 }
 
+/* The first line break in p[0..n): LF, and in plain text also CR. */
+static const unsigned char *
+intake_text_break(const struct intake *in, const unsigned char *p, size_t n)
+{
+	const unsigned char *nl = memchr(p, '\n', n), *cr;
+
+	if (in->fmt == INTAKE_JSONL)
+		return nl;
+	cr = memchr(p, '\r', nl != NULL ? (size_t)(nl - p) : n);
+	return cr != NULL ? cr : nl;
+}
+
 static int
 intake_next_text(struct intake *in, struct intake_row *row, char *err,
     size_t errlen)
@@ -459,6 +536,14 @@ intake_next_text(struct intake *in, struct intake_row *row, char *err,
 	size_t n, take;
 
 	for (;;) {
+		/* The LF of a CRLF whose CR ended the last line (text). */
+		if (in->prevcr && in->pos < in->end) {
+			in->prevcr = 0;
+			if (in->buf[in->pos] == '\n') {
+				in->pos++;
+				continue;
+			}
+		}
 		if (in->pos == in->end) {
 			if (!in->eof) {
 				if (intake_fill(in, err, errlen) != 0)
@@ -477,7 +562,7 @@ intake_next_text(struct intake *in, struct intake_row *row, char *err,
 		}
 		p = in->buf + in->pos;
 		n = in->end - in->pos;
-		nl = memchr(p, '\n', n);
+		nl = intake_text_break(in, p, n);
 		take = nl != NULL ? (size_t)(nl - p) : n;
 		if (!in->any) {
 			in->any = 1;
@@ -489,6 +574,8 @@ intake_next_text(struct intake *in, struct intake_row *row, char *err,
 			continue;
 		in->pos++;
 		in->line++;
+		if (*nl == '\r')
+			in->prevcr = 1;
 		if (!in->toolong && in->lastcr && in->textlen > 0 &&
 		    in->text[in->textlen - 1] == '\r')
 			in->textlen--;
@@ -882,6 +969,7 @@ intake_jsonl_fill(struct intake *in, struct intake_row *row)
 	}
 	row->line = in->row_line;
 	row->problem = problem;
+	row->warning = NULL;
 	intake_row_reset(in);
 }
 
@@ -1007,10 +1095,11 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 		return 0;
 	}
 
+	/* The first line ends at LF, CRLF or a lone CR (an old Mac export). */
 	if ((nl = memchr(line, '\n', len)) != NULL)
 		len = (size_t)(nl - line);
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
+	if ((nl = memchr(line, '\r', len)) != NULL)
+		len = (size_t)(nl - line);
 	for (i = 0; i < ndelims; i++) {
 		cnt = 0;
 		for (p = line; p < line + len; p++)
@@ -1075,6 +1164,71 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 	return 0;
 }
 
+/*
+ * Is this JSONL at all?  Judge the first INTAKE_SNIFF_LINES non-blank
+ * lines that the first read holds complete (see the header comment): 0 to
+ * go on, -1 + err when every one of them fails.
+ */
+static int
+intake_jsonl_sniff(struct intake *in, char *err, size_t errlen)
+{
+	const unsigned char *p, *nl, *end;
+	const char *why, *first_why = NULL;
+	size_t n = 0, notjson = 0, len, outlen, lf;
+	uint64_t line = in->line, first = 0;
+
+	for (;;) {
+		lf = 0;
+		for (p = in->buf + in->pos; p < in->buf + in->end &&
+		    (nl = memchr(p, '\n', (size_t)(in->buf + in->end - p))) != NULL;
+		    p = nl + 1)
+			lf++;
+		if (in->eof || in->end == in->bufsz || lf >= INTAKE_SNIFF_LINES)
+			break;
+		if (intake_fill(in, err, errlen) != 0)
+			return -1;
+	}
+	end = in->buf + in->end;
+	for (p = in->buf + in->pos; p < end && n < INTAKE_SNIFF_LINES;
+	    p = nl != NULL ? nl + 1 : end, line++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL && !in->eof)
+			break;		/* a line cut by the buffer: not judged */
+		len = (size_t)((nl != NULL ? nl : end) - p);
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (intake_blank(p, len))
+			continue;
+		n++;
+		if (memchr(p, '\0', len) != NULL)
+			why = intake_p_json;
+		else
+			why = intake_json_field((const char *)p, len,
+			    in->field_name, in->field, INTAKE_FIELD_MAX + 1,
+			    &outlen);
+		if (why != intake_p_json && why != intake_p_nofield)
+			return 0;	/* one row that looks right is enough */
+		notjson += why == intake_p_json;
+		if (first_why == NULL) {
+			first_why = why;
+			first = line;
+		}
+	}
+	if (n == 0)
+		return 0;
+	if (notjson == n)
+		snprintf(err, errlen, "%s: input does not look like JSONL: line "
+		    "%llu is not a JSON object, nor is any of the first %zu "
+		    "lines (use --input-format text, csv or tsv)", in->path,
+		    (unsigned long long)first, n);
+	else
+		snprintf(err, errlen, "%s: no member \"%s\" in JSONL: line %llu: "
+		    "%s, and none of the first %zu lines has it (use --field "
+		    "NAME)", in->path, in->field_name, (unsigned long long)first,
+		    first_why, n);
+	return -1;
+}
+
 int
 intake_format_parse(const char *name)
 {
@@ -1106,10 +1260,14 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 
 	if (opts == NULL)
 		opts = &defaults;
-	column = opts->column != NULL && *opts->column != '\0' ?
-	    opts->column : "email";
-	field = opts->field != NULL && *opts->field != '\0' ?
-	    opts->field : "email";
+	if ((opts->column != NULL && *opts->column == '\0') ||
+	    (opts->field != NULL && *opts->field == '\0')) {
+		snprintf(err, errlen, "empty %s name", opts->field != NULL &&
+		    *opts->field == '\0' ? "field" : "column");
+		return NULL;
+	}
+	column = opts->column != NULL ? opts->column : "email";
+	field = opts->field != NULL ? opts->field : "email";
 	colnum = intake_column_number(column);
 	if (colnum == (unsigned long)-1) {
 		snprintf(err, errlen, "bad column number \"%s\" (columns are "
@@ -1154,7 +1312,8 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 
 	/* Peek at the first line (up to one buffer) for detection. */
 	while (!in->eof && in->end < in->bufsz &&
-	    memchr(in->buf, '\n', in->end) == NULL)
+	    memchr(in->buf, '\n', in->end) == NULL &&
+	    memchr(in->buf, '\r', in->end) == NULL)
 		if (intake_fill(in, err, errlen) != 0) {
 			intake_close(in);
 			return NULL;
@@ -1174,6 +1333,10 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 	    (in->field = malloc(INTAKE_FIELD_MAX + 1)) == NULL) ||
 	    (in->fmt == INTAKE_CSV && intake_csv_init(in, CSV_QUOTE) != 0)) {
 		snprintf(err, errlen, "out of memory");
+		intake_close(in);
+		return NULL;
+	}
+	if (in->fmt == INTAKE_JSONL && intake_jsonl_sniff(in, err, errlen) != 0) {
 		intake_close(in);
 		return NULL;
 	}

@@ -15,8 +15,14 @@
  *
  * Every data row yields exactly one intake_row, even an empty or broken one
  * (row->text is then what could be read, possibly ""), so no row is ever
- * silently dropped.  Blank lines in plain text files are skipped (they are
- * not rows).
+ * silently dropped.  Blank lines (nothing but spaces and TABs) are not rows
+ * in any format; every row carries the line it starts on, so output joins
+ * back to the input by line number.  Line ends: LF, CRLF, and in plain text
+ * and CSV a lone CR (old Mac / Excel exports); JSONL lines end at LF only.
+ *
+ * A row is marked malformed (row->problem) only when its address field is
+ * affected; trouble elsewhere in the row (a NUL or an unterminated quote in
+ * a later column) is row->warning and the address is used as read.
  */
 #ifndef MXSIFT_INTAKE_H
 #define MXSIFT_INTAKE_H
@@ -58,15 +64,23 @@ struct intake_row {
 	size_t len;
 	const char *problem;     /* NULL, or why the row is malformed (e.g. "missing
 	                            column") — it still gets an invalid_syntax verdict */
+	const char *warning;     /* NULL, or trouble outside the address field (e.g.
+	                            "NUL byte in another column"): worth telling the
+	                            user, no reason to doubt the address */
 };
 
 struct intake;
 
-/* path "-" = stdin.  NULL + err on failure (unreadable file, no such column,
- * a gzip stream that does not start as one). */
+/* path "-" = stdin.  NULL + err on failure (unreadable file, empty or no
+ * such column, a gzip stream that does not start as one, a JSONL input whose
+ * first INTAKE_SNIFF_LINES lines are all not JSON objects or all lack the
+ * member: "input does not look like JSONL: ..."). */
+#define INTAKE_SNIFF_LINES 20
 struct intake *intake_open(const char *path, const struct intake_opts *opts,
     char *err, size_t errlen);
-/* 1 = *row filled, 0 = end of input, -1 = fatal read error (err set). */
+/* 1 = *row filled, 0 = end of input, -1 = fatal read error (err set: the
+ * file name and what happened, e.g. "list.gz: truncated gzip input (cut in
+ * line 1234)"); every row before the error was handed out. */
 int intake_next(struct intake *in, struct intake_row *row, char *err, size_t errlen);
 /* Bytes of the file consumed so far (compressed bytes for gzip) and its
  * size (0 when not a regular file): for progress and ETA. */

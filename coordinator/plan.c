@@ -54,7 +54,10 @@
  * Diagnostics on stderr: "line N: invalid address "TEXT": REASON" for each
  * invalid row (TEXT with non-printable bytes escaped as \xNN, cut at
  * PLAN_SHOW_MAX bytes), at most PLAN_REPORT_MAX such lines and then one
- * summary line; every invalid row still gets its verdict.
+ * summary line; every invalid row still gets its verdict.  A row with
+ * trouble outside its address (intake_row.warning) is checked as read and
+ * reported as "line N: warning: WHAT; the address is checked as read", at
+ * most PLAN_REPORT_MAX such lines.
  *
  * Teardown: plan_free() may be called from inside a callback.  With MX
  * lookups still in flight the plan stays allocated (no callback is called
@@ -144,6 +147,7 @@ struct plan {
 	int loaded, reading, paused, blocked, done_sent;
 	int in_cb, dead;
 	char error[512];
+	char input_error[512];          /* keep_going: why the input ended early */
 };
 
 static void plan_destroy(struct plan *);
@@ -536,6 +540,7 @@ plan_on_mx(void *arg, const char *domain, const struct dns_mx_result *r)
 			return;
 		}
 		d->fail_reason = VR_DNS_ERROR;
+		p->st.domains_dns_error++;
 		detail = r->error[0] != '\0' ? r->error : "dns_error";
 		break;
 	}
@@ -657,6 +662,16 @@ plan_report(struct plan *p, uint64_t line, const char *text, size_t len,
 	    (unsigned long long)line, shown, why);
 }
 
+static void
+plan_warn(struct plan *p, const struct intake_row *row)
+{
+	p->st.warnings++;
+	if (p->prm.quiet || p->st.warnings > PLAN_REPORT_MAX)
+		return;
+	fprintf(stderr, "line %llu: warning: %s; the address is checked as read\n",
+	    (unsigned long long)row->line, row->warning);
+}
+
 static uint64_t
 plan_new_uid(struct plan *p)
 {
@@ -714,6 +729,8 @@ plan_add_row(struct plan *p, const struct intake_row *row)
 	p->st.rows++;
 	if (row->problem != NULL)
 		return plan_invalid(p, row, row->problem, row->problem);
+	if (row->warning != NULL)
+		plan_warn(p, row);
 	if ((e = address_parse(row->text, row->len, &addr)) != ADDR_OK) {
 		/* "The address has no '@' sign (no_at)" */
 		snprintf(why, sizeof(why), "%s", address_err_text(e));
@@ -803,6 +820,9 @@ plan_end_input(struct plan *p)
 		fprintf(stderr, "%llu more invalid addresses not listed here "
 		    "(each has its own output row)\n",
 		    (unsigned long long)(p->st.invalid - PLAN_REPORT_MAX));
+	if (p->st.warnings > PLAN_REPORT_MAX && !p->prm.quiet)
+		fprintf(stderr, "%llu more warnings not listed here\n",
+		    (unsigned long long)(p->st.warnings - PLAN_REPORT_MAX));
 }
 
 static void
@@ -816,6 +836,12 @@ plan_on_read(evutil_socket_t fd, short what, void *arg)
 		if (p->dead || p->paused || p->blocked || !p->reading)
 			return;
 		rc = intake_next(p->in, &row, p->error, sizeof(p->error));
+		if (rc < 0 && p->prm.keep_going) {
+			/* The input ends here; what was read is finished. */
+			memcpy(p->input_error, p->error, sizeof(p->error));
+			p->error[0] = '\0';
+			rc = 0;
+		}
 		if (rc == 0) {
 			plan_end_input(p);
 			/* Everything is read: no batch can grow any more. */
@@ -941,6 +967,12 @@ const char *
 plan_error(const struct plan *p)
 {
 	return p->error[0] != '\0' ? p->error : NULL;
+}
+
+const char *
+plan_input_error(const struct plan *p)
+{
+	return p->input_error[0] != '\0' ? p->input_error : NULL;
 }
 
 void

@@ -55,6 +55,11 @@ struct plan_params {
 	enum plan_fold fold;
 	const struct lists *lists;   /* flags, folding and typo data; NULL = none */
 	int quiet;               /* no "line N: invalid address" reports on stderr */
+	/* A read error after plan_load() (a truncated gzip stream, a read
+	 * failure) ends the input as if it ended there: every row read before
+	 * it is finished and cb.done is called; plan_input_error() says what
+	 * happened.  0 (submit): the error is fatal, see plan_error(). */
+	int keep_going;
 };
 
 struct plan_addr {
@@ -93,6 +98,9 @@ struct plan_stats {
 	uint64_t domains, resolved;     /* unique domains seen / MX answers in */
 	uint64_t batches;               /* cb.domain calls */
 	uint64_t dns_failed;            /* addresses given no_mail_server / dns_error */
+	uint64_t domains_dns_error;     /* domains whose MX lookup failed for good with a
+	                                   resolver error (timeout, SERVFAIL, refused) */
+	uint64_t warnings;              /* rows with intake_row.warning */
 	uint64_t pending;               /* addresses held right now */
 	uint64_t input_done, input_size;  /* file bytes consumed / file size (0 = unknown) */
 	int reading;                    /* 1 until the input is exhausted */
@@ -112,6 +120,9 @@ void plan_pause(struct plan *p);
 void plan_resume(struct plan *p);
 /* A fatal read error after plan_load() (the loop is broken out of); NULL if none. */
 const char *plan_error(const struct plan *p);
+/* With params.keep_going: the read error that ended the input early (every
+ * row before it was handled normally); NULL if the input ended normally. */
+const char *plan_input_error(const struct plan *p);
 void plan_get_stats(const struct plan *p, struct plan_stats *out);
 /* Number of uids handed out so far (unique + invalid). */
 uint64_t plan_uid_count(const struct plan *p);

@@ -7,6 +7,8 @@
  * larger than the read size so rows and CRLF pairs straddle reads.  TSV,
  * JSONL (and a table for the JSON member extractor), gzip by magic bytes
  * (file and stdin, concatenated members, truncated and corrupt streams).
+ * Lone-CR line ends (text and CSV), warnings for trouble outside the
+ * address column, the JSONL sniff and empty column names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@ struct want_row {
 	const char *text;	/* compared with its strlen unless len set */
 	const char *problem;	/* NULL = no problem */
 	size_t len;		/* 0 = strlen(text) */
+	const char *warning;	/* NULL = no warning */
 };
 
 struct got {
@@ -38,6 +41,7 @@ struct got {
 	char *text[MAXROWS];
 	size_t len[MAXROWS];
 	const char *problem[MAXROWS];
+	const char *warning[MAXROWS];
 };
 
 static char *
@@ -83,6 +87,7 @@ read_all(const char *path, const struct intake_opts *o, struct got *g)
 		memcpy(g->text[g->n], r.text, r.len + 1);
 		g->len[g->n] = r.len;
 		g->problem[g->n] = r.problem;
+		g->warning[g->n] = r.warning;
 		g->n++;
 	}
 	intake_close(in);
@@ -114,13 +119,17 @@ check_rows(const char *name, const char *data, size_t len,
 		if (g.line[i] != w[i].line || g.len[i] != wl ||
 		    memcmp(g.text[i], w[i].text, wl) != 0 ||
 		    (g.problem[i] == NULL) != (w[i].problem == NULL) ||
-		    (w[i].problem && strcmp(g.problem[i], w[i].problem) != 0))
-			fail_msg("%s: row %zu: got line %llu \"%s\" (%zu) %s; "
-			    "want line %llu \"%s\" (%zu) %s", name, i,
+		    (w[i].problem && strcmp(g.problem[i], w[i].problem) != 0) ||
+		    (g.warning[i] == NULL) != (w[i].warning == NULL) ||
+		    (w[i].warning && strstr(g.warning[i], w[i].warning) == NULL))
+			fail_msg("%s: row %zu: got line %llu \"%s\" (%zu) %s "
+			    "[%s]; want line %llu \"%s\" (%zu) %s [%s]", name, i,
 			    (unsigned long long)g.line[i], g.text[i], g.len[i],
 			    g.problem[i] ? g.problem[i] : "-",
+			    g.warning[i] ? g.warning[i] : "-",
 			    (unsigned long long)w[i].line, w[i].text, wl,
-			    w[i].problem ? w[i].problem : "-");
+			    w[i].problem ? w[i].problem : "-",
+			    w[i].warning ? w[i].warning : "-");
 	}
 	got_free(&g);
 	unlink(path);
@@ -142,20 +151,20 @@ test_plain_text(void **state)
 	(void)state;
 	CHECK("plain", "alice@alpha.test\nbob@beta.test\n\n \t \ncarol@alpha.test",
 	    INTAKE_AUTO, NULL,
-	    { 1, "alice@alpha.test", NULL, 0 },
-	    { 2, "bob@beta.test", NULL, 0 },
-	    { 5, "carol@alpha.test", NULL, 0 });
+	    { 1, "alice@alpha.test", NULL, 0, NULL },
+	    { 2, "bob@beta.test", NULL, 0, NULL },
+	    { 5, "carol@alpha.test", NULL, 0, NULL });
 	/* Text is kept as read: trimming is the address parser's job. */
 	CHECK("plain-spaces", "  a@x.test  \n\n\n", INTAKE_TEXT, NULL,
-	    { 1, "  a@x.test  ", NULL, 0 });
+	    { 1, "  a@x.test  ", NULL, 0, NULL });
 	/* A CSV-looking line is one address when the format is forced. */
 	CHECK("forced-text", "email,name\na@x.test,A\n", INTAKE_TEXT, NULL,
-	    { 1, "email,name", NULL, 0 },
-	    { 2, "a@x.test,A", NULL, 0 });
+	    { 1, "email,name", NULL, 0, NULL },
+	    { 2, "a@x.test,A", NULL, 0, NULL });
 	/* No header, comma inside: plain text (the row gets invalid_syntax). */
 	CHECK("auto-data-comma", "a@x.test,A\nb@x.test\n", INTAKE_AUTO, NULL,
-	    { 1, "a@x.test,A", NULL, 0 },
-	    { 2, "b@x.test", NULL, 0 });
+	    { 1, "a@x.test,A", NULL, 0, NULL },
+	    { 2, "b@x.test", NULL, 0, NULL });
 }
 
 static void
@@ -163,19 +172,66 @@ test_crlf(void **state)
 {
 	(void)state;
 	CHECK("crlf", "a@x.test\r\nb@y.test\r\n\r\nc@z.test", INTAKE_AUTO, NULL,
-	    { 1, "a@x.test", NULL, 0 },
-	    { 2, "b@y.test", NULL, 0 },
-	    { 4, "c@z.test", NULL, 0 });
-	/* Only the CR of a CRLF ending goes; others stay for the parser. */
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "b@y.test", NULL, 0, NULL },
+	    { 4, "c@z.test", NULL, 0, NULL });
+	/* In text a lone CR ends a line too: no CR is ever in a row, and
+	 * what followed it is a row of its own (which the parser refuses). */
 	CHECK("cr-inside", "a@x.test\rRCPT TO:<x@y>\r\nb@x.test\r\r\nc@x.test\r",
 	    INTAKE_TEXT, NULL,
-	    { 1, "a@x.test\rRCPT TO:<x@y>", NULL, 0 },
-	    { 2, "b@x.test\r", NULL, 0 },
-	    { 3, "c@x.test\r", NULL, 0 });
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "RCPT TO:<x@y>", NULL, 0, NULL },
+	    { 3, "b@x.test", NULL, 0, NULL },
+	    { 5, "c@x.test", NULL, 0, NULL });
+	/* JSONL lines end at LF only: a CR is JSON white space. */
+	CHECK("jsonl-cr", "{\"email\":\"a@x.test\"}\r\n{\"email\":\r\"b@x.test\"}\n",
+	    INTAKE_JSONL, NULL,
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "b@x.test", NULL, 0, NULL });
+}
+
+/* Old Mac / Excel exports end lines with a lone CR. */
+static void
+test_cr_only(void **state)
+{
+	static char big[3 * 70000];
+	size_t off = 0;
+
+	(void)state;
+	CHECK("cr-text", "a@x.test\rb@x.test\r\r  \rc@x.test", INTAKE_AUTO, NULL,
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "b@x.test", NULL, 0, NULL },
+	    { 5, "c@x.test", NULL, 0, NULL });
+	/* Mixed endings; a CRLF still counts as one line. */
+	CHECK("cr-mixed", "a@x.test\r\nb@x.test\rc@x.test\nd@x.test\r", INTAKE_TEXT,
+	    NULL,
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "b@x.test", NULL, 0, NULL },
+	    { 3, "c@x.test", NULL, 0, NULL },
+	    { 4, "d@x.test", NULL, 0, NULL });
+	/* CSV: libcsv ends a record at a lone CR; the header is found on the
+	 * first line, not in the whole file. */
+	CHECK("cr-csv", "name,email\rA,a@x.test\r\rB,b@x.test\r", INTAKE_AUTO, NULL,
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 4, "b@x.test", NULL, 0, NULL });
+	CHECK("cr-csv-quoted", "email,note\ra@x.test,\"x\ry\"\rb@x.test,z", INTAKE_AUTO,
+	    NULL,
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 4, "b@x.test", NULL, 0, NULL });
+	/* A CRLF split across two reads (CR the last byte of the first
+	 * 64 KiB) counts once (text). */
+	memset(big, 'a', sizeof(big));
+	off = 65535 - 7;
+	memcpy(big + off, "@x.test\r\nb@x.test\r", 18);
+	off += 18;
+	check_rows("cr-split", big, off, INTAKE_TEXT, NULL,
+	    (const struct want_row[]){
+		{ 1, big, NULL, 65535, NULL },
+		{ 2, "b@x.test", NULL, 0, NULL } }, 2);
 	CHECK("csv-crlf", "email,n\r\na@x.test,1\r\n\r\nb@x.test,2\r\n",
 	    INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 4, "b@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 4, "b@x.test", NULL, 0, NULL });
 }
 
 static void
@@ -184,11 +240,11 @@ test_bom(void **state)
 	(void)state;
 	CHECK("bom-text", "\xef\xbb\xbf" "alice@x.test\nbob@x.test\n", INTAKE_AUTO,
 	    NULL,
-	    { 1, "alice@x.test", NULL, 0 },
-	    { 2, "bob@x.test", NULL, 0 });
+	    { 1, "alice@x.test", NULL, 0, NULL },
+	    { 2, "bob@x.test", NULL, 0, NULL });
 	CHECK("bom-csv", "\xef\xbb\xbf" "Email,Name\r\na@x.test,A\r\n", INTAKE_AUTO,
 	    NULL,
-	    { 2, "a@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL });
 	CHECK_NONE("bom-only", "\xef\xbb\xbf", INTAKE_AUTO, NULL);
 }
 
@@ -198,19 +254,19 @@ test_csv_header(void **state)
 	(void)state;
 	CHECK("csv", "name,email,age\nAlice,alice@alpha.test,30\nBob, bob@beta.test ,40\n",
 	    INTAKE_AUTO, NULL,
-	    { 2, "alice@alpha.test", NULL, 0 },
-	    { 3, "bob@beta.test", NULL, 0 });
+	    { 2, "alice@alpha.test", NULL, 0, NULL },
+	    { 3, "bob@beta.test", NULL, 0, NULL });
 	/* One-column CSV: a first line that is just the column name. */
 	CHECK("one-column", "EMAIL\na@x.test\n\nb@x.test\n", INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 4, "b@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 4, "b@x.test", NULL, 0, NULL });
 	/* Forced CSV, quoted header names, blank lines between rows. */
 	CHECK("forced-csv", "\"Name\",\"E-mail\"\n\n\nA,a@x.test\n", INTAKE_CSV,
 	    "e-mail",
-	    { 4, "a@x.test", NULL, 0 });
+	    { 4, "a@x.test", NULL, 0, NULL });
 	/* An empty field is a row with empty text, not a skipped row. */
 	CHECK("empty-field", "email,name\n,Nobody\n", INTAKE_AUTO, NULL,
-	    { 2, "", NULL, 0 });
+	    { 2, "", NULL, 0, NULL });
 }
 
 static void
@@ -225,17 +281,17 @@ test_csv_quoted(void **state)
 	    "x,\"a@x.test\nRCPT TO:<v@y.test>\"\n"			/* 7-8 */
 	    "last,last@x.test\n",					/* 9 */
 	    INTAKE_AUTO, NULL,
-	    { 2, "john@x.test", NULL, 0 },
-	    { 3, "m@x.test", NULL, 0 },
-	    { 6, "\"a,b\"@x.test", NULL, 0 },
-	    { 7, "a@x.test\nRCPT TO:<v@y.test>", NULL, 0 },
-	    { 9, "last@x.test", NULL, 0 });
+	    { 2, "john@x.test", NULL, 0, NULL },
+	    { 3, "m@x.test", NULL, 0, NULL },
+	    { 6, "\"a,b\"@x.test", NULL, 0, NULL },
+	    { 7, "a@x.test\nRCPT TO:<v@y.test>", NULL, 0, NULL },
+	    { 9, "last@x.test", NULL, 0, NULL });
 	/* CRLF inside a quoted field counts as one line. */
 	CHECK("quoted-crlf",
 	    "email,note\r\na@x.test,\"one\r\ntwo\r\nthree\"\r\nb@x.test,x\r\n",
 	    INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 5, "b@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 5, "b@x.test", NULL, 0, NULL });
 }
 
 static void
@@ -244,13 +300,13 @@ test_delimiters(void **state)
 	(void)state;
 	CHECK("semicolon", "Name;Email\nA, Jr.;a@x.test\n\"B;C\";\"b@x.test\"\n",
 	    INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "b@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "b@x.test", NULL, 0, NULL });
 	CHECK("tsv", "email\tname\na@x.test\tA\n\tNo address\n", INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "", NULL, 0, NULL });
 	CHECK("tsv-col2", "id\tmail\n1\ta@x.test\n", INTAKE_AUTO, "MAIL",
-	    { 2, "a@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL });
 }
 
 static void
@@ -259,20 +315,20 @@ test_column(void **state)
 	(void)state;
 	CHECK("by-name", "id,Work Mail,email\n1,w@x.test,e@x.test\n", INTAKE_AUTO,
 	    "work mail",
-	    { 2, "w@x.test", NULL, 0 });
+	    { 2, "w@x.test", NULL, 0, NULL });
 	CHECK("by-number-header", "id,mail\n1,a@x.test\n2,b@x.test\n", INTAKE_AUTO,
 	    "2",
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "b@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "b@x.test", NULL, 0, NULL });
 	/* First row's column holds an address: no header, it is data. */
 	CHECK("by-number-noheader", "1,a@x.test\n2,b@x.test\n", INTAKE_AUTO, "2",
-	    { 1, "a@x.test", NULL, 0 },
-	    { 2, "b@x.test", NULL, 0 });
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "b@x.test", NULL, 0, NULL });
 	CHECK("by-number-semicolon", "x;y;z\n1;2;c@x.test\n", INTAKE_AUTO, "3",
-	    { 2, "c@x.test", NULL, 0 });
+	    { 2, "c@x.test", NULL, 0, NULL });
 	CHECK("number-text", "a@x.test\nb@x.test\n", INTAKE_AUTO, "1",
-	    { 1, "a@x.test", NULL, 0 },
-	    { 2, "b@x.test", NULL, 0 });
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 2, "b@x.test", NULL, 0, NULL });
 }
 
 static void
@@ -320,9 +376,9 @@ test_short_rows(void **state)
 	(void)state;
 	CHECK("short", "name,email\nAlice\nBob,bob@x.test\nCarol,\n", INTAKE_AUTO,
 	    NULL,
-	    { 2, "", "missing column", 0 },
-	    { 3, "bob@x.test", NULL, 0 },
-	    { 4, "", NULL, 0 });
+	    { 2, "", "missing column", 0, NULL },
+	    { 3, "bob@x.test", NULL, 0, NULL },
+	    { 4, "", NULL, 0, NULL });
 }
 
 static void
@@ -343,32 +399,32 @@ test_broken_quote(void **state)
 	CHECK("open-quote",
 	    "name,email\nA,a@x.test\n\"B,b@x.test\nC,c@x.test\nD,d@x.test",
 	    INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "b@x.test", "unterminated quote", 0 },
-	    { 4, "c@x.test", NULL, 0 },
-	    { 5, "d@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "b@x.test", "unterminated quote", 0, NULL },
+	    { 4, "c@x.test", NULL, 0, NULL },
+	    { 5, "d@x.test", NULL, 0, NULL });
 	CHECK("open-quote-addr",
 	    "email,name\r\n\"x@y.test,X\r\nz@y.test,Z\r\n", INTAKE_AUTO, NULL,
-	    { 2, "x@y.test", "unterminated quote", 0 },
-	    { 3, "z@y.test", NULL, 0 });
+	    { 2, "x@y.test", "unterminated quote", 0, NULL },
+	    { 3, "z@y.test", NULL, 0, NULL });
 	CHECK("open-quote-eol", "email\na@x.test\n\"\nc@x.test\n", INTAKE_AUTO,
 	    NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "", "unterminated quote", 0 },
-	    { 4, "c@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "", "unterminated quote", 0, NULL },
+	    { 4, "c@x.test", NULL, 0, NULL });
 	CHECK("open-quote-eof", "email\na@x.test\n\"", INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "", "unterminated quote", 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "", "unterminated quote", 0, NULL });
 	/* A quote opened after an embedded-newline field. */
 	CHECK("open-quote-late",
 	    "note,email\n\"1\n2\",a@x.test\nn,\"b@x.test\nn,c@x.test\n",
 	    INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 4, "b@x.test", "unterminated quote", 0 },
-	    { 5, "c@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 4, "b@x.test", "unterminated quote", 0, NULL },
+	    { 5, "c@x.test", NULL, 0, NULL });
 	/* Stray quotes inside unquoted fields are literal (non-strict). */
 	CHECK("stray", "email,n\na\"b@x.test,1\n", INTAKE_AUTO, NULL,
-	    { 2, "a\"b@x.test", NULL, 0 });
+	    { 2, "a\"b@x.test", NULL, 0, NULL });
 }
 
 /* A 1 MiB line is capped, flagged, and the next row is intact. */
@@ -413,14 +469,112 @@ test_nul_bytes(void **state)
 {
 	(void)state;
 	CHECK("nul-text", "a\0b@x.test\nc@x.test\n\0\n", INTAKE_AUTO, NULL,
-	    { 1, "a\x1a" "b@x.test", "NUL byte in row", 0 },
-	    { 2, "c@x.test", NULL, 0 },
-	    { 3, "\x1a", "NUL byte in row", 0 });
+	    { 1, "a\x1a" "b@x.test", "NUL byte in row", 0, NULL },
+	    { 2, "c@x.test", NULL, 0, NULL },
+	    { 3, "\x1a", "NUL byte in row", 0, NULL });
+	/* A NUL in another column does not touch the address: a warning. */
 	CHECK("nul-csv", "email,name\na@x.test,B\0b\nc\0@x.test,C\nd@x.test,D\n",
 	    INTAKE_AUTO, NULL,
-	    { 2, "a@x.test", "NUL byte in row", 0 },
-	    { 3, "c\x1a@x.test", "NUL byte in row", 0 },
-	    { 4, "d@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, "NUL byte in another column" },
+	    { 3, "c\x1a@x.test", "NUL byte in row", 0, NULL },
+	    { 4, "d@x.test", NULL, 0, NULL });
+}
+
+/* Trouble outside the address column is a warning, not a bad address. */
+static void
+test_other_column(void **state)
+{
+	(void)state;
+	/* An unterminated quote in a later field: the address was complete. */
+	CHECK("quote-later", "email,name\nalice@alpha.test,\"unterminated\nbob@x.test,B\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "alice@alpha.test", NULL, 0, "unterminated quote" },
+	    { 3, "bob@x.test", NULL, 0, NULL });
+	CHECK("quote-later-eol", "email,name\nalice@alpha.test,\"\nbob@x.test,B\n",
+	    INTAKE_AUTO, NULL,
+	    { 2, "alice@alpha.test", NULL, 0, "unterminated quote" },
+	    { 3, "bob@x.test", NULL, 0, NULL });
+	/* Opened before the address column: the address is a guess. */
+	CHECK("quote-before", "name,email\n\"A,a@x.test\nB,b@x.test\n", INTAKE_AUTO,
+	    NULL,
+	    { 2, "a@x.test", "unterminated quote", 0, NULL },
+	    { 3, "b@x.test", NULL, 0, NULL });
+	/* A NUL two columns away, and one in a quoted other field. */
+	static const char nul[] = "id,email,note\n1,a@x.test,\"x\0y\"\n\0,b@x.test,\n";
+	check_rows("nul-other", nul, sizeof(nul) - 1, INTAKE_AUTO, NULL,
+	    (const struct want_row[]){
+		{ 2, "a@x.test", NULL, 0, "NUL byte in another column" },
+		{ 3, "b@x.test", NULL, 0, "NUL byte in another column" } }, 2);
+}
+
+/* JSONL that is not JSONL, or names no member, is unusable as a whole. */
+static void
+test_jsonl_sniff(void **state)
+{
+	static const struct {
+		const char *data;
+		enum intake_format fmt;
+		const char *field;
+		const char *needle;     /* NULL: opens */
+	} cases[] = {
+		{ "email,name\na@x.test,A\nb@x.test,B\n", INTAKE_JSONL, NULL,
+		    "does not look like JSONL: line 1 " },
+		{ "\n\nnot json\n", INTAKE_JSONL, NULL,
+		    "does not look like JSONL: line 3 " },
+		{ "{alice@x.test}\n{bob@x.test}\n", INTAKE_AUTO, NULL,
+		    "does not look like JSONL" },
+		{ "{\"mail\":\"a@x.test\"}\n{\"mail\":\"b@x.test\"}\n", INTAKE_AUTO,
+		    NULL, "no member \"email\"" },
+		/* one good line among bad ones: rows, each judged */
+		{ "oops\n{\"email\":\"a@x.test\"}\n", INTAKE_JSONL, NULL, NULL },
+		{ "{\"mail\":\"a@x.test\"}\n", INTAKE_JSONL, "mail", NULL },
+		{ "", INTAKE_JSONL, NULL, NULL },
+		/* empty names are refused, not taken for the default */
+		{ "email\na@x.test\n", INTAKE_AUTO, "", "empty field name" },
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct intake_opts o = { cases[i].fmt, NULL, cases[i].field };
+		char *path = write_temp(cases[i].data, strlen(cases[i].data));
+		struct intake *in;
+
+		err[0] = '\0';
+		in = intake_open(path, &o, err, sizeof(err));
+		if (cases[i].needle == NULL && in == NULL)
+			fail_msg("case %zu: %s", i, err);
+		if (cases[i].needle != NULL && (in != NULL ||
+		    strstr(err, cases[i].needle) == NULL))
+			fail_msg("case %zu: opened=%d err \"%s\", want \"%s\"", i,
+			    in != NULL, err, cases[i].needle);
+		intake_close(in);
+		unlink(path);
+		free(path);
+	}
+	/* More than INTAKE_SNIFF_LINES bad lines before a good one: refused. */
+	{
+		char data[4096] = "";
+		struct intake_opts o = { INTAKE_JSONL, NULL, NULL };
+		char *path;
+
+		for (int i = 0; i < INTAKE_SNIFF_LINES; i++)
+			strcat(data, "x,y\n");
+		strcat(data, "{\"email\":\"a@x.test\"}\n");
+		path = write_temp(data, strlen(data));
+		assert_null(intake_open(path, &o, err, sizeof(err)));
+		unlink(path);
+		free(path);
+	}
+	{
+		struct intake_opts o = { INTAKE_AUTO, "", NULL };
+		char *path = write_temp("email\n", 6);
+
+		assert_null(intake_open(path, &o, err, sizeof(err)));
+		assert_non_null(strstr(err, "empty column name"));
+		unlink(path);
+		free(path);
+	}
 }
 
 /* Many rows crossing the 64 KiB read size: lines stay exact, CRLF pairs
@@ -495,13 +649,13 @@ test_tsv(void **state)
 	/* Forced TSV: commas and semicolons are data, TAB separates. */
 	CHECK("tsv", "name\temail\nA, B\ta@x.test\n\"C\tD\"\tb@x.test\n", INTAKE_TSV,
 	    NULL,
-	    { 2, "a@x.test", NULL, 0 },
-	    { 3, "b@x.test", NULL, 0 });
+	    { 2, "a@x.test", NULL, 0, NULL },
+	    { 3, "b@x.test", NULL, 0, NULL });
 	CHECK("tsv-col", "x;y\tz\n1;2\tc@x.test\n", INTAKE_TSV, "2",
-	    { 2, "c@x.test", NULL, 0 });
+	    { 2, "c@x.test", NULL, 0, NULL });
 	/* Auto-detected TAB header. */
 	CHECK("tsv-auto", "id\tEmail\n7\td@x.test\n", INTAKE_AUTO, NULL,
-	    { 2, "d@x.test", NULL, 0 });
+	    { 2, "d@x.test", NULL, 0, NULL });
 }
 
 static void
@@ -515,21 +669,21 @@ test_jsonl(void **state)
 	    "not json\n"
 	    "{\"email\":\"e@x.test\"",
 	    INTAKE_AUTO, NULL,
-	    { 1, "a@x.test", NULL, 0 },
-	    { 3, "b@x.test", NULL, 0 },
-	    { 4, "{\"name\":\"c\"}", "missing field", 0 },
-	    { 5, "{\"email\":42}", "field not a string", 0 },
-	    { 6, "not json", "invalid JSON", 0 },
-	    { 7, "{\"email\":\"e@x.test\"", "invalid JSON", 0 });
+	    { 1, "a@x.test", NULL, 0, NULL },
+	    { 3, "b@x.test", NULL, 0, NULL },
+	    { 4, "{\"name\":\"c\"}", "missing field", 0, NULL },
+	    { 5, "{\"email\":42}", "field not a string", 0, NULL },
+	    { 6, "not json", "invalid JSON", 0, NULL },
+	    { 7, "{\"email\":\"e@x.test\"", "invalid JSON", 0, NULL });
 	CHECK("jsonl-field", "{\"mail\":\"a@x.test\",\"email\":\"x\"}\n", INTAKE_JSONL,
 	    "mail",
-	    { 1, "a@x.test", NULL, 0 });
+	    { 1, "a@x.test", NULL, 0, NULL });
 	/* A raw NUL is never JSON; an escaped one becomes SUB. */
 	static const char nul[] = "{\"email\":\"a\0@x\"}\n{\"email\":\"a\\u0000b\"}\n";
 	check_rows("jsonl-nul", nul, sizeof(nul) - 1, INTAKE_JSONL, NULL,
 	    (const struct want_row[]){
-		{ 1, "{\"email\":\"a\x1a@x\"}", "NUL byte in row", 0 },
-		{ 2, "a\x1a" "b", "NUL byte in row", 0 } }, 2);
+		{ 1, "{\"email\":\"a\x1a@x\"}", "NUL byte in row", 0, NULL },
+		{ 2, "a\x1a" "b", "NUL byte in row", 0, NULL } }, 2);
 }
 
 /* intake_json_field() alone: strict RFC 8259, one object per line. */
@@ -699,7 +853,10 @@ test_gzip(void **state)
 		assert_int_equal(rc, -1);
 		intake_close(in);
 	}
-	assert_non_null(strstr(err, "gzip"));
+	/* the file's name and what happened, not zlib's "<fd:N>" */
+	assert_non_null(strstr(err, "truncated gzip input"));
+	assert_non_null(strstr(err, path));
+	assert_null(strstr(err, "<fd:"));
 	unlink(path);
 	free(path);
 
@@ -723,6 +880,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_text),
 		cmocka_unit_test(test_crlf),
+		cmocka_unit_test(test_cr_only),
+		cmocka_unit_test(test_other_column),
+		cmocka_unit_test(test_jsonl_sniff),
 		cmocka_unit_test(test_bom),
 		cmocka_unit_test(test_csv_header),
 		cmocka_unit_test(test_csv_quoted),
