@@ -31,13 +31,48 @@
  *
  * Progress goes to stderr (progress.h): a bar on a terminal, a line every
  * 10 s otherwise, nothing with --quiet.
+ *
+ * The output file (-o FILE): rows go to a temporary file next to FILE
+ * (FILE.tmp.XXXXXX, FILE's mode), renamed over FILE when the run is over,
+ * so FILE is never truncated by a run that cannot even start (unreadable
+ * input, no such column: exit 3) and a reader never sees half a file.  A
+ * symlink FILE is followed (its target is replaced); a FILE that is not a
+ * regular file (/dev/null, a FIFO) is written directly.  -o naming the
+ * input file (also through a symlink or hard link: same st_dev/st_ino),
+ * --report naming either, or stdout redirected into the input is a usage
+ * error (exit 2): the input would be destroyed while being read.
+ *
+ * Ending early.  SIGINT / SIGTERM (libevent signal events): reading and
+ * submitting stop, every row that has its verdict is written in input
+ * order (rows still without one are left out, their line numbers show the
+ * gaps), the output is flushed and kept as FILE.partial (FILE itself is
+ * not touched; on stdout the rows are simply written), "interrupted: N of
+ * M rows read written ...; the output is incomplete" goes to stderr, open
+ * sessions get a QUIT (at most CHECK_QUIT_WAIT_MS) and the exit status is
+ * 130 / 143.  From the first signal on, a second one exits at once (the
+ * temporary file is removed).  Runtime failures (exit 1: a spool or output
+ * write error) remove the temporary file and leave FILE alone.
+ *
+ * Exit 1 with a complete output (FILE replaced): every MX lookup of the
+ * run failed with a resolver error ("no answer from the DNS resolver ...":
+ * the verdicts are unknown/dns_error, which says nothing about the list);
+ * or a read error ended the input early (a truncated gzip file): the rows
+ * read before it have their verdicts.
+ *
+ * Finishing: once every verdict is in, sessions are QUIT and the loop ends
+ * as soon as none is open (engine_stats.sessions_open), CHECK_QUIT_WAIT_MS
+ * at most; a run that opened no connection ends at once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +95,9 @@
 
 #define CHECK_INFLIGHT_MAX 20000     /* recipients handed to the engine, unanswered */
 #define CHECK_TEXT_MAX     (1u << 17) /* a row's text or an address, with room */
+#define CHECK_QUIT_WAIT_MS 1000      /* QUIT/221 of open sessions at the end, at most */
+#define CHECK_QUIT_POLL_MS 5         /* how often to look whether they are closed */
+#define CHECK_TABLE_INPUT  40        /* columns of the table's INPUT cell */
 
 enum check_format { FMT_CSV = 0, FMT_JSONL, FMT_TABLE };
 
@@ -111,7 +149,15 @@ struct check {
 	struct report *report;
 	struct progress pg;
 	FILE *out;
+	const char *out_name;        /* -o as given, for messages; "stdout" */
+	char *out_final;             /* where the output lands (a symlink followed) */
+	char *out_tmp;               /* the temporary file written, or NULL (direct) */
 	enum check_format fmt;
+	struct event *sigint, *sigterm;
+	int interrupted;             /* the signal that ended the run, or 0 */
+	int frozen;                  /* output written: later verdicts are dropped */
+	struct event *quit_poll;     /* end of run: are the sessions closed? */
+	uint64_t quit_deadline;      /* ms (retry_wall_ms clock) */
 
 	struct spool *rows, *verdicts;
 	uint64_t *vidx;              /* by uid: verdict offset + 1; 0 = not yet */
@@ -138,10 +184,15 @@ check_usage(FILE *f)
 	    "Verify every address in FILE on this machine (no Kafka, no Redis) and write\n"
 	    "one verdict row per input row, in input order.  FILE is a text file with one\n"
 	    "address per line, a CSV/TSV with an 'email' column or JSONL with an 'email'\n"
-	    "member, optionally gzip-compressed; '-' reads stdin.\n"
+	    "member, optionally gzip-compressed; '-' reads stdin.  Lines end at LF, CRLF or\n"
+	    "a lone CR (JSONL: LF).  Blank lines are not rows; the line column is the\n"
+	    "input's line number, so output joins back to the input by line.\n"
 	    "\n"
 	    "Options:\n"
-	    "  -o, --output FILE       write results to FILE (default: stdout)\n"
+	    "  -o, --output FILE       write results to FILE (default: stdout); written to\n"
+	    "                          FILE.tmp.XXXXXX and renamed over FILE at the end, so\n"
+	    "                          a failed run leaves FILE alone; after an interrupt\n"
+	    "                          the rows done so far are in FILE.partial\n"
 	    "  -f, --format FMT        csv (default), jsonl, or table (aligned, for people)\n"
 	    "  -c, --column NAME|N     CSV/TSV column holding the address (default: email)\n"
 	    "      --field NAME        JSONL member holding the address (default: email)\n"
@@ -175,7 +226,11 @@ check_usage(FILE *f)
 	    "detail,reply,suggestion.  status is deliverable, undeliverable, risky or\n"
 	    "unknown; a deliverable disposable or role address is risky (flags are kept).\n"
 	    "\n"
-	    "Exit codes: 0 done; 1 runtime failure; 2 usage error; 3 input unusable.\n",
+	    "Exit codes: 0 done; 1 runtime failure, or done but the DNS resolver answered\n"
+	    "for no domain, or a read error (truncated gzip) ended the input early (the\n"
+	    "rows before it are written); 2 usage error (also: -o or --report is the\n"
+	    "input file); 3 input unusable (unreadable, no such column, not JSONL);\n"
+	    "130 / 143 interrupted by SIGINT / SIGTERM (a second one exits at once).\n",
 	    lists_default_dir());
 }
 
@@ -269,36 +324,98 @@ check_get_verdict(struct check *c, uint64_t off, struct verdict *v)
 	return 0;
 }
 
+/* Bytes of the printable UTF-8 character at s (well-formed: no overlong
+ * form, no surrogate, at most U+10FFFF; not a C0/C1 control nor DEL), or 0. */
+static size_t
+check_utf8_printable(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return s[0] >= 0x20 && s[0] != 0x7f ? 1 : 0;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, lo = s[0] == 0xc2 ? 0xa0 : 0x80;   /* C2 80..9F: C1 controls */
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * One table cell for a terminal: at most cols characters of s (one column
+ * per character), printable UTF-8 kept, every other byte (controls,
+ * escape sequences, invalid UTF-8) shown as one '?', so nothing raw
+ * reaches the terminal and columns stay aligned; padded with spaces to
+ * cols when pad.  out holds cols * 4 + 1 bytes.
+ */
+static void
+check_table_cell(char *out, const char *s, size_t cols, int pad)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, k = 0, n;
+
+	for (; *p != '\0' && k < cols; k++) {
+		if ((n = check_utf8_printable(p)) == 0) {
+			out[o++] = '?';
+			p++;
+			continue;
+		}
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+	}
+	while (pad && k++ < cols)
+		out[o++] = ' ';
+	out[o] = '\0';
+}
+
 /* An aligned table for people; wide fields are cut, never wrapped. */
 static int
 check_write_table_row(FILE *out, uint64_t line, const char *in, const struct verdict *v)
 {
-	char input[41], code[8] = "";
-	size_t k = 0;
+	char input[CHECK_TABLE_INPUT * 4 + 1], code[8] = "";
+	char detail[sizeof(v->detail) * 4 + 1], mx[sizeof(v->mx_host) * 4 + 1];
+	char sugg[sizeof(v->suggestion) * 4 + 1];
 
-	/* Show control characters visibly, never raw, on a terminal. */
-	for (const char *s = in; *s != '\0' && k < 40; s++)
-		input[k++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
-	input[k] = '\0';
+	check_table_cell(input, in, CHECK_TABLE_INPUT, 1);
+	check_table_cell(mx, v->mx_host, sizeof(v->mx_host), 0);
+	check_table_cell(detail, v->detail, sizeof(v->detail), 0);
+	check_table_cell(sugg, v->suggestion, sizeof(v->suggestion), 0);
 	if (v->smtp_code)
 		snprintf(code, sizeof(code), "%d", v->smtp_code);
 	/* the status word in colour on a terminal (term.h: never with NO_COLOR) */
-	fprintf(out, "%7llu  %-40s  %s%-13s%s  %-18s  %4s  %-7s  %s%s%s%s%s\n",
+	fprintf(out, "%7llu  %s  %s%-13s%s  %-18s  %4s  %-7s  %s%s%s%s%s\n",
 	    (unsigned long long)line, input, term_status_color(out, v->status),
 	    verdict_status_name(v->status), term_reset(out),
-	    verdict_reason_name(v->reason), code, v->enhanced, v->mx_host,
-	    v->mx_host[0] && v->detail[0] ? " " : "", v->detail,
-	    v->suggestion[0] ? "  did you mean " : "", v->suggestion);
+	    verdict_reason_name(v->reason), code, v->enhanced, mx,
+	    mx[0] && detail[0] ? " " : "", detail,
+	    sugg[0] ? "  did you mean " : "", sugg);
 	return ferror(out) ? -1 : 0;
 }
 
+/* How check_drain() treats a row without its verdict. */
+enum check_drain_mode {
+	DRAIN_WAIT = 0,     /* stop there: rows come out in input order */
+	DRAIN_FORCE,        /* the run is over: an explicit internal-error verdict
+	                       (a bug upstream) rather than a vanished row */
+	DRAIN_SKIP          /* interrupted: leave it out, write the rest */
+};
+
 /*
- * Write every row at the cursor whose verdict is in.  force: the run is
- * over; a row still without a verdict (a bug upstream) gets an explicit
- * internal-error verdict rather than vanishing.  0 / -1 (I/O error).
+ * Write every row at the cursor whose verdict is in (see the modes).
+ * 0 / -1 (I/O error).
  */
 static int
-check_drain(struct check *c, int force)
+check_drain(struct check *c, enum check_drain_mode mode)
 {
 	enum verdict_format vf = c->fmt == FMT_JSONL ? VF_JSONL : VF_CSV;
 	struct check_rowrec rr;
@@ -308,8 +425,12 @@ check_drain(struct check *c, int force)
 		if (spool_read(c->rows, c->cursor, &rr, sizeof(rr)) != 0)
 			return -1;
 		if (rr.uid >= c->nvidx || c->vidx[rr.uid] == 0) {
-			if (!force)
+			if (mode == DRAIN_WAIT)
 				return 0;
+			if (mode == DRAIN_SKIP) {
+				c->cursor += sizeof(rr) + rr.len;
+				continue;
+			}
 			verdict_init(&v, VR_TEMP_FAILURE);
 			snprintf(v.detail, sizeof(v.detail), "no verdict (internal error)");
 			c->address[0] = '\0';
@@ -339,33 +460,60 @@ check_drain(struct check *c, int force)
 
 /* ---- pipeline callbacks ----------------------------------------------- */
 
+/* End of run: the loop ends once no session is open, or at the deadline. */
+static void
+check_on_quit_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct check *c = arg;
+	struct engine_stats es;
+
+	engine_get_stats(c->engine, &es);
+	if (es.sessions_open == 0 || retry_wall_ms() >= c->quit_deadline)
+		event_base_loopexit(c->base, NULL);
+}
+
 /*
- * When every uid has its verdict: stop the progress ticker, ask the engine to
- * QUIT its sessions, and give the QUIT/221 exchanges a moment before the loop
- * ends (the verdicts are complete either way).
+ * QUIT every session and end the loop as soon as the QUIT/221 exchanges
+ * are over (CHECK_QUIT_WAIT_MS at most; the verdicts are complete either
+ * way).  Without a session open, the loop ends at once.
  */
+static void
+check_close_sessions(struct check *c)
+{
+	struct timeval poll = { 0, CHECK_QUIT_POLL_MS * 1000 };
+	struct engine_stats es;
+
+	engine_shutdown(c->engine);
+	engine_get_stats(c->engine, &es);
+	c->quit_deadline = retry_wall_ms() + CHECK_QUIT_WAIT_MS;
+	if (es.sessions_open == 0 || (c->quit_poll == NULL &&
+	    (c->quit_poll = event_new(c->base, -1, EV_PERSIST, check_on_quit_poll,
+	    c)) == NULL) || event_add(c->quit_poll, &poll) != 0)
+		event_base_loopexit(c->base, NULL);
+}
+
+/* When every uid has its verdict: stop the progress ticker and close. */
 static void
 check_maybe_finish(struct check *c)
 {
-	struct timeval grace = { 1, 0 };
-
-	if (!c->plan_done || c->probed < c->submitted || c->finished)
+	if (!c->plan_done || c->probed < c->submitted || c->finished || c->frozen)
 		return;
 	c->finished = 1;
 	if (c->tick != NULL)
 		event_del(c->tick);
-	engine_shutdown(c->engine);
-	event_base_loopexit(c->base, &grace);
+	check_close_sessions(c);
 }
 
 static void
 check_store(struct check *c, uint64_t uid, const char *address, const struct verdict *v)
 {
+	if (c->frozen)
+		return;		/* interrupted: the output is written already */
 	if (check_put_verdict(c, uid, address, v) != 0) {
 		check_fail(c, "cannot spool a verdict");
 		return;
 	}
-	if (check_drain(c, 0) != 0)
+	if (check_drain(c, DRAIN_WAIT) != 0)
 		check_fail(c, "cannot write output");
 }
 
@@ -427,6 +575,16 @@ check_again_new(const struct probe_req *req)
 	return a;
 }
 
+static void
+check_again_drop(void *arg, void *item)
+{
+	struct check_tag *t = item;
+
+	(void)arg;
+	check_again_free(t->again);
+	free(t);
+}
+
 /* A held probe is due: submit it again (it is still counted as submitted). */
 static void
 check_again_due(void *arg, void *item)
@@ -434,7 +592,13 @@ check_again_due(void *arg, void *item)
 	struct check *c = arg;
 	struct check_tag *t = item;
 	struct check_again *a = t->again;
-	struct probe_req req = {
+	struct probe_req req;
+
+	if (c->interrupted) {
+		check_again_drop(c, t);
+		return;
+	}
+	req = (struct probe_req){
 		.address = a->address,
 		.domain = a->domain,
 		.mx_domain = a->mx_domain,
@@ -448,15 +612,6 @@ check_again_due(void *arg, void *item)
 	(void)engine_submit(c->engine, &req);
 }
 
-static void
-check_again_drop(void *arg, void *item)
-{
-	struct check_tag *t = item;
-
-	(void)arg;
-	check_again_free(t->again);
-	free(t);
-}
 
 /* 1 when v is temporary and another attempt fits in --max-wait: t is then
  * held until it is due. */
@@ -483,6 +638,8 @@ check_on_domain(void *arg, const struct plan_domain *d)
 	struct engine_mx_host hosts[64];
 	size_t nhosts = d->mx->nhosts < 64 ? d->mx->nhosts : 64;
 
+	if (c->interrupted)
+		return;		/* no new work: those rows stay without a verdict */
 	for (size_t i = 0; i < nhosts; i++) {
 		hosts[i].name = d->mx->hosts[i].name;
 		hosts[i].preference = d->mx->hosts[i].preference;
@@ -596,6 +753,267 @@ check_write_report(struct check *c, const char *path, const char *input, char *e
 	return rc;
 }
 
+/* ---- the output file and ending early ---------------------------------- */
+
+/* For the handler of a second signal: the temporary file to remove. */
+static char check_tmp_path[PATH_MAX + 32];
+static volatile sig_atomic_t check_tmp_set;
+
+/* A second SIGINT / SIGTERM: no more waiting.  Only async-signal-safe calls. */
+static void
+check_on_signal_again(int sig)
+{
+	if (check_tmp_set)
+		(void)unlink(check_tmp_path);
+	(void)write(STDERR_FILENO, "\n", 1);
+	_exit(128 + sig);
+}
+
+/* The first SIGINT / SIGTERM (a libevent signal event, so on the loop). */
+static void
+check_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct check *c = arg;
+
+	(void)what;
+	if (c->interrupted)
+		return;
+	if (c->finished) {
+		/* Every verdict is in: only the QUITs are cut short. */
+		event_base_loopexit(c->base, NULL);
+		return;
+	}
+	c->interrupted = (int)sig;
+	plan_pause(c->plan);
+	event_base_loopbreak(c->base);
+}
+
+/*
+ * Handle sig on the loop, unless it was ignored when we started (a shell
+ * starts background jobs with SIGINT ignored: Ctrl-C is not for them).
+ * 0 / -1.
+ */
+static int
+check_signal_watch(struct check *c, int sig, struct event **ev)
+{
+	struct sigaction old;
+
+	if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+		return 0;
+	if ((*ev = evsignal_new(c->base, sig, check_on_signal, c)) == NULL ||
+	    event_add(*ev, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* From now on a signal (that was not ignored) ends the process at once. */
+static void
+check_signals_final(struct check *c)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = check_on_signal_again;
+	sigemptyset(&sa.sa_mask);
+	if (c->sigint != NULL) {
+		event_del(c->sigint);
+		(void)sigaction(SIGINT, &sa, NULL);
+	}
+	if (c->sigterm != NULL) {
+		event_del(c->sigterm);
+		(void)sigaction(SIGTERM, &sa, NULL);
+	}
+}
+
+/*
+ * Do two paths name one file (st_dev and st_ino, so symlinks and hard
+ * links count)?  b NULL: b is standard output.  Only regular files: the
+ * same /dev/null twice harms nothing.
+ */
+static int
+check_same_file(const struct stat *in, const char *b)
+{
+	struct stat sb;
+
+	if (b == NULL ? fstat(STDOUT_FILENO, &sb) != 0 : stat(b, &sb) != 0)
+		return 0;
+	return S_ISREG(sb.st_mode) && sb.st_dev == in->st_dev && sb.st_ino == in->st_ino;
+}
+
+/* Refuse to write over the input (or -o and --report over each other):
+ * 0, or -1 after a message. */
+static int
+check_refuse_same(const char *input, const char *output, const char *report)
+{
+	struct stat in, out;
+	int to_file = output != NULL && strcmp(output, "-") != 0;
+
+	if (strcmp(input, "-") == 0 ? fstat(STDIN_FILENO, &in) == 0 : stat(input, &in) == 0) {
+		if (S_ISREG(in.st_mode) && check_same_file(&in, to_file ? output : NULL)) {
+			if (to_file)
+				fprintf(stderr, "mxsift check: -o %s is the input file %s: "
+				    "refusing to overwrite the list being read\n", output, input);
+			else
+				fprintf(stderr, "mxsift check: standard output is the input file "
+				    "%s: refusing to overwrite the list being read\n", input);
+			return -1;
+		}
+		if (S_ISREG(in.st_mode) && report != NULL && check_same_file(&in, report)) {
+			fprintf(stderr, "mxsift check: --report %s is the input file %s: "
+			    "refusing to overwrite the list being read\n", report, input);
+			return -1;
+		}
+	}
+	if (to_file && report != NULL && stat(output, &out) == 0 && S_ISREG(out.st_mode) &&
+	    check_same_file(&out, report)) {
+		fprintf(stderr, "mxsift check: -o and --report name the same file %s\n", output);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Open the output (after the input was opened and its header checked):
+ * stdout; a FILE that is not a regular file, directly; else a temporary
+ * file next to FILE (a symlink followed) with FILE's mode, or the mode a
+ * new file gets.  0 / -1 + err.
+ */
+static int
+check_out_open(struct check *c, const char *output, char *err, size_t errlen)
+{
+	struct stat st;
+	mode_t mask;
+	int fd, exists;
+
+	if (output == NULL || strcmp(output, "-") == 0) {
+		c->out = stdout;
+		c->out_name = "stdout";
+		return 0;
+	}
+	c->out_name = output;
+	if (lstat(output, &st) == 0 && S_ISLNK(st.st_mode))
+		c->out_final = realpath(output, NULL);   /* NULL: a dangling link */
+	if (c->out_final == NULL && (c->out_final = strdup(output)) == NULL)
+		goto fail;
+	exists = stat(c->out_final, &st) == 0;
+	if (exists && !S_ISREG(st.st_mode)) {
+		if ((c->out = fopen(c->out_final, "w")) == NULL)
+			goto fail;
+		return 0;
+	}
+	if ((c->out_tmp = malloc(strlen(c->out_final) + 16)) == NULL)
+		goto fail;
+	snprintf(c->out_tmp, strlen(c->out_final) + 16, "%s.tmp.XXXXXX", c->out_final);
+	if ((fd = mkostemp(c->out_tmp, O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: cannot create a temporary file next to it: %s",
+		    output, strerror(errno));
+		free(c->out_tmp);
+		c->out_tmp = NULL;
+		return -1;
+	}
+	if (strlen(c->out_tmp) < sizeof(check_tmp_path)) {
+		memcpy(check_tmp_path, c->out_tmp, strlen(c->out_tmp) + 1);
+		check_tmp_set = 1;
+	}
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, exists ? st.st_mode & 07777 : 0666 & ~mask) != 0 ||
+	    (c->out = fdopen(fd, "w")) == NULL) {
+		snprintf(err, errlen, "%s: %s", c->out_tmp, strerror(errno));
+		close(fd);
+		unlink(c->out_tmp);
+		check_tmp_set = 0;
+		return -1;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", output, strerror(errno));
+	return -1;
+}
+
+enum check_out_end { OUT_COMMIT, OUT_PARTIAL, OUT_DISCARD };
+
+/*
+ * Close the output: COMMIT renames the temporary file over FILE, PARTIAL
+ * to FILE.partial, DISCARD removes it.  0, or -1 after a message (the
+ * temporary file is then removed and FILE left alone).
+ */
+static int
+check_out_close(struct check *c, enum check_out_end how)
+{
+	char *partial = NULL;
+	const char *to = NULL;
+	int rc = 0;
+
+	if (c->out == NULL)
+		return 0;
+	if (fflush(c->out) != 0 || ferror(c->out))
+		rc = -1;
+	if (c->out == stdout) {
+		c->out = NULL;
+		goto out;
+	}
+	/* A renamed file must hold its bytes before it takes FILE's name. */
+	if (rc == 0 && c->out_tmp != NULL && how != OUT_DISCARD && fsync(fileno(c->out)) != 0)
+		rc = -1;
+	if (fclose(c->out) != 0)
+		rc = -1;
+	c->out = NULL;
+	if (c->out_tmp == NULL)
+		goto out;
+	if (rc == 0 && how == OUT_COMMIT)
+		to = c->out_final;
+	else if (rc == 0 && how == OUT_PARTIAL) {
+		if ((partial = malloc(strlen(c->out_final) + 9)) == NULL)
+			rc = -1;
+		else
+			sprintf(partial, "%s.partial", c->out_final);
+		to = partial;
+	}
+	if (to != NULL && rename(c->out_tmp, to) != 0)
+		rc = -1;
+	if (to == NULL || rc != 0)
+		(void)unlink(c->out_tmp);
+	check_tmp_set = 0;
+out:
+	if (rc != 0 && how != OUT_DISCARD)
+		fprintf(stderr, "mxsift check: writing %s: %s\n", c->out_name, strerror(errno));
+	free(partial);
+	return rc;
+}
+
+/*
+ * After SIGINT / SIGTERM: write what is final, keep it (FILE.partial),
+ * say so, QUIT the sessions briefly.  Returns the exit status.
+ */
+static int
+check_interrupted(struct check *c)
+{
+	struct plan_stats ps;
+	int rc = 128 + c->interrupted;
+
+	check_signals_final(c);
+	c->frozen = 1;
+	plan_get_stats(c->plan, &ps);
+	if (check_drain(c, DRAIN_SKIP) != 0) {
+		fprintf(stderr, "mxsift check: writing %s: %s\n", c->out_name, strerror(errno));
+		(void)check_out_close(c, OUT_DISCARD);
+		return rc;
+	}
+	if (check_out_close(c, OUT_PARTIAL) != 0)
+		return rc;
+	fprintf(stderr, "mxsift check: interrupted: %llu of %llu rows read written%s%s%s; "
+	    "the output is incomplete%s\n", (unsigned long long)c->rows_written,
+	    (unsigned long long)ps.rows, c->out_tmp != NULL ? " to " : "",
+	    c->out_tmp != NULL ? c->out_final : "", c->out_tmp != NULL ? ".partial" : "",
+	    ps.reading ? " (the input was not read to its end)" : "");
+	/* Polite to the servers still talking to us, briefly. */
+	c->finished = 1;
+	check_close_sessions(c);
+	event_base_dispatch(c->base);
+	return rc;
+}
+
 int
 cmd_check(int argc, char **argv)
 {
@@ -655,8 +1073,20 @@ cmd_check(int argc, char **argv)
 				return MXSIFT_EXIT_USAGE;
 			}
 			break;
-		case 'c': io.column = optarg; break;
-		case 'F': io.field = optarg; break;
+		case 'c':
+		case 'F':
+			/* An empty name is a mistake, not "the default". */
+			if (*optarg == '\0') {
+				fprintf(stderr, "mxsift check: --%s wants a %s\n",
+				    ch == 'c' ? "column" : "field", ch == 'c' ?
+				    "header name or a 1-based number" : "member name");
+				return MXSIFT_EXIT_USAGE;
+			}
+			if (ch == 'c')
+				io.column = optarg;
+			else
+				io.field = optarg;
+			break;
 		case 'I': {
 			int f = intake_format_parse(optarg);
 			if (f < 0) {
@@ -743,6 +1173,8 @@ cmd_check(int argc, char **argv)
 		fprintf(stderr, "mxsift check: exactly one input FILE is required (try --help)\n");
 		return MXSIFT_EXIT_USAGE;
 	}
+	if (check_refuse_same(argv[optind], output, report) != 0)
+		return MXSIFT_EXIT_USAGE;
 	if (!retry_set) {
 		uint64_t max_wait = c.retry.max_age_ms;
 
@@ -799,6 +1231,8 @@ cmd_check(int argc, char **argv)
 	/* One address per hand-off: the engine queues per lane itself. */
 	pp.batch = 1;
 	pp.lists = c.lists;
+	/* A truncated gzip file: verdicts for the rows before the cut. */
+	pp.keep_going = 1;
 	c.plan = plan_new(c.base, c.dns, &pcb, &pp);
 	c.input = malloc(CHECK_TEXT_MAX + 1);
 	c.address = malloc(CHECK_TEXT_MAX + 1);
@@ -810,26 +1244,30 @@ cmd_check(int argc, char **argv)
 		rc = MXSIFT_EXIT_FAILURE;
 		goto done;
 	}
-	/* Open the output before the work, so a bad path fails fast. */
-	if (output != NULL && strcmp(output, "-") != 0) {
-		c.out = fopen(output, "w");
-		if (c.out == NULL) {
-			fprintf(stderr, "mxsift check: %s: %s\n", output, strerror(errno));
-			rc = MXSIFT_EXIT_FAILURE;
-			goto done;
-		}
-	}
 	if (plan_load(c.plan, argv[optind], &io, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxsift check: %s\n", err);
 		rc = MXSIFT_EXIT_INPUT;
 		goto done;
 	}
+	/* The input is open and its header checked: now the output, before
+	 * the work, so a bad path fails fast. */
+	if (check_out_open(&c, output, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxsift check: %s\n", err);
+		rc = MXSIFT_EXIT_FAILURE;
+		goto done;
+	}
+	if (check_signal_watch(&c, SIGINT, &c.sigint) != 0 ||
+	    check_signal_watch(&c, SIGTERM, &c.sigterm) != 0) {
+		fprintf(stderr, "mxsift check: cannot handle signals\n");
+		rc = MXSIFT_EXIT_FAILURE;
+		goto done;
+	}
 	if (fmt == FMT_TABLE)
-		fprintf(c.out, "%7s  %-40s  %-13s  %-18s  %4s  %-7s  %s\n", "LINE", "INPUT",
-		    "STATUS", "REASON", "CODE", "ENH", "MX HOST / DETAIL");
+		fprintf(c.out, "%7s  %-*s  %-13s  %-18s  %4s  %-7s  %s\n", "LINE",
+		    CHECK_TABLE_INPUT, "INPUT", "STATUS", "REASON", "CODE", "ENH",
+		    "MX HOST / DETAIL");
 	else if (verdict_write_header(c.out, fmt == FMT_JSONL ? VF_JSONL : VF_CSV) == -1) {
-		fprintf(stderr, "mxsift check: writing %s: %s\n", output ? output : "stdout",
-		    strerror(errno));
+		fprintf(stderr, "mxsift check: writing %s: %s\n", c.out_name, strerror(errno));
 		rc = MXSIFT_EXIT_FAILURE;
 		goto done;
 	}
@@ -842,7 +1280,14 @@ cmd_check(int argc, char **argv)
 			event_add(c.tick, &tv);
 	}
 	event_base_dispatch(c.base);
+	if (c.tick != NULL)
+		event_del(c.tick);
 	check_progress(&c, 1);
+	if (c.interrupted) {
+		rc = check_interrupted(&c);
+		goto done;
+	}
+	check_signals_final(&c);
 	if (plan_error(c.plan) != NULL) {
 		fprintf(stderr, "mxsift check: %s\n", plan_error(c.plan));
 		rc = MXSIFT_EXIT_INPUT;
@@ -854,10 +1299,10 @@ cmd_check(int argc, char **argv)
 	}
 	/* Every row is in the spool; write whatever is left (all of it has
 	 * its verdict unless something upstream is broken). */
-	if (check_drain(&c, 1) != 0 || fflush(c.out) != 0 || ferror(c.out)) {
-		fprintf(stderr, "mxsift check: writing %s: %s\n", output ? output : "stdout",
-		    strerror(errno));
+	if (check_drain(&c, DRAIN_FORCE) != 0) {
+		fprintf(stderr, "mxsift check: writing %s: %s\n", c.out_name, strerror(errno));
 		rc = MXSIFT_EXIT_FAILURE;
+		goto done;
 	}
 	if (c.report != NULL && check_write_report(&c, report, argv[optind], err,
 	    sizeof(err)) == -1) {
@@ -869,11 +1314,6 @@ cmd_check(int argc, char **argv)
 	struct plan_stats ps;
 	engine_get_stats(c.engine, &es);
 	plan_get_stats(c.plan, &ps);
-	if (c.rows_written != ps.rows) {
-		fprintf(stderr, "mxsift check: internal error: %llu rows read, %llu written\n",
-		    (unsigned long long)ps.rows, (unsigned long long)c.rows_written);
-		rc = MXSIFT_EXIT_FAILURE;
-	}
 	if (!quiet)
 		fprintf(stderr, "checked %llu addresses: deliverable %llu, undeliverable %llu, "
 		    "risky %llu, unknown %llu (%lu SMTP connections, %lu RCPT, %lu 503 replies)\n",
@@ -882,11 +1322,39 @@ cmd_check(int argc, char **argv)
 		    (unsigned long long)c.by_status[VS_RISKY],
 		    (unsigned long long)c.by_status[VS_UNKNOWN], es.connections, es.rcpts,
 		    es.replies_503);
-done:
-	if (c.out != stdout && c.out != NULL && fclose(c.out) != 0 && rc == MXSIFT_EXIT_OK) {
-		fprintf(stderr, "mxsift check: %s: %s\n", output, strerror(errno));
+	if (c.rows_written != ps.rows) {
+		fprintf(stderr, "mxsift check: internal error: %llu rows read, %llu written\n",
+		    (unsigned long long)ps.rows, (unsigned long long)c.rows_written);
 		rc = MXSIFT_EXIT_FAILURE;
 	}
+	/* The rows are written either way; the exit status tells a script
+	 * that the output is not what the list deserves. */
+	if (plan_input_error(c.plan) != NULL) {
+		fprintf(stderr, "mxsift check: %s: the input ends there; the %llu rows "
+		    "before it have their verdicts\n", plan_input_error(c.plan),
+		    (unsigned long long)ps.rows);
+		rc = MXSIFT_EXIT_FAILURE;
+	}
+	if (ps.domains_dns_error > 0 && ps.domains_dns_error == ps.domains) {
+		fprintf(stderr, "mxsift check: no answer from the DNS resolver %s for any of "
+		    "%llu domains: every address is unknown/dns_error (is --dns right?)\n",
+		    dns_server != NULL ? dns_server : "(the system's)",
+		    (unsigned long long)ps.domains);
+		rc = MXSIFT_EXIT_FAILURE;
+	}
+	if (check_out_close(&c, OUT_COMMIT) != 0)
+		rc = MXSIFT_EXIT_FAILURE;
+done:
+	/* Still open: the run failed; FILE keeps what it had. */
+	(void)check_out_close(&c, OUT_DISCARD);
+	if (c.sigint != NULL)
+		event_free(c.sigint);
+	if (c.sigterm != NULL)
+		event_free(c.sigterm);
+	if (c.quit_poll != NULL)
+		event_free(c.quit_poll);
+	free(c.out_final);
+	free(c.out_tmp);
 	if (c.tick)
 		event_free(c.tick);
 	if (c.engine)
