@@ -37,7 +37,8 @@
  * so FILE is never truncated by a run that cannot even start (unreadable
  * input, no such column: exit 3) and a reader never sees half a file.  A
  * symlink FILE is followed (its target is replaced); a FILE that is not a
- * regular file (/dev/null, a FIFO) is written directly.  -o naming the
+ * regular file (/dev/null, a FIFO), or a writable FILE in a directory where
+ * no temporary file can be made, is written directly.  -o naming the
  * input file (also through a symlink or hard link: same st_dev/st_ino),
  * --report naming either, or stdout redirected into the input is a usage
  * error (exit 2): the input would be destroyed while being read.
@@ -50,7 +51,9 @@
  * M rows read written ...; the output is incomplete" goes to stderr, open
  * sessions get a QUIT (at most CHECK_QUIT_WAIT_MS) and the exit status is
  * 130 / 143.  From the first signal on, a second one exits at once (the
- * temporary file is removed).  Runtime failures (exit 1: a spool or output
+ * temporary file is removed).  A signal that arrives once every verdict is
+ * in only cuts the QUITs short.  A signal ignored when check starts (a
+ * shell's background job and SIGINT) stays ignored.  Runtime failures (exit 1: a spool or output
  * write error) remove the temporary file and leave FILE alone.
  *
  * Exit 1 with a complete output (FILE replaced): every MX lookup of the
@@ -905,10 +908,17 @@ check_out_open(struct check *c, const char *output, char *err, size_t errlen)
 		goto fail;
 	snprintf(c->out_tmp, strlen(c->out_final) + 16, "%s.tmp.XXXXXX", c->out_final);
 	if ((fd = mkostemp(c->out_tmp, O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "%s: cannot create a temporary file next to it: %s",
-		    output, strerror(errno));
+		int e = errno;
+
 		free(c->out_tmp);
 		c->out_tmp = NULL;
+		/* A writable FILE in a directory we may not write: FILE itself,
+		 * as before (the input is valid by now, at least). */
+		if (exists && (e == EACCES || e == EPERM || e == EROFS) &&
+		    (c->out = fopen(c->out_final, "w")) != NULL)
+			return 0;
+		snprintf(err, errlen, "%s: cannot create a temporary file next to it: %s",
+		    output, strerror(e));
 		return -1;
 	}
 	if (strlen(c->out_tmp) < sizeof(check_tmp_path)) {
