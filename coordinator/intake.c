@@ -26,8 +26,8 @@
  * line that has a delimiter and no '@' but lacks the named column is a
  * header without the column: intake_open() fails and names the columns it
  * found.  With a numeric --column, a first line with a delimiter makes the
- * file CSV (the most frequent delimiter wins) and it is a header when its
- * N-th field has no '@'; a first line without any '@' that has fewer than
+ * file CSV (the most frequent delimiter wins) and it is a header when it
+ * has no '@' anywhere; a first line without any '@' that has fewer than
  * N fields is a header without the column: intake_open() fails.  Anything
  * else is plain text.  INTAKE_TSV is INTAKE_CSV with TAB as the only
  * delimiter tried.  The first line ends at LF or CR.
@@ -1135,8 +1135,9 @@ intake_detect(struct intake *in, const struct intake_opts *opts,
 			intake_hdr_free(&h);
 			return -1;
 		}
-		in->skip_header = in->col < h.n &&
-		    strchr(h.names[in->col], '@') == NULL;
+		/* A header has no address anywhere: a first line with an
+		 * address in another column is data (never drop a row). */
+		in->skip_header = in->col < h.n && memchr(line, '@', len) == NULL;
 		intake_hdr_free(&h);
 		return 0;
 	}

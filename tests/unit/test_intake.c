@@ -324,6 +324,12 @@ test_column(void **state)
 	CHECK("by-number-noheader", "1,a@x.test\n2,b@x.test\n", INTAKE_AUTO, "2",
 	    { 1, "a@x.test", NULL, 0, NULL },
 	    { 2, "b@x.test", NULL, 0, NULL });
+	/* The chosen column holds no address, but another field of the first
+	 * line does: it is data, not a header, and must not be dropped. */
+	CHECK("by-number-wrong-column", "alice@x.test,Alice\nbob@x.test,Bob\n", INTAKE_AUTO,
+	    "2",
+	    { 1, "Alice", NULL, 0, NULL },
+	    { 2, "Bob", NULL, 0, NULL });
 	CHECK("by-number-semicolon", "x;y;z\n1;2;c@x.test\n", INTAKE_AUTO, "3",
 	    { 2, "c@x.test", NULL, 0, NULL });
 	CHECK("number-text", "a@x.test\nb@x.test\n", INTAKE_AUTO, "1",
