@@ -113,6 +113,7 @@
 #define WORKER_MAX_INFLIGHT   5000
 #define WORKER_MAX_TASKS      500
 #define WORKER_MAX_HELD       1000
+#define WORKER_MAX_SESSIONS   200    /* MX domains worked on at once */
 #define WORKER_MAX_ADDRS      10000  /* per Task; more is a broken producer */
 #define WORKER_REPRODUCE_MS   1000   /* after a failed produce */
 #define WORKER_REDIS_GRACE_MS 1000   /* Redis unreachable this long: pause */
@@ -166,7 +167,10 @@ struct wtask {
 	uint64_t started_ms;
 	unsigned by_status[VS__COUNT];
 	int held;                 /* in the retry timer, not started */
-	int started;
+	int started;              /* counted in tasks_inflight (running or waiting) */
+	int waiting;              /* in w->waiting: its lane may not open a session yet */
+	int running;              /* submitted to the engine: counted in w->act */
+	TAILQ_ENTRY(wtask) wentry;
 	int failed;               /* do not store the offset */
 	/* the outgoing message (retry or dead letter), kept for a re-produce */
 	const char *out_topic;
@@ -193,6 +197,14 @@ struct worker {
 	struct retry_timer *held_q;
 	struct wpart_list parts;
 	struct wtask_list tasks;  /* every live, not held task */
+	struct wtask_list waiting;   /* started, waiting for a session slot (FIFO) */
+	size_t nwaiting, max_sessions;
+	/* lanes (MX domains) with running tasks, and how many */
+	struct wlane_act {
+		char *key;
+		unsigned tasks;
+	} *act;
+	size_t nact, peak_sessions, peak_lanes;
 	const char *topic, *retry_topic, *dead_topic;
 	struct retry_policy retry;
 	size_t live;              /* tasks in the list */
@@ -264,6 +276,10 @@ worker_usage(FILE *f)
 	    "                          plus verdicts not yet in Redis (default %d)\n"
 	    "      --max-tasks N       pause consuming at N task messages in progress\n"
 	    "                          (default %d)\n"
+	    "      --max-sessions N    work on at most N MX domains at once: their SMTP\n"
+	    "                          sessions (a lane's conns each, default 1) are the\n"
+	    "                          worker's; tasks of other domains wait (default %d;\n"
+	    "                          0 = no cap)\n"
 	    "      --max-held N        pause the retry topic at N retry messages held until\n"
 	    "                          due (default %d)\n"
 	    "      --grace SECONDS     on SIGTERM, time for probes in flight (default %d)\n"
@@ -282,7 +298,7 @@ worker_usage(FILE *f)
 	    "Stops cleanly on SIGTERM or SIGINT.  Exit codes: 0 stopped; 1 failure; 2 usage.\n",
 	    KAFKA_DEFAULT_GROUP, KAFKA_TOPIC_TASKS, KAFKA_TOPIC_RETRY, KAFKA_TOPIC_DEAD,
 	    RETRY_DEFAULT_SCHEDULE, RETRY_DEFAULT_MAX_AGE, WORKER_MAX_INFLIGHT, WORKER_MAX_TASKS,
-	    WORKER_MAX_HELD, WORKER_GRACE_S);
+	    WORKER_MAX_SESSIONS, WORKER_MAX_HELD, WORKER_GRACE_S);
 }
 
 /* ---- partition tracking ---------------------------------------------------- */
@@ -448,6 +464,7 @@ worker_update_pause(struct worker *w)
 /* ---- tasks --------------------------------------------------------------- */
 
 static void worker_produce(struct wtask *t);
+static int worker_act_add(struct worker *w, const char *key, int delta);
 static void worker_part_abandon(struct worker *w, struct wpart *p);
 
 static struct wtask *
@@ -504,6 +521,8 @@ worker_task_finish(struct wtask *t)
 	w->live--;
 	if (t->started)
 		w->tasks_inflight--;
+	if (t->running)
+		worker_act_add(w, t->mx_domain, -1);
 	if (t->failed || w->aborting)
 		log_warn("task abandoned", "job=%s partition=%" PRId32 " offset=%" PRId64
 		    " mx_domain=%s addresses=%zu", t->job ? t->job : "-", p->partition,
@@ -686,19 +705,170 @@ worker_on_probe(void *arg, void *tag, const char *address, const struct verdict 
 	worker_task_answer(g->t, g->i, v);
 }
 
-/* Probe every address of t (a fresh message, or a held retry now due). */
+/* ---- the session cap: lanes allowed to work at once ----------------------- */
+
+static struct wlane_act *
+worker_act_find(struct worker *w, const char *key)
+{
+	for (size_t i = 0; i < w->nact; i++)
+		if (strcmp(w->act[i].key, key) == 0)
+			return &w->act[i];
+	return NULL;
+}
+
+/* A task of lane key starts (+1) or ends (-1) running.  0 or -1 (memory). */
+static int
+worker_act_add(struct worker *w, const char *key, int delta)
+{
+	struct wlane_act *a = worker_act_find(w, key);
+
+	if (a == NULL && delta > 0) {
+		struct wlane_act *na = realloc(w->act, (w->nact + 1) * sizeof(*na));
+
+		if (na == NULL)
+			return -1;
+		w->act = na;
+		if ((w->act[w->nact].key = strdup(key)) == NULL)
+			return -1;
+		w->act[w->nact].tasks = 0;
+		a = &w->act[w->nact++];
+		if (w->nact > w->peak_lanes)
+			w->peak_lanes = w->nact;
+	}
+	if (a == NULL)
+		return 0;
+	if (delta > 0)
+		a->tasks++;
+	else if (--a->tasks == 0) {
+		free(a->key);
+		*a = w->act[--w->nact];
+	}
+	return 0;
+}
+
+/*
+ * Sessions in use or about to be: every SMTP connection the engine holds
+ * (busy, idle or saying QUIT, per lane), plus one for each lane with running
+ * tasks that has none yet.  A lane has up to its rule's conns connections
+ * (default 1); a session being recycled says QUIT while its successor
+ * connects, so for a moment a lane may hold one more.
+ */
+static size_t
+worker_sessions_busy(struct worker *w)
+{
+	struct engine_lane_stats *ls;
+	size_t n, cap = 64, busy = 0;
+
+	for (;;) {
+		if ((ls = calloc(cap, sizeof(*ls))) == NULL)
+			return w->max_sessions;   /* no memory: admit nothing new */
+		if ((n = engine_get_lane_stats(w->engine, ls, cap)) <= cap)
+			break;
+		free(ls);
+		cap = n;
+	}
+	for (size_t i = 0; i < n; i++)
+		busy += ls[i].conns;
+	for (size_t i = 0; i < w->nact; i++) {
+		size_t j;
+
+		for (j = 0; j < n; j++)
+			if (strcmp(ls[j].key, w->act[i].key) == 0)
+				break;
+		if (j == n || ls[j].conns == 0)
+			busy++;
+	}
+	free(ls);
+	if (busy > w->peak_sessions)
+		w->peak_sessions = busy;
+	return busy;
+}
+
+static void worker_task_run(struct wtask *t);
+
+/* Start what waits for a session slot, in arrival order, as far as the cap
+ * allows (a task of a lane already working never waits). */
+static void
+worker_admit_waiting(struct worker *w)
+{
+	struct wtask *t, *next;
+	size_t busy = 0;
+	int counted = 0;
+
+	for (t = TAILQ_FIRST(&w->waiting); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, wentry);
+		if (worker_act_find(w, t->mx_domain) == NULL) {
+			if (!counted) {
+				busy = worker_sessions_busy(w);
+				counted = 1;
+			}
+			if (busy >= w->max_sessions)
+				continue;
+			busy++;
+		}
+		TAILQ_REMOVE(&w->waiting, t, wentry);
+		w->nwaiting--;
+		t->waiting = 0;
+		worker_task_run(t);
+	}
+}
+
+/* Drop waiting tasks (of partition p, or all when p is NULL): never run,
+ * never stored, redelivered to whoever owns the partition next. */
+static size_t
+worker_drop_waiting(struct worker *w, struct wpart *p)
+{
+	struct wtask *t, *next;
+	size_t n = 0;
+
+	for (t = TAILQ_FIRST(&w->waiting); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, wentry);
+		if (p != NULL && t->part != p)
+			continue;
+		TAILQ_REMOVE(&w->waiting, t, wentry);
+		w->nwaiting--;
+		t->waiting = 0;
+		t->failed = 1;
+		worker_task_finish(t);
+		n++;
+	}
+	return n;
+}
+
+/* A task to work on (a fresh message, or a held retry now due): it runs
+ * now, or waits while --max-sessions lanes are busy with others. */
 static void
 worker_task_start(struct wtask *t)
+{
+	struct worker *w = t->w;
+
+	worker_task_link(t);
+	t->started = 1;
+	w->tasks_inflight++;
+	if (w->max_sessions > 0 && worker_act_find(w, t->mx_domain) == NULL &&
+	    (w->nwaiting > 0 || worker_sessions_busy(w) >= w->max_sessions)) {
+		t->waiting = 1;
+		TAILQ_INSERT_TAIL(&w->waiting, t, wentry);
+		w->nwaiting++;
+		log_debug("task waits for a session slot", "job=%s source=%s mx_domain=%s "
+		    "waiting=%zu", t->job, t->src, t->mx_domain, w->nwaiting);
+		return;
+	}
+	worker_task_run(t);
+}
+
+/* Probe every address of t. */
+static void
+worker_task_run(struct wtask *t)
 {
 	struct worker *w = t->w;
 	Mxsift__Task *task = t->task;
 	struct engine_mx_host *hosts;
 	unsigned flags;
 
-	worker_task_link(t);
-	t->started = 1;
+	if (worker_act_add(w, t->mx_domain, 1) == 0)
+		t->running = 1;
 	t->started_ms = worker_now_ms();
-	w->tasks_inflight++;
 	t->first_at = task->first_at > 0 ? (uint64_t)task->first_at : retry_wall_ms();
 	/* one step per address (its answer), one until all are submitted */
 	t->pending = t->naddrs + 1;
@@ -1002,6 +1172,8 @@ worker_part_abandon(struct worker *w, struct wpart *p)
 	size_t held = retry_timer_remove_if(w->held_q, worker_held_match_part, worker_held_drop,
 	    p);
 
+	held += worker_drop_waiting(w, p);
+
 	if (offsets_pending(&p->offs) > 0)
 		log_info("dropping in-flight messages of revoked partition", "topic=%s partition=%"
 		    PRId32 " inflight=%zu held=%zu", p->topic, p->partition,
@@ -1069,6 +1241,8 @@ worker_drain_queue(struct worker *w)
 		worker_update_pause(w);
 		n++;
 	}
+	if (w->nwaiting > 0)
+		worker_admit_waiting(w);
 	/* More may be waiting: come back on the next loop turn rather than
 	 * starve the SMTP sockets. */
 	if (n == WORKER_DRAIN_MAX)
@@ -1099,6 +1273,7 @@ worker_begin_stop(struct worker *w, const char *why)
 	w->stop_started_ms = worker_now_ms();
 	/* Held retry messages are not started any more: the next owner does. */
 	dropped = retry_timer_remove_if(w->held_q, worker_held_match_part, worker_held_drop, NULL);
+	dropped += worker_drop_waiting(w, NULL);
 	log_info("stopping", "reason=%s tasks_inflight=%zu probes_pending=%zu held_dropped=%zu "
 	    "grace_s=%u", why, w->tasks_inflight, engine_pending(w->engine), dropped, w->grace_s);
 	worker_update_pause(w);
@@ -1205,6 +1380,8 @@ worker_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	worker_drain_queue(w);
 	worker_reproduce(w, now);
+	if (w->max_sessions > 0)
+		(void)worker_sessions_busy(w);   /* the high-water mark */
 	if (now - w->backoffs_at >= 1000) {
 		w->backoffs_at = now;
 		worker_account_backoffs(w);
@@ -1313,7 +1490,7 @@ main(int argc, char **argv)
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
 		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES,
 		OPT_RETRY_TOPIC, OPT_DEAD_TOPIC, OPT_RETRY_SCHEDULE, OPT_RETRY_MAX_AGE,
-		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_NO_CATCH_ALL, OPT_LANES, OPT_BIND };
+		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_MAX_SESSIONS, OPT_NO_CATCH_ALL, OPT_LANES, OPT_BIND };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
@@ -1332,6 +1509,7 @@ main(int argc, char **argv)
 		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 		{ "max-tasks", required_argument, NULL, OPT_MAX_TASKS },
 		{ "max-held", required_argument, NULL, OPT_MAX_HELD },
+		{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
@@ -1344,6 +1522,7 @@ main(int argc, char **argv)
 	};
 	struct worker w = { .pipefd = { -1, -1 }, .max_inflight = WORKER_MAX_INFLIGHT,
 		.max_tasks = WORKER_MAX_TASKS, .max_held = WORKER_MAX_HELD,
+		.max_sessions = WORKER_MAX_SESSIONS,
 		.grace_s = WORKER_GRACE_S, .topic = KAFKA_TOPIC_TASKS,
 		.retry_topic = KAFKA_TOPIC_RETRY, .dead_topic = KAFKA_TOPIC_DEAD };
 	struct engine_params ep = { .smtp_port = 25, .tls = ENGINE_TLS_MAY, .mail_from = "" };
@@ -1427,6 +1606,13 @@ main(int argc, char **argv)
 			}
 			w.max_tasks = num;
 			break;
+		case OPT_MAX_SESSIONS:
+			if (worker_parse_uint(optarg, 0, 1000000, &num) == -1) {
+				fprintf(stderr, "mxsift-worker: bad --max-sessions\n");
+				goto usage;
+			}
+			w.max_sessions = num;
+			break;
 		case OPT_MAX_HELD:
 			if (worker_parse_uint(optarg, 1, 1000000, &num) == -1) {
 				fprintf(stderr, "mxsift-worker: bad --max-held\n");
@@ -1497,6 +1683,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&w.parts);
 	TAILQ_INIT(&w.tasks);
+	TAILQ_INIT(&w.waiting);
 
 	if ((w.base = event_base_new()) == NULL) {
 		log_error("cannot create event loop", "%s", "");
@@ -1601,9 +1788,10 @@ main(int argc, char **argv)
 		log_info("worker stopped", "tasks_done=%" PRIu64 " verdicts_written=%" PRIu64
 		    " retried=%" PRIu64 " dead_letters=%" PRIu64 " bad_messages=%" PRIu64
 		    " connections=%lu rcpts=%lu replies_503=%lu peak_tasks=%zu peak_inflight=%zu "
-		    "peak_held=%zu", w.tasks_done, w.verdicts_written, w.retried, w.dead_letters,
-		    w.bad_messages, es.connections, es.rcpts, es.replies_503, w.peak_tasks,
-		    w.peak_inflight, w.peak_held);
+		    "peak_held=%zu peak_sessions=%zu peak_lanes=%zu", w.tasks_done,
+		    w.verdicts_written, w.retried, w.dead_letters, w.bad_messages, es.connections,
+		    es.rcpts, es.replies_503, w.peak_tasks, w.peak_inflight, w.peak_held,
+		    w.peak_sessions, w.peak_lanes);
 	}
 out:
 	metrics_attach(NULL, NULL, NULL);
@@ -1653,6 +1841,9 @@ out:
 	for (size_t i = 0; i < w.nseen; i++)
 		free(w.seen[i].key);
 	free(w.seen);
+	for (size_t i = 0; i < w.nact; i++)
+		free(w.act[i].key);
+	free(w.act);
 	if (w.engine != NULL)
 		engine_free(w.engine);
 	if (w.dns != NULL)

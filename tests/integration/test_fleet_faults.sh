@@ -20,6 +20,10 @@
 #                pause and resume consumption, and their high-water marks stay
 #                within the caps (tasks) and one message past them (recipients
 #                plus unwritten verdicts)
+#   sessions     no fault: workers with --max-sessions 1 work on one MX domain
+#                at a time (peak_lanes 1); SMTP connections per worker stay at
+#                1 plus one being recycled (QUIT overlapping its successor), so
+#                the SMTP server never sees more than 4 at once
 #
 # Every scenario asserts: the job completes; every address has exactly one
 # verdict and it is the expected one (ok-* accepted, the rest unknown
@@ -80,6 +84,7 @@ submit() {
 
 wargs=()
 [ "$scenario" = caps ] && wargs=(--max-tasks 2 --max-inflight 15)
+[ "$scenario" = sessions ] && wargs=(--max-sessions 1)
 fleet_worker 1 "${wargs[@]}"
 fleet_worker 2 "${wargs[@]}"
 fleet_wait_group 1 2
@@ -97,7 +102,7 @@ kill9)
 	fleet_worker 3
 	fleet_wait_done 50
 	;;
-caps)
+caps | sessions)
 	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
 	fleet_wait_done 50
 	;;
@@ -194,5 +199,21 @@ if [ "$scenario" = caps ]; then
 		# one message (--batch 10) may arrive after the check that pauses
 		[ "$pi" -le 25 ] || fail "worker $n had $pi recipients/verdicts in flight (cap 15 + 10)"
 	done
+fi
+if [ "$scenario" = sessions ]; then
+	for n in 1 2; do
+		line=$(grep 'msg="worker stopped"' "$tmp/w$n.log")
+		ps=$(sed 's/.* peak_sessions=\([0-9]*\).*/\1/' <<<"$line")
+		pl=$(sed 's/.* peak_lanes=\([0-9]*\).*/\1/' <<<"$line")
+		echo "worker $n: peak_sessions=$ps peak_lanes=$pl"
+		[ "$pl" -eq 1 ] || fail "worker $n worked on $pl MX domains at once (cap 1)"
+		[ "$ps" -le 2 ] || fail "worker $n had $ps SMTP sessions (cap 1, + 1 recycling)"
+	done
+	kill -USR1 "${fleet_pids[0]}"
+	sleep 0.5
+	peak=$(sed -n 's/^sessions_peak=//p' "$tmp/sink.stats")
+	echo "SMTP server: sessions_peak=$peak"
+	[ -n "$peak" ] && [ "$peak" -le 4 ] ||
+		fail "the SMTP server saw $peak sessions at once (2 workers x (1 + 1 recycling))"
 fi
 echo "PASS: $scenario: $total verdicts exact, job complete"
