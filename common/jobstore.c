@@ -351,7 +351,8 @@ js_script_sha(void)
 
 /* One script call, self-contained so it can be sent again: a verdict
  * write, or a count-once event (count = 1: field is the event id, blob the
- * counter name, status the increment). */
+ * counter name, incr the increment; no pointer into itself, so it may be
+ * copied). */
 struct js_write {
 	int count;
 	char kverdicts[JS_KEY_MAX];     /* or the events hash */
@@ -413,7 +414,6 @@ js_count_init(struct js_write *w, const char *job, const char *event, const char
 	w->count = 1;
 	js_count_keys(job, w->kverdicts, w->kcounts);
 	snprintf(w->incr, sizeof(w->incr), "%" PRIu64, incr);
-	w->status = w->incr;
 	w->field = strdup(event);
 	w->blob = (uint8_t *)strdup(counter);
 	if (w->field == NULL || w->blob == NULL) {
@@ -453,7 +453,7 @@ js_write_argv(const struct js_write *w, int use_eval, const char **argv, size_t 
 	argv[4] = w->kcounts;
 	argv[5] = w->field;
 	argv[6] = (const char *)w->blob;
-	argv[7] = w->status;
+	argv[7] = w->count ? w->incr : w->status;
 	argv[8] = w->reason;
 	for (int i = 0; i < argc; i++)
 		if (i != 6)
@@ -1346,38 +1346,41 @@ ja_queue(struct jobstore_async *ja, struct ja_write *jw, jobstore_write_cb cb, v
 		ja_send(ja, jw);
 }
 
+/* Queue a prepared write (w's buffers move into the queue).  0 / -1. */
+static int
+ja_queue_write(struct jobstore_async *ja, struct js_write *w, jobstore_write_cb cb, void *arg)
+{
+	struct ja_write *jw = calloc(1, sizeof(*jw));
+
+	if (jw == NULL) {
+		js_write_clear(w);
+		return -1;
+	}
+	jw->w = *w;
+	ja_queue(ja, jw, cb, arg);
+	return 0;
+}
+
 int
 jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const char *field,
     const char *address, const struct verdict *v, jobstore_write_cb cb, void *arg)
 {
-	struct ja_write *jw;
+	struct js_write w;
 
-	jw = calloc(1, sizeof(*jw));
-	if (jw == NULL)
+	if (js_write_init(&w, job, field, address, v) == -1)
 		return -1;
-	if (js_write_init(&jw->w, job, field, address, v) == -1) {
-		free(jw);
-		return -1;
-	}
-	ja_queue(ja, jw, cb, arg);
-	return 0;
+	return ja_queue_write(ja, &w, cb, arg);
 }
 
 int
 jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char *event,
     const char *counter, uint64_t incr, jobstore_write_cb cb, void *arg)
 {
-	struct ja_write *jw;
+	struct js_write w;
 
-	jw = calloc(1, sizeof(*jw));
-	if (jw == NULL)
+	if (js_count_init(&w, job, event, counter, incr) == -1)
 		return -1;
-	if (js_count_init(&jw->w, job, event, counter, incr) == -1) {
-		free(jw);
-		return -1;
-	}
-	ja_queue(ja, jw, cb, arg);
-	return 0;
+	return ja_queue_write(ja, &w, cb, arg);
 }
 
 size_t

@@ -99,22 +99,21 @@ close
 EOF
 # ---- phase 0: mxsift check --max-wait ------------------------------------------
 printf 'email\ngrey@alpha.test\n' >"$tmp/grey0.csv"
-start_server "$tmp/grey.scn" check
-"$mxsift" check "$tmp/grey0.csv" --format jsonl -o "$tmp/check.jsonl" --dns "$dns" \
-	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$smtp_port" \
-	--max-wait 20s --retry-schedule 3s --quiet 2>"$tmp/check.err" ||
-	fail "mxsift check --max-wait failed: $(cat "$tmp/check.err")"
-stop_server
+# check_grey NAME MAX_WAIT: mxsift check against a fresh greylisting server
+check_grey() {
+	start_server "$tmp/grey.scn" "$1"
+	"$mxsift" check "$tmp/grey0.csv" --format jsonl -o "$tmp/$1.jsonl" --dns "$dns" \
+		--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$smtp_port" \
+		--max-wait "$2" --retry-schedule 3s --quiet 2>"$tmp/$1.err" ||
+		fail "mxsift check --max-wait $2 failed: $(cat "$tmp/$1.err")"
+	stop_server
+}
+check_grey check 20s
 jq -e 'select(.address == "grey@alpha.test" and .status == "deliverable" and .smtp_code == 250)' \
 	"$tmp/check.jsonl" >/dev/null || fail "check --max-wait: not deliverable on retry: $(cat "$tmp/check.jsonl")"
 [ "$(grep -c 'RCPT TO:<grey@alpha.test>' "$tmp/check.transcript")" -eq 2 ] ||
 	fail "check --max-wait: expected 2 RCPTs: $(cat "$tmp/check.transcript")"
-start_server "$tmp/grey.scn" check2
-"$mxsift" check "$tmp/grey0.csv" --format jsonl -o "$tmp/check2.jsonl" --dns "$dns" \
-	--helo probe.mxsift.test --mail-from verify@mxsift.test --smtp-port "$smtp_port" \
-	--max-wait 2s --retry-schedule 3s --quiet 2>"$tmp/check2.err" ||
-	fail "mxsift check --max-wait 2s failed: $(cat "$tmp/check2.err")"
-stop_server
+check_grey check2 2s
 jq -e 'select(.status == "unknown" and .reason == "greylisted" and .smtp_code == 450)' \
 	"$tmp/check2.jsonl" >/dev/null || fail "check --max-wait 2s: not final greylisted: $(cat "$tmp/check2.jsonl")"
 [ "$(grep -c 'RCPT TO:' "$tmp/check2.transcript")" -eq 1 ] ||
