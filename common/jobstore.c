@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,25 @@ static const char jobstore_count_script[] =
 
 #define JS_KEY_MAX (JOBSTORE_NAME_MAX + 32)
 #define JS_PIPELINE 256            /* queued writes per pipelined batch */
+#define JS_STR2(x) #x
+#define JS_STR(x) JS_STR2(x)
+
+/*
+ * KEYS[1] the worker's lanes hash, KEYS[2] the workers set; ARGV worker id,
+ * now (unix ms), ttl (ms), then field/value pairs.  Replaces the report as
+ * a whole (a lane that left the selection must not linger) and forgets
+ * workers silent for JOBSTORE_WORKER_FORGET_MS, so the set stays as small
+ * as the fleet.  Sent with EVAL every time: once per report interval, and a
+ * lost script cache needs no second round trip.
+ */
+static const char jobstore_lanes_script[] =
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - "
+    JS_STR(JOBSTORE_WORKER_FORGET_MS) ")\n"
+    "return 1\n";
 
 /* ---- names, URLs, fields ------------------------------------------------ */
 
@@ -318,6 +338,199 @@ jobstore_verdict_unpack(const uint8_t *buf, size_t len, char **address, struct v
 	*address = strdup(pv->address ? pv->address : "");
 	mxsift__verdict__free_unpacked(pv, NULL);
 	return *address == NULL ? -1 : 0;
+}
+
+/* ---- lane reports: records ----------------------------------------------- */
+
+int
+jobstore_valid_worker_id(const char *id)
+{
+	size_t n;
+
+	if (id == NULL || (n = strlen(id)) == 0 || n >= JOBSTORE_WORKER_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+jobstore_lane_backed_off(const struct jobstore_lane *l, int64_t now_ms)
+{
+	return l->paused_until > now_ms || l->rate != l->rule_rate;
+}
+
+/* snprintf's result as "length, or -1 when it did not fit". */
+static int
+js_fits(int n, size_t outlen)
+{
+	return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
+int
+jobstore_lane_format(const struct jobstore_lane *l, char *out, size_t outlen)
+{
+	return js_fits(snprintf(out, outlen, "rate=%.6g rule_rate=%.6g queued=%" PRIu64
+	    " sessions=%u max_sessions=%u level=%u backoffs=%" PRIu64 " paused_until=%" PRId64,
+	    l->rate, l->rule_rate, l->queued, l->sessions, l->max_sessions, l->backoff_level,
+	    l->backoffs, l->paused_until), outlen);
+}
+
+int
+jobstore_lane_summary_format(const struct jobstore_lane_report *r, char *out, size_t outlen)
+{
+	return js_fits(snprintf(out, outlen, "updated_at=%" PRId64 " interval_ms=%u lanes=%"
+	    PRIu64 " backed_off=%" PRIu64 " shown=%zu", r->updated_at, r->interval_ms, r->lanes,
+	    r->backed_off, r->n), outlen);
+}
+
+/*
+ * The next key=value pair of a record: *p advances past it.  1 with key
+ * and val set (val points into the record, ends at a space or NUL: *vlen),
+ * 0 at the end, -1 for a token without '=' or an empty key.
+ */
+static int
+js_kv_next(const char **p, const char **key, size_t *klen, const char **val, size_t *vlen)
+{
+	const char *s = *p, *eq, *end;
+
+	while (*s == ' ')
+		s++;
+	if (*s == '\0')
+		return 0;
+	end = s + strcspn(s, " ");
+	eq = memchr(s, '=', (size_t)(end - s));
+	if (eq == NULL || eq == s)
+		return -1;
+	*key = s;
+	*klen = (size_t)(eq - s);
+	*val = eq + 1;
+	*vlen = (size_t)(end - eq - 1);
+	*p = end;
+	return 1;
+}
+
+static int
+js_key_is(const char *key, size_t klen, const char *name)
+{
+	return strlen(name) == klen && memcmp(key, name, klen) == 0;
+}
+
+/* Strict decimal numbers: the whole value, nothing else. */
+static int
+js_parse_u64(const char *v, size_t n, uint64_t *out)
+{
+	char buf[32], *end;
+
+	if (n == 0 || n >= sizeof(buf) || v[0] == '-' || v[0] == '+')
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtoull(buf, &end, 10);
+	return *end != '\0' || errno != 0 ? -1 : 0;
+}
+
+static int
+js_parse_i64(const char *v, size_t n, int64_t *out)
+{
+	char buf[32], *end;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	return *end != '\0' || errno != 0 ? -1 : 0;
+}
+
+static int
+js_parse_unsigned(const char *v, size_t n, unsigned *out)
+{
+	uint64_t u;
+
+	if (js_parse_u64(v, n, &u) == -1 || u > UINT_MAX)
+		return -1;
+	*out = (unsigned)u;
+	return 0;
+}
+
+/* A rate: finite, not negative ("inf" and "nan" are not rates). */
+static int
+js_parse_rate(const char *v, size_t n, double *out)
+{
+	char buf[48], *end;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtod(buf, &end);
+	return *end != '\0' || errno != 0 || !isfinite(*out) || *out < 0 ? -1 : 0;
+}
+
+int
+jobstore_lane_parse(const char *mx_domain, const char *value, struct jobstore_lane *l)
+{
+	const char *p = value, *k, *v;
+	size_t kl, vl;
+	int rc, bad = 0;
+
+	memset(l, 0, sizeof(*l));
+	if (mx_domain == NULL || value == NULL ||
+	    js_copy(l->mx_domain, sizeof(l->mx_domain), mx_domain, strlen(mx_domain)) == -1)
+		return -1;
+	while (!bad && (rc = js_kv_next(&p, &k, &kl, &v, &vl)) != 0) {
+		if (rc == -1)
+			return -1;
+		if (js_key_is(k, kl, "rate"))
+			bad = js_parse_rate(v, vl, &l->rate);
+		else if (js_key_is(k, kl, "rule_rate"))
+			bad = js_parse_rate(v, vl, &l->rule_rate);
+		else if (js_key_is(k, kl, "queued"))
+			bad = js_parse_u64(v, vl, &l->queued);
+		else if (js_key_is(k, kl, "sessions"))
+			bad = js_parse_unsigned(v, vl, &l->sessions);
+		else if (js_key_is(k, kl, "max_sessions"))
+			bad = js_parse_unsigned(v, vl, &l->max_sessions);
+		else if (js_key_is(k, kl, "level"))
+			bad = js_parse_unsigned(v, vl, &l->backoff_level);
+		else if (js_key_is(k, kl, "backoffs"))
+			bad = js_parse_u64(v, vl, &l->backoffs);
+		else if (js_key_is(k, kl, "paused_until"))
+			bad = js_parse_i64(v, vl, &l->paused_until);
+	}
+	return bad ? -1 : 0;
+}
+
+int
+jobstore_lane_summary_parse(const char *value, struct jobstore_lane_report *r)
+{
+	const char *p = value, *k, *v;
+	size_t kl, vl;
+	int rc, bad = 0;
+
+	r->updated_at = 0;
+	r->interval_ms = 0;
+	r->lanes = r->backed_off = 0;
+	if (value == NULL)
+		return -1;
+	while (!bad && (rc = js_kv_next(&p, &k, &kl, &v, &vl)) != 0) {
+		if (rc == -1)
+			return -1;
+		if (js_key_is(k, kl, "updated_at"))
+			bad = js_parse_i64(v, vl, &r->updated_at);
+		else if (js_key_is(k, kl, "interval_ms"))
+			bad = js_parse_unsigned(v, vl, &r->interval_ms);
+		else if (js_key_is(k, kl, "lanes"))
+			bad = js_parse_u64(v, vl, &r->lanes);
+		else if (js_key_is(k, kl, "backed_off"))
+			bad = js_parse_u64(v, vl, &r->backed_off);
+	}
+	return bad ? -1 : 0;
 }
 
 /* ---- the scripts' SHA1s and arguments ----------------------------------- */
@@ -1029,6 +1242,132 @@ jobstore_scan_verdicts(struct jobstore *js, const char *job, jobstore_scan_cb cb
 	return 0;
 }
 
+/* ---- lane reports: reading ------------------------------------------------ */
+
+#define JS_WORKERS_READ_MAX 10000   /* ids read from the workers set */
+
+static void
+js_lanes_key(char *out, size_t outlen, const char *worker)
+{
+	snprintf(out, outlen, "mxsift:worker:%s:lanes", worker);
+}
+
+/* One worker's HGETALL reply into r (r->worker set).  0, or 1 when the hash
+ * is gone (the worker died: its report expired), -1 no memory. */
+static int
+js_lane_report_fill(const redisReply *h, struct jobstore_lane_report *r)
+{
+	size_t pairs = h->elements / 2;
+
+	if (pairs == 0)
+		return 1;
+	if ((r->lane = calloc(pairs, sizeof(*r->lane))) == NULL)
+		return -1;
+	for (size_t i = 0; i + 1 < h->elements; i += 2) {
+		const redisReply *f = h->element[i], *v = h->element[i + 1];
+
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(f->str, JOBSTORE_LANES_SUMMARY) == 0) {
+			if (jobstore_lane_summary_parse(v->str, r) == -1)
+				log_warn("unparsable lane report summary in redis",
+				    "worker=\"%.128s\"", r->worker);
+		} else if (jobstore_lane_parse(f->str, v->str, &r->lane[r->n]) == 0)
+			r->n++;
+		else
+			log_warn("unparsable lane in redis", "worker=\"%.128s\" lane=\"%.64s\"",
+			    r->worker, f->str);
+	}
+	return 0;
+}
+
+int
+jobstore_get_lane_reports(struct jobstore *js, struct jobstore_lane_report **out, size_t *n)
+{
+	struct jobstore_lane_report *reps = NULL;
+	const char *argv[4] = { "ZRANGE", JOBSTORE_WORKERS_KEY, "0", "-1" };
+	size_t lens[4] = { 6, strlen(JOBSTORE_WORKERS_KEY), 1, 2 }, nids = 0, nrep = 0, sent = 0;
+	redisReply *ids;
+	int rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if ((ids = js_cmd(js, "ZRANGE", 4, argv, lens)) == NULL)
+		return -1;
+	if (ids->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(ids);
+		return js_set_err(js, "ZRANGE", NULL);
+	}
+	nids = ids->elements < JS_WORKERS_READ_MAX ? ids->elements : JS_WORKERS_READ_MAX;
+	if (nids > 0 && (reps = calloc(nids, sizeof(*reps))) == NULL) {
+		snprintf(js->err, sizeof(js->err), "out of memory");
+		goto out;
+	}
+	/* One HGETALL per worker, pipelined: one round trip for the fleet. */
+	for (size_t i = 0; i < nids; i++) {
+		const redisReply *id = ids->element[i];
+		char key[JOBSTORE_WORKER_ID_MAX + 32];
+		const char *hargv[2] = { "HGETALL", key };
+		size_t hlens[2] = { 7, 0 };
+
+		if (id->type != REDIS_REPLY_STRING || !jobstore_valid_worker_id(id->str))
+			continue;
+		js_lanes_key(key, sizeof(key), id->str);
+		hlens[1] = strlen(key);
+		if (redisAppendCommandArgv(js->c, 2, hargv, hlens) != REDIS_OK) {
+			js_set_err(js, "HGETALL", NULL);
+			goto out;
+		}
+		js_strlcpy(reps[sent].worker, id->str, sizeof(reps[sent].worker));
+		sent++;
+	}
+	/* Read every reply, even after a bad one, so the connection stays in
+	 * step; a broken connection has no more. */
+	rc = 0;
+	for (size_t i = 0; i < sent; i++) {
+		redisReply *h = NULL;
+		int f;
+
+		if (redisGetReply(js->c, (void **)&h) != REDIS_OK || h == NULL) {
+			rc = js_set_err(js, "HGETALL", NULL);
+			break;
+		}
+		if (h->type != REDIS_REPLY_ARRAY) {
+			rc = js_set_err(js, "HGETALL", h);
+		} else if (rc == 0) {
+			struct jobstore_lane_report tmp = reps[i];
+
+			reps[i].lane = NULL;
+			f = js_lane_report_fill(h, &tmp);
+			if (f == -1) {
+				snprintf(js->err, sizeof(js->err), "out of memory");
+				rc = -1;
+			} else if (f == 0)
+				reps[nrep++] = tmp;
+		}
+		freeReplyObject(h);
+	}
+out:
+	freeReplyObject(ids);
+	if (rc == -1) {
+		jobstore_lane_reports_free(reps, nids);
+		return -1;
+	}
+	*out = reps;
+	*n = nrep;
+	return 0;
+}
+
+void
+jobstore_lane_reports_free(struct jobstore_lane_report *r, size_t n)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(r[i].lane);
+	free(r);
+}
+
 /* ---- asynchronous API ------------------------------------------------------ */
 
 enum ja_state { JA_IDLE = 0, JA_CONNECTING, JA_READY };
@@ -1061,6 +1400,7 @@ struct jobstore_async {
 	struct event *watchdog;
 	struct event *reconnect;
 	unsigned long connects;
+	int lanes_warned;     /* a lane report was refused (logged once) */
 };
 
 static uint64_t
@@ -1381,6 +1721,115 @@ jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char
 	if (js_count_init(&w, job, event, counter, incr) == -1)
 		return -1;
 	return ja_queue_write(ja, &w, cb, arg);
+}
+
+/* Replies to lane reports: nothing waits for them; a refusal is logged
+ * once per connection problem, not every few seconds. */
+static void
+ja_on_lanes_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct jobstore_async *ja = privdata;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (r == NULL || ja->freeing)
+		return;
+	if (r->type == REDIS_REPLY_ERROR) {
+		if (!ja->lanes_warned)
+			log_warn("redis lane report refused", "error=\"%s\"", r->str);
+		ja->lanes_warned = 1;
+	} else
+		ja->lanes_warned = 0;
+}
+
+/* The connection a best-effort command can go out on now, or NULL: only an
+ * established one (a report buffered behind a connect that fails would be
+ * stale by the time of the next). */
+static redisAsyncContext *
+ja_usable(struct jobstore_async *ja)
+{
+	return ja->ac != NULL && ja->state == JA_READY && !ja->reset &&
+	    !(ja->ac->c.flags & REDIS_FREEING) ? ja->ac : NULL;
+}
+
+int
+jobstore_async_put_lanes(struct jobstore_async *ja, const struct jobstore_lane_report *r,
+    unsigned ttl_ms)
+{
+	enum { FIXED = 8, VAL_MAX = 256 };
+	char key[JOBSTORE_WORKER_ID_MAX + 32], now[24], ttl[24];
+	const char **argv;
+	size_t *lens, argc = 0, nargs = FIXED + 2 * (r->n + 1);
+	char (*vals)[VAL_MAX];
+	redisAsyncContext *ac;
+	int rc = -1;
+
+	if (!jobstore_valid_worker_id(r->worker))
+		return -1;
+	if ((ac = ja_usable(ja)) == NULL)
+		return 1;
+	argv = calloc(nargs, sizeof(*argv));
+	lens = calloc(nargs, sizeof(*lens));
+	vals = calloc(r->n + 1, sizeof(*vals));
+	if (argv == NULL || lens == NULL || vals == NULL)
+		goto out;
+	js_lanes_key(key, sizeof(key), r->worker);
+	snprintf(now, sizeof(now), "%" PRId64, r->updated_at);
+	snprintf(ttl, sizeof(ttl), "%u", ttl_ms ? ttl_ms : 1);
+	argv[argc++] = "EVAL";
+	argv[argc++] = jobstore_lanes_script;
+	argv[argc++] = "2";
+	argv[argc++] = key;
+	argv[argc++] = JOBSTORE_WORKERS_KEY;
+	argv[argc++] = r->worker;
+	argv[argc++] = now;
+	argv[argc++] = ttl;
+	if (jobstore_lane_summary_format(r, vals[0], VAL_MAX) == -1)
+		goto out;
+	argv[argc++] = JOBSTORE_LANES_SUMMARY;
+	argv[argc++] = vals[0];
+	for (size_t i = 0; i < r->n; i++) {
+		/* A name that cannot be a field of ours is left out, not sent. */
+		if (r->lane[i].mx_domain[0] == '\0' ||
+		    strcmp(r->lane[i].mx_domain, JOBSTORE_LANES_SUMMARY) == 0 ||
+		    jobstore_lane_format(&r->lane[i], vals[i + 1], VAL_MAX) == -1)
+			continue;
+		argv[argc++] = r->lane[i].mx_domain;
+		argv[argc++] = vals[i + 1];
+	}
+	for (size_t i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	/* hiredis copies the command into its output buffer at once. */
+	rc = redisAsyncCommandArgv(ac, ja_on_lanes_reply, ja, (int)argc, argv, lens) == REDIS_OK ?
+	    0 : -1;
+out:
+	free(argv);
+	free(lens);
+	free(vals);
+	return rc;
+}
+
+int
+jobstore_async_forget_worker(struct jobstore_async *ja, const char *worker)
+{
+	char key[JOBSTORE_WORKER_ID_MAX + 32];
+	redisAsyncContext *ac;
+
+	if (!jobstore_valid_worker_id(worker))
+		return -1;
+	if ((ac = ja_usable(ja)) == NULL)
+		return 1;
+	js_lanes_key(key, sizeof(key), worker);
+	{
+		const char *d[2] = { "DEL", key }, *z[3] = { "ZREM", JOBSTORE_WORKERS_KEY, worker };
+		size_t dl[2] = { 3, strlen(key) },
+		    zl[3] = { 4, strlen(JOBSTORE_WORKERS_KEY), strlen(worker) };
+
+		if (redisAsyncCommandArgv(ac, ja_on_lanes_reply, ja, 2, d, dl) != REDIS_OK ||
+		    redisAsyncCommandArgv(ac, ja_on_lanes_reply, ja, 3, z, zl) != REDIS_OK)
+			return -1;
+	}
+	return 0;
 }
 
 size_t

@@ -16,6 +16,14 @@
  *   mxsift:job:NAME:events    hash  event id -> 1: events already counted
  *   mxsift:dead:counts        hash  dead: dead letters of no known job
  *   mxsift:dead:events        hash  their event ids
+ * and per worker process (not per job: a lane is an MX domain, whatever the
+ * jobs in it), its lane report, for `mxsift status`:
+ *   mxsift:workers            zset  worker id -> unix ms of its last report
+ *   mxsift:worker:ID:lanes    hash  "#worker" -> the report's summary, and
+ *                                   MX domain -> lane record (see "lane
+ *                                   reports" below); expires a few report
+ *                                   intervals after it was written, so a
+ *                                   worker that died drops out by itself
  *
  * The field of a verdict is the normalised address; an invalid row, which has
  * no address of its own and is never deduplicated, uses "#line:N" (N = its
@@ -113,6 +121,63 @@ struct jobstore_counts {
 #define JOBSTORE_DEAD_COUNTS_KEY  "mxsift:dead:counts"
 #define JOBSTORE_DEAD_EVENTS_KEY  "mxsift:dead:events"
 
+/* ---- lane reports ------------------------------------------------------ */
+
+/*
+ * What a worker's probe engine does per lane (MX domain), as a worker
+ * reports it every few seconds: a bounded selection (the backed-off lanes
+ * first, then the deepest queues) and the totals.  Each lane is one hash
+ * field, its value a line of key=value pairs ("rate=0.5 rule_rate=1
+ * queued=12 ..."): readable with redis-cli, and a reader ignores keys it does
+ * not know and takes a missing key as 0, so either side can grow fields.
+ */
+#define JOBSTORE_WORKERS_KEY     "mxsift:workers"
+#define JOBSTORE_LANES_SUMMARY   "#worker"     /* no MX domain contains '#' */
+#define JOBSTORE_WORKER_ID_MAX   128
+#define JOBSTORE_LANE_DOMAIN_MAX 256
+/* A worker silent for this long leaves the workers set (its hash expired
+ * long before). */
+#define JOBSTORE_WORKER_FORGET_MS 86400000
+
+struct jobstore_lane {
+	char mx_domain[JOBSTORE_LANE_DOMAIN_MAX];
+	double rate;               /* RCPT probes per second now; 0 = no limit */
+	double rule_rate;          /* the lane rule's rate; 0 = no limit */
+	uint64_t queued;           /* recipients waiting in the lane */
+	unsigned sessions, max_sessions;   /* SMTP connections now / the rule's */
+	unsigned backoff_level;    /* consecutive rate-limit answers */
+	uint64_t backoffs;         /* pauses since the lane was made */
+	int64_t paused_until;      /* unix ms the pause ends; 0 = not paused */
+};
+
+struct jobstore_lane_report {
+	char worker[JOBSTORE_WORKER_ID_MAX];   /* HOST:PID */
+	int64_t updated_at;        /* unix ms, the worker's clock */
+	unsigned interval_ms;      /* the next report is due after this */
+	uint64_t lanes;            /* lanes in the worker's engine, all of them */
+	uint64_t backed_off;       /* of those, paused or slower than their rule */
+	size_t n;                  /* lanes in lane[] (the selection) */
+	struct jobstore_lane *lane;
+};
+
+/* 1 if id can name a worker: 1..JOBSTORE_WORKER_ID_MAX-1 printable ASCII
+ * characters, no space. */
+int jobstore_valid_worker_id(const char *id);
+/* 1 when the lane was slowed by rate-limit answers: paused at now_ms (unix
+ * ms), or its rate differs from its rule's. */
+int jobstore_lane_backed_off(const struct jobstore_lane *l, int64_t now_ms);
+/* One lane's hash value / the summary's.  The length written, or -1 when
+ * outlen is too small (256 bytes always suffice). */
+int jobstore_lane_format(const struct jobstore_lane *l, char *out, size_t outlen);
+int jobstore_lane_summary_format(const struct jobstore_lane_report *r, char *out,
+    size_t outlen);
+/* Parse them back (mx_domain is the field name; the report's worker, lane
+ * and n are left alone).  0, or -1 for a value that is not key=value pairs
+ * or a number that is not one, or a domain too long; unknown keys are
+ * skipped. */
+int jobstore_lane_parse(const char *mx_domain, const char *value, struct jobstore_lane *l);
+int jobstore_lane_summary_parse(const char *value, struct jobstore_lane_report *r);
+
 /* ---- blocking API ----------------------------------------------------- */
 
 struct jobstore;
@@ -159,6 +224,14 @@ void jobstore_get_written(const struct jobstore *js, uint64_t *fresh, uint64_t *
 int jobstore_get_last(struct jobstore *js, const char *const *addresses, size_t n,
     struct verdict *out, int *found);
 
+/* Every live worker's lane report (those whose hash has not expired), in
+ * the workers set's order (oldest report first); *out is malloc'd, free it
+ * with jobstore_lane_reports_free().  Unparsable lanes are skipped with a
+ * log_warn.  0 / -1. */
+int jobstore_get_lane_reports(struct jobstore *js, struct jobstore_lane_report **out,
+    size_t *n);
+void jobstore_lane_reports_free(struct jobstore_lane_report *r, size_t n);
+
 /* HSCAN every verdict of job; cb gets each decoded verdict (valid during the
  * call) and may return non-zero to stop.  0 done, -1 error (undecodable
  * entries are reported through log_warn and skipped, counted in *bad). */
@@ -195,6 +268,15 @@ int jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const
  * Redis has answered.  0, or -1 (bad arguments, no memory: no cb). */
 int jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char *event,
     const char *counter, uint64_t incr, jobstore_write_cb cb, void *arg);
+/* Replace worker r->worker's lane report (the hash, its expiry ttl_ms, its
+ * place in the workers set) in one script call.  Best effort, unlike the
+ * writes above: sent only when connected, never queued or resent (the next
+ * report supersedes it) and not counted in jobstore_async_pending().
+ * 0 sent, 1 not connected (dropped), -1 bad worker id or no memory. */
+int jobstore_async_put_lanes(struct jobstore_async *ja, const struct jobstore_lane_report *r,
+    unsigned ttl_ms);
+/* Withdraw worker's report (a worker stopping); best effort as above. */
+int jobstore_async_forget_worker(struct jobstore_async *ja, const char *worker);
 /* Writes queued or sent and not yet answered. */
 size_t jobstore_async_pending(const struct jobstore_async *ja);
 /* 1 when connected and authenticated. */

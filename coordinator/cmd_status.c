@@ -7,7 +7,11 @@
  * (addresses sent to the retry topic, dead-lettered messages and their
  * addresses, rate-limit back-offs) and the dead letters no job could be
  * named for (global), as aligned "key value" lines for people or one JSON
- * object (--format json) for scripts.  The job is complete when done ==
+ * object (--format json) for scripts; then the lanes the live workers
+ * report (jobstore_get_lane_reports: fleet-wide, not per job — a lane is an
+ * MX domain, whatever the jobs in it): per lane its worker, current and
+ * configured rate, queue, sessions and backoff, backed-off lanes first.
+ * The job is complete when done ==
  * total and the coordinator marked it submitted; "incomplete" when the
  * verdicts still missing are exactly those of dead-lettered messages (they
  * will never come: see the dead-letter topic).
@@ -134,6 +138,184 @@ status_open(const char *cmd, const struct status_args *a, struct jobstore_meta *
 	return js;
 }
 
+/* ---- lanes: what the workers report ---------------------------------------- */
+
+/* A JSON string.  ascii: bytes outside printable ASCII become '?' (worker
+ * ids and MX domains are ASCII; anything else in Redis is not ours). */
+static void
+status_json_str(FILE *f, const char *s, int ascii)
+{
+	fputc('"', f);
+	for (const char *p = s; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else if (ascii && ch >= 0x7f)
+			fputc('?', f);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static int64_t
+status_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* paused (a pause not over yet, by this host's clock), slowed (its rate is
+ * not its rule's: it recovers step by step with each answer), or ok. */
+static const char *
+status_lane_state(const struct jobstore_lane *l, int64_t now)
+{
+	if (l->paused_until > now)
+		return "paused";
+	return jobstore_lane_backed_off(l, now) ? "slowed" : "ok";
+}
+
+struct status_lane_ref {
+	const struct jobstore_lane_report *r;
+	const struct jobstore_lane *l;
+	int backed_off;
+};
+
+/* Across workers as within one: backed-off lanes first, then the deepest
+ * queues, then by MX domain and worker. */
+static int
+status_lane_cmp(const void *pa, const void *pb)
+{
+	const struct status_lane_ref *a = pa, *b = pb;
+	int c;
+
+	if (a->backed_off != b->backed_off)
+		return b->backed_off - a->backed_off;
+	if (a->l->queued != b->l->queued)
+		return a->l->queued < b->l->queued ? 1 : -1;
+	if ((c = strcmp(a->l->mx_domain, b->l->mx_domain)) != 0)
+		return c;
+	return strcmp(a->r->worker, b->r->worker);
+}
+
+static void
+status_rate(char *out, size_t outlen, double rate)
+{
+	if (rate <= 0)
+		snprintf(out, outlen, "unlimited");
+	else
+		snprintf(out, outlen, "%.3g/s", rate);
+}
+
+static void
+status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t nreps)
+{
+	static const char *const head[7] = { "WORKER", "MX_DOMAIN", "RATE", "RULE", "QUEUED",
+		"SESSIONS", "BACKOFF" };
+	struct status_lane_ref *refs;
+	uint64_t lanes = 0, backed_off = 0;
+	size_t n = 0, w[6];
+	int64_t now = status_now_ms();
+
+	for (size_t i = 0; i < nreps; i++) {
+		lanes += reps[i].lanes;
+		backed_off += reps[i].backed_off;
+		n += reps[i].n;
+	}
+	fprintf(f, "%-14s %zu\n", "workers", nreps);
+	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown)\n", "lanes", lanes,
+	    backed_off, n);
+	if (n == 0 || (refs = calloc(n, sizeof(*refs))) == NULL)
+		return;
+	n = 0;
+	for (size_t i = 0; i < nreps; i++)
+		for (size_t j = 0; j < reps[i].n; j++) {
+			refs[n].r = &reps[i];
+			refs[n].l = &reps[i].lane[j];
+			refs[n].backed_off = jobstore_lane_backed_off(refs[n].l, now);
+			n++;
+		}
+	qsort(refs, n, sizeof(*refs), status_lane_cmp);
+	for (int c = 0; c < 6; c++)
+		w[c] = strlen(head[c]);
+	for (size_t i = 0; i < n; i++) {
+		char rate[24], rule[24], q[24], s[32];
+
+		status_rate(rate, sizeof(rate), refs[i].l->rate);
+		status_rate(rule, sizeof(rule), refs[i].l->rule_rate);
+		snprintf(q, sizeof(q), "%" PRIu64, refs[i].l->queued);
+		snprintf(s, sizeof(s), "%u/%u", refs[i].l->sessions, refs[i].l->max_sessions);
+		const size_t len[6] = { strlen(refs[i].r->worker), strlen(refs[i].l->mx_domain),
+			strlen(rate), strlen(rule), strlen(q), strlen(s) };
+		for (int c = 0; c < 6; c++)
+			if (len[c] > w[c])
+				w[c] = len[c];
+	}
+	fprintf(f, "  %-*s  %-*s  %-*s  %-*s  %*s  %-*s  %s\n", (int)w[0], head[0], (int)w[1],
+	    head[1], (int)w[2], head[2], (int)w[3], head[3], (int)w[4], head[4], (int)w[5],
+	    head[5], head[6]);
+	for (size_t i = 0; i < n; i++) {
+		const struct jobstore_lane *l = refs[i].l;
+		char rate[24], rule[24], q[24], s[32], until[16] = "?", backoff[96];
+		time_t t = (time_t)(l->paused_until / 1000);
+		struct tm tm;
+
+		status_rate(rate, sizeof(rate), l->rate);
+		status_rate(rule, sizeof(rule), l->rule_rate);
+		snprintf(q, sizeof(q), "%" PRIu64, l->queued);
+		snprintf(s, sizeof(s), "%u/%u", l->sessions, l->max_sessions);
+		if (l->paused_until > now) {
+			if (gmtime_r(&t, &tm) != NULL)
+				strftime(until, sizeof(until), "%H:%M:%SZ", &tm);
+			snprintf(backoff, sizeof(backoff), "paused until %s (%" PRId64 "s), level %u, "
+			    "%" PRIu64 " pause%s", until, (l->paused_until - now + 999) / 1000,
+			    l->backoff_level, l->backoffs, l->backoffs == 1 ? "" : "s");
+		} else if (refs[i].backed_off)
+			snprintf(backoff, sizeof(backoff), "slowed, %" PRIu64 " pause%s", l->backoffs,
+			    l->backoffs == 1 ? "" : "s");
+		else
+			snprintf(backoff, sizeof(backoff), "-");
+		fprintf(f, "  %-*s  %-*s  %-*s  %-*s  %*s  %-*s  %s\n", (int)w[0],
+		    refs[i].r->worker, (int)w[1], l->mx_domain, (int)w[2], rate, (int)w[3], rule,
+		    (int)w[4], q, (int)w[5], s, backoff);
+	}
+	free(refs);
+}
+
+static void
+status_print_lanes_json(FILE *f, const struct jobstore_lane_report *reps, size_t nreps)
+{
+	int64_t now = status_now_ms();
+
+	fprintf(f, ",\"workers\":[");
+	for (size_t i = 0; i < nreps; i++) {
+		const struct jobstore_lane_report *r = &reps[i];
+
+		fprintf(f, "%s{\"id\":", i ? "," : "");
+		status_json_str(f, r->worker, 1);
+		fprintf(f, ",\"updated_at\":%" PRId64 ",\"interval_ms\":%u,\"lanes_total\":%" PRIu64
+		    ",\"backed_off_total\":%" PRIu64 ",\"lanes\":[", r->updated_at, r->interval_ms,
+		    r->lanes, r->backed_off);
+		for (size_t j = 0; j < r->n; j++) {
+			const struct jobstore_lane *l = &r->lane[j];
+
+			fprintf(f, "%s{\"mx_domain\":", j ? "," : "");
+			status_json_str(f, l->mx_domain, 1);
+			fprintf(f, ",\"state\":\"%s\",\"rate\":%.6g,\"rule_rate\":%.6g,\"queued\":%"
+			    PRIu64 ",\"sessions\":%u,\"max_sessions\":%u,\"backoff_level\":%u,"
+			    "\"backoffs\":%" PRIu64 ",\"paused_until\":%" PRId64 "}",
+			    status_lane_state(l, now), l->rate, l->rule_rate, l->queued, l->sessions,
+			    l->max_sessions, l->backoff_level, l->backoffs, l->paused_until);
+		}
+		fprintf(f, "]}");
+	}
+	fprintf(f, "]");
+}
+
 /* ---- status -------------------------------------------------------------- */
 
 static void
@@ -144,7 +326,11 @@ status_usage(FILE *f)
 	    "\n"
 	    "Show a fleet job's progress: total verdicts expected, verdicts done, the\n"
 	    "counts per status and per reason, addresses retried later (temporary\n"
-	    "answers), dead-lettered messages, and rate-limit back-offs.\n"
+	    "answers), dead-lettered messages, and rate-limit back-offs.  Then the\n"
+	    "lanes (MX domains) the running workers report, fleet-wide: backed-off\n"
+	    "lanes first, then the deepest queues, each with its worker (HOST:PID),\n"
+	    "current rate and the rule's, recipients queued, sessions open / allowed,\n"
+	    "and backoff (paused until when, or slowed and recovering).\n"
 	    "\n"
 	    "Options:\n"
 	    "  -j, --job NAME          the job given to `mxsift submit`\n"
@@ -171,7 +357,8 @@ status_state(const struct jobstore_meta *m, const struct jobstore_counts *c)
 
 static void
 status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
-    const struct jobstore_counts *c, uint64_t dead_global)
+    const struct jobstore_counts *c, uint64_t dead_global,
+    const struct jobstore_lane_report *reps, size_t nreps)
 {
 	char when[32] = "-";
 	time_t t = (time_t)m->submitted_at;
@@ -203,26 +390,20 @@ status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
 	    c->dead_addresses);
 	fprintf(f, "%-14s %" PRIu64 "\n", "backed_off", c->backed_off);
 	fprintf(f, "%-14s %" PRIu64 "\n", "dead_no_job", dead_global);
+	status_print_lanes_text(f, reps, nreps);
 }
 
 static void
 status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
-    const struct jobstore_counts *c, uint64_t dead_global)
+    const struct jobstore_counts *c, uint64_t dead_global,
+    const struct jobstore_lane_report *reps, size_t nreps)
 {
 	/* job names are [A-Za-z0-9._-] and state is ours: no escaping needed
 	 * except for the file path. */
-	fprintf(f, "{\"job\":\"%s\",\"state\":\"%s\",\"submitted_at\":%" PRId64 ",\"file\":\"",
+	fprintf(f, "{\"job\":\"%s\",\"state\":\"%s\",\"submitted_at\":%" PRId64 ",\"file\":",
 	    job, status_state(m, c), m->submitted_at);
-	for (const char *p = m->file; *p != '\0'; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fprintf(f, "\",\"rows\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"invalid\":%" PRIu64
+	status_json_str(f, m->file, 0);
+	fprintf(f, ",\"rows\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"invalid\":%" PRIu64
 	    ",\"duplicates\":%" PRIu64 ",\"tasks\":%" PRIu64 ",\"total\":%" PRIu64
 	    ",\"done\":%" PRIu64 ",\"status\":{", m->rows, m->unique, m->invalid, m->duplicates,
 	    m->tasks, m->total, c->done);
@@ -235,8 +416,10 @@ status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
 			fprintf(f, "%s\"%s\":%" PRIu64, n++ ? "," : "",
 			    verdict_reason_name((enum verdict_reason)i), c->reason[i]);
 	fprintf(f, "},\"retried\":%" PRIu64 ",\"dead\":%" PRIu64 ",\"dead_addresses\":%" PRIu64
-	    ",\"backed_off\":%" PRIu64 ",\"dead_no_job\":%" PRIu64 "}\n", c->retried, c->dead,
+	    ",\"backed_off\":%" PRIu64 ",\"dead_no_job\":%" PRIu64, c->retried, c->dead,
 	    c->dead_addresses, c->backed_off, dead_global);
+	status_print_lanes_json(f, reps, nreps);
+	fprintf(f, "}\n");
 }
 
 int
@@ -246,6 +429,8 @@ cmd_status(int argc, char **argv)
 	struct jobstore_meta m;
 	struct jobstore_counts c;
 	struct jobstore *js;
+	struct jobstore_lane_report *reps = NULL;
+	size_t nreps = 0;
 	uint64_t dead_global = 0;
 	int rc, json = 0;
 
@@ -270,11 +455,19 @@ cmd_status(int argc, char **argv)
 		jobstore_close(js);
 		return MXSIFT_EXIT_FAILURE;
 	}
+	/* The lanes are the fleet's, not the job's: a failure to read them
+	 * does not hide the job's counts. */
+	if (jobstore_get_lane_reports(js, &reps, &nreps) == -1) {
+		fprintf(stderr, "mxsift status: lanes: %s\n", jobstore_errstr(js));
+		reps = NULL;
+		nreps = 0;
+	}
 	jobstore_close(js);
 	if (json)
-		status_print_json(stdout, a.job, &m, &c, dead_global);
+		status_print_json(stdout, a.job, &m, &c, dead_global, reps, nreps);
 	else
-		status_print_text(stdout, a.job, &m, &c, dead_global);
+		status_print_text(stdout, a.job, &m, &c, dead_global, reps, nreps);
+	jobstore_lane_reports_free(reps, nreps);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "mxsift status: write error: %s\n", strerror(errno));
 		return MXSIFT_EXIT_FAILURE;

@@ -98,6 +98,7 @@
 #include "engine.h"
 #include "jobstore.h"
 #include "kafka.h"
+#include "lanestatus.h"
 #include "lists.h"
 #include "log.h"
 #include "metrics.h"
@@ -1527,6 +1528,7 @@ main(int argc, char **argv)
 		.retry_topic = KAFKA_TOPIC_RETRY, .dead_topic = KAFKA_TOPIC_DEAD };
 	struct engine_params ep = { .smtp_port = 25, .tls = ENGINE_TLS_MAY, .mail_from = "" };
 	struct event *sighup = NULL;
+	struct lanestatus *lstat = NULL;   /* lane report for `mxsift status` */
 	struct kafka_xopts xopts = { 0 };
 	const char *brokers = NULL, *redis = NULL, *group = KAFKA_DEFAULT_GROUP;
 	const char *dns_server = NULL;
@@ -1731,6 +1733,10 @@ main(int argc, char **argv)
 	}
 	conf = NULL;    /* owned by w.rk now */
 	metrics_attach(w.engine, w.ja, w.rk);
+	if ((lstat = lanestatus_new(w.base, w.engine, w.ja, NULL)) == NULL) {
+		log_error("lane report setup failed", "%s", "");
+		goto out;
+	}
 	rd_kafka_poll_set_consumer(w.rk);   /* callbacks are served by the consumer queue */
 	w.q = rd_kafka_queue_get_consumer(w.rk);
 	w.pq = rd_kafka_queue_get_main(w.prod);
@@ -1779,6 +1785,8 @@ main(int argc, char **argv)
 		struct engine_stats es;
 
 		w.aborting = 1;    /* "shutting down" verdicts are never written */
+		lanestatus_free(lstat);   /* withdrawn while the QUITs are said */
+		lstat = NULL;
 		engine_shutdown(w.engine);
 		event_del(w.tick);
 		event_del(w.kafka_ev);
@@ -1844,6 +1852,7 @@ out:
 	for (size_t i = 0; i < w.nact; i++)
 		free(w.act[i].key);
 	free(w.act);
+	lanestatus_free(lstat);
 	if (w.engine != NULL)
 		engine_free(w.engine);
 	if (w.dns != NULL)

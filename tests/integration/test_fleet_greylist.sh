@@ -26,8 +26,14 @@
 #
 # Phase 3, "rate limited": connection 1 answers RCPT with 421 4.7.0 "try
 # again later" (a rate limit: the engine pauses the lane and asks again),
-# connection 2 with 250.  Asserts: deliverable, and the job's backed_off
-# counter (and `mxsift status`) shows the back-off.
+# connection 2 with 250.  The worker's lane rule allows 4 RCPT/s.  Asserts:
+# deliverable, and the job's backed_off counter (and `mxsift status`) shows
+# the back-off; the worker's lane report (`mxsift status`, text and JSON)
+# shows alpha.test under this worker's HOST:PID backed off, its rate below
+# the rule's 4/s, and the report is gone once the worker has stopped.
+#
+# Every phase: the text status shows the retried, dead_lettered and
+# backed_off lines with the JSON's numbers.
 #
 # usage: test_fleet_greylist.sh MXSIFT MXSIFT_WORKER MXSIFT_SMTPD_SCRIPT
 set -euo pipefail
@@ -61,6 +67,18 @@ start_server() {
 stop_server() {
 	kill -TERM "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
+}
+
+# text_counts: the text status's retried, dead_lettered and backed_off
+# lines agree with the JSON's counters
+text_counts() {
+	local s t
+	s=$(fleet_status) || fail "mxsift status --format json failed"
+	t=$("$mxsift" status --job "$job" --redis "$redis") || fail "mxsift status failed"
+	grep -Eq "^retried +$(jq .retried <<<"$s")\$" <<<"$t" &&
+		grep -Eq "^dead_lettered +$(jq .dead <<<"$s") \($(jq .dead_addresses <<<"$s") addresses\)\$" <<<"$t" &&
+		grep -Eq "^backed_off +$(jq .backed_off <<<"$s")\$" <<<"$t" ||
+		fail "text status counters differ from JSON: $t"
 }
 
 # ---- phase 1: greylisted, then deliverable ------------------------------------
@@ -138,6 +156,7 @@ fleet_check_exact "$tmp/exp1"
 s=$(fleet_status)
 [ "$(jq .retried <<<"$s")" -eq 1 ] || fail "phase 1: retried $(jq .retried <<<"$s"), expected 1"
 [ "$(jq .dead <<<"$s")" -eq 0 ] || fail "phase 1: a dead letter"
+text_counts
 jq -e 'select(.smtp_code == 250 and .enhanced_code == "2.1.5")' "$tmp/export.jsonl" >/dev/null ||
 	fail "phase 1: the verdict lacks the 250 2.1.5 evidence"
 stop_server
@@ -218,6 +237,7 @@ printf 'gone@beta.test\tunknown/greylisted\n' >"$tmp/exp2"
 fleet_check_exact "$tmp/exp2"
 s=$(fleet_status)
 [ "$(jq .retried <<<"$s")" -eq 2 ] || fail "phase 2: retried $(jq .retried <<<"$s"), expected 2"
+text_counts
 jq -e 'select(.detail == "final after 3 attempts" and .smtp_code == 450)' \
 	"$tmp/export.jsonl" >/dev/null || fail "phase 2: not a final 450 after 3 attempts: $(cat "$tmp/export.jsonl")"
 # Both copies were worked on: the duplicate changed no count.
@@ -247,8 +267,10 @@ EOF
 } >"$tmp/rate.scn"
 start_server "$tmp/rate.scn" rate
 group=grey3-$run topic=grey3.$run retry_topic=grey3.$run.retry dead_topic=grey3.$run.dead
-fleet_worker 5
+printf '* rate=4 burst=4\n' >"$tmp/rate.lanes"
+fleet_worker 5 --lanes "$tmp/rate.lanes"
 fleet_wait_group 5
+wid=$(hostname):${wpid[5]}
 job=grey3-$run
 "$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
 	--topic "$topic" "$tmp/grey1.csv" >"$tmp/submit3.out" 2>"$tmp/submit3.err" ||
@@ -260,7 +282,32 @@ s=$(fleet_status)
 [ "$(jq .backed_off <<<"$s")" -ge 1 ] || fail "phase 3: backed_off $(jq .backed_off <<<"$s"), expected >= 1"
 "$mxsift" status --job "$job" --redis "$redis" | grep -Eq '^backed_off +[1-9]' ||
 	fail "phase 3: text status does not show the back-off"
+text_counts
+# The lane report: alpha.test, this worker, slower than its rule (halved
+# to 2/s by the 421, a step back up per answer since), within a report
+# interval (5 s; a change is reported within a second).
+lane=
+for _ in $(seq 1 100); do
+	lane=$(fleet_status | jq -c --arg w "$wid" \
+		'.workers[]? | select(.id == $w) | .lanes[] | select(.mx_domain == "alpha.test")') || lane=
+	[ -n "$lane" ] && break
+	sleep 0.1
+done
+[ -n "$lane" ] || fail "phase 3: no lane report for alpha.test from $wid: $(fleet_status)"
+jq -e '.rule_rate == 4 and .rate > 0 and .rate < 4 and .backoffs >= 1 and
+	(.state == "paused" or .state == "slowed") and .max_sessions == 1' <<<"$lane" >/dev/null ||
+	fail "phase 3: lane report not backed off below the rule: $lane"
+"$mxsift" status --job "$job" --redis "$redis" >"$tmp/status3.txt" || fail "phase 3: status failed"
+grep -Eq '^workers +[1-9]' "$tmp/status3.txt" && grep -Eq '^lanes +[1-9][0-9]* \([1-9][0-9]* backed off' "$tmp/status3.txt" ||
+	fail "phase 3: text status has no workers/lanes lines: $(cat "$tmp/status3.txt")"
+# the row: WORKER MX_DOMAIN RATE RULE QUEUED SESSIONS BACKOFF
+awk -v w="$wid" '$1 == w && $2 == "alpha.test" && $4 == "4/s" && $3 ~ /\/s$/ && $3 + 0 < 4 &&
+	($7 == "slowed," || $7 == "paused") { ok = 1 } END { exit !ok }' "$tmp/status3.txt" ||
+	fail "phase 3: text status does not show alpha.test backed off below 4/s: $(cat "$tmp/status3.txt")"
 fleet_stop_workers
+# a stopped worker withdraws its report
+[ "$(fleet_status | jq --arg w "$wid" '[.workers[]? | select(.id == $w)] | length')" -eq 0 ] ||
+	fail "phase 3: the stopped worker's lane report is still there: $(fleet_status)"
 stop_server
 grep 'level=error' "$tmp"/w*.log && fail "error lines in the worker logs"
 echo "PASS: greylisted address deliverable on retry; temporary answer final after 3 attempts; duplicate retry counted once"

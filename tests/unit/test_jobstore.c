@@ -1,7 +1,9 @@
 /*
  * test_jobstore.c — the Redis job store: URL parsing, job names, the
  * Verdict protobuf mapping (pure), and against a real redis-server the
- * Lua write (first verdict wins, counted once), NOSCRIPT fallback,
+ * Lua write (first verdict wins, counted once), NOSCRIPT fallback, the
+ * workers' lane reports (records pure; written, replaced, expired and
+ * withdrawn in Redis),
  * pipelined writes, meta/counts/scan, and the async client's completion
  * callbacks, reconnect after the server appears late, and recovery from
  * a server that accepts but never answers.
@@ -176,6 +178,97 @@ test_pack_roundtrip(void **state)
 		const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x0f };
 		assert_int_equal(jobstore_verdict_unpack(junk, sizeof(junk), &address, &v), -1);
 	}
+}
+
+/* Lane report records: what a worker writes is what status reads; unknown
+ * keys are skipped and missing ones read 0 (either side may grow fields);
+ * anything that is not a number where one belongs is refused. */
+static void
+test_lane_records(void **state)
+{
+	struct jobstore_lane l = { .rate = 0.35, .rule_rate = 0.7, .queued = 12345678901ull,
+		.sessions = 1, .max_sessions = 2, .backoff_level = 3, .backoffs = 17,
+		.paused_until = 1796335868123ll }, back;
+	struct jobstore_lane_report r = { .updated_at = 1796335868000ll, .interval_ms = 5000,
+		.lanes = 250, .backed_off = 12, .n = 32 }, rback;
+	char buf[256], longname[300];
+	static const char *const bad[] = {
+		"rate=abc", "rate=-1", "rate=inf", "rate=nan", "rate=", "rate=1e999",
+		"queued=1x", "queued=-1", "queued=+1", "level=4294967296", "junk",
+		"=1", "rate=1 junk", "paused_until=12a", "backoffs=99999999999999999999",
+	};
+
+	(void)state;
+	snprintf(l.mx_domain, sizeof(l.mx_domain), "ignored.test");
+	assert_true(jobstore_lane_format(&l, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "rate=0.35 rule_rate=0.7 queued=12345678901 sessions=1 "
+	    "max_sessions=2 level=3 backoffs=17 paused_until=1796335868123");
+	assert_int_equal(jobstore_lane_parse("hosting.test", buf, &back), 0);
+	assert_string_equal(back.mx_domain, "hosting.test");
+	assert_true(back.rate == 0.35 && back.rule_rate == 0.7);
+	assert_true(back.queued == 12345678901ull);
+	assert_int_equal(back.sessions, 1);
+	assert_int_equal(back.max_sessions, 2);
+	assert_int_equal(back.backoff_level, 3);
+	assert_int_equal(back.backoffs, 17);
+	assert_true(back.paused_until == 1796335868123ll);
+	/* too small a buffer is refused, not cut */
+	assert_int_equal(jobstore_lane_format(&l, buf, 20), -1);
+
+	assert_true(jobstore_lane_summary_format(&r, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "updated_at=1796335868000 interval_ms=5000 lanes=250 "
+	    "backed_off=12 shown=32");
+	memset(&rback, 0, sizeof(rback));
+	rback.n = 7;
+	assert_int_equal(jobstore_lane_summary_parse(buf, &rback), 0);
+	assert_true(rback.updated_at == 1796335868000ll);
+	assert_int_equal(rback.interval_ms, 5000);
+	assert_int_equal(rback.lanes, 250);
+	assert_int_equal(rback.backed_off, 12);
+	assert_int_equal(rback.n, 7);      /* left alone: the lanes read say */
+	assert_int_equal(jobstore_lane_summary_parse("lanes=x", &rback), -1);
+	assert_int_equal(jobstore_lane_summary_parse("nonsense", &rback), -1);
+
+	/* newer writer, older reader; sparse record */
+	assert_int_equal(jobstore_lane_parse("a.test", "  future=7 rate=2   queued=3 ", &back), 0);
+	assert_true(back.rate == 2 && back.rule_rate == 0);
+	assert_int_equal(back.queued, 3);
+	assert_int_equal(back.sessions, 0);
+	assert_true(back.paused_until == 0);
+	assert_int_equal(jobstore_lane_parse("a.test", "", &back), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (jobstore_lane_parse("a.test", bad[i], &back) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(jobstore_lane_parse(longname, "rate=1", &back), -1);
+
+	/* backed off: paused now, or slower (or faster) than its rule */
+	l.paused_until = 1000;
+	l.rate = l.rule_rate = 1;
+	assert_int_equal(jobstore_lane_backed_off(&l, 999), 1);
+	assert_int_equal(jobstore_lane_backed_off(&l, 1000), 0);
+	l.rate = 0.5;
+	assert_int_equal(jobstore_lane_backed_off(&l, 5000), 1);
+	l.rule_rate = 0;       /* no limit, slowed to a rate after a back-off */
+	assert_int_equal(jobstore_lane_backed_off(&l, 5000), 1);
+	l.rate = 0;
+	assert_int_equal(jobstore_lane_backed_off(&l, 5000), 0);
+
+	assert_true(jobstore_valid_worker_id("vm:17399"));
+	assert_true(jobstore_valid_worker_id("pod-7d9f.example.com:1"));
+	assert_false(jobstore_valid_worker_id(""));
+	assert_false(jobstore_valid_worker_id(NULL));
+	assert_false(jobstore_valid_worker_id("a b"));
+	assert_false(jobstore_valid_worker_id("a\x7f"));
+	assert_false(jobstore_valid_worker_id("caf\xc3\xa9"));
+	memset(longname, 'w', JOBSTORE_WORKER_ID_MAX - 1);
+	longname[JOBSTORE_WORKER_ID_MAX - 1] = '\0';
+	assert_true(jobstore_valid_worker_id(longname));
+	longname[JOBSTORE_WORKER_ID_MAX - 1] = 'w';
+	longname[JOBSTORE_WORKER_ID_MAX] = '\0';
+	assert_false(jobstore_valid_worker_id(longname));
 }
 
 /* ---- a private redis-server ---------------------------------------------- */
@@ -657,6 +750,166 @@ test_count_once(void **state)
 	jobstore_close(js);
 }
 
+static long long
+raw_int(const struct srv *s, const char *cmd, const char *arg1, const char *arg2)
+{
+	redisContext *c = redisConnect("127.0.0.1", s->port);
+	redisReply *r;
+	long long v;
+
+	assert_true(c != NULL && !c->err);
+	r = redisCommand(c, cmd, arg1, arg2);
+	assert_non_null(r);
+	v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+/* Run the loop until ja is connected (at most 5 s). */
+static void
+wait_connected(struct event_base *base, struct jobstore_async *ja)
+{
+	for (int i = 0; i < 100 && !jobstore_async_connected(ja); i++) {
+		struct timeval tv = { 0, 50 * 1000 };
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	assert_true(jobstore_async_connected(ja));
+}
+
+static void
+run_ms(struct event_base *base, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+static const struct jobstore_lane_report *
+find_report(const struct jobstore_lane_report *r, size_t n, const char *worker)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(r[i].worker, worker) == 0)
+			return &r[i];
+	return NULL;
+}
+
+/* Lane reports through Redis: the async writer replaces a worker's report
+ * as a whole, the reader finds every live one, an expired report (a dead
+ * worker) and a withdrawn one are gone, a worker silent for a day leaves
+ * the workers set, and nothing is written or queued while disconnected. */
+static void
+test_lane_reports(void **state)
+{
+	struct srv *s = *state;
+	struct event_base *base;
+	struct jobstore_async *ja;
+	struct jobstore *js;
+	struct jobstore_lane lanes[3] = {
+		{ .mx_domain = "hosting.test", .rate = 2, .rule_rate = 4, .queued = 9,
+		  .sessions = 1, .max_sessions = 1, .backoff_level = 1, .backoffs = 1,
+		  .paused_until = 1796335870000ll },
+		{ .mx_domain = "alpha.test", .rate = 8, .rule_rate = 8, .queued = 3, .sessions = 1,
+		  .max_sessions = 2 },
+		{ .mx_domain = JOBSTORE_LANES_SUMMARY, .rate = 1 },   /* never a lane */
+	};
+	struct jobstore_lane_report w1 = { .worker = "host-a:101", .updated_at = 1796335868000ll,
+		.interval_ms = 5000, .lanes = 40, .backed_off = 1, .n = 3, .lane = lanes };
+	struct jobstore_lane_report w2 = { .worker = "host-b:202", .updated_at = 1796335868500ll,
+		.interval_ms = 5000 };
+	struct jobstore_lane_report w3 = { .worker = "host-c:303", .updated_at = 1796335868600ll,
+		.interval_ms = 100 };
+	struct jobstore_lane_report bad = { .worker = "has space" };
+	struct jobstore_lane_report *reps;
+	const struct jobstore_lane_report *r;
+	size_t n = 99;
+	char err[256], url[64];
+
+	NEED_SERVER(s);
+	js = jobstore_connect(s->url, 0, err, sizeof(err));
+	assert_non_null(js);
+	assert_int_equal(jobstore_get_lane_reports(js, &reps, &n), 0);
+	assert_int_equal(n, 0);
+	jobstore_lane_reports_free(reps, n);
+
+	base = event_base_new();
+	ja = jobstore_async_new(base, s->url, NULL, err, sizeof(err));
+	assert_non_null(ja);
+	wait_connected(base, ja);
+	/* a worker gone for more than a day, left in the set by a crash */
+	raw_int(s, "ZADD mxsift:workers 1000 %s", "old:1", "");
+	assert_int_equal(jobstore_async_put_lanes(ja, &w1, 60000), 0);
+	assert_int_equal(jobstore_async_put_lanes(ja, &w2, 60000), 0);
+	assert_int_equal(jobstore_async_put_lanes(ja, &w3, 300), 0);
+	assert_int_equal(jobstore_async_put_lanes(ja, &bad, 60000), -1);
+	assert_int_equal(jobstore_async_pending(ja), 0);   /* not verdict writes */
+	run_ms(base, 200);
+
+	assert_int_equal(jobstore_get_lane_reports(js, &reps, &n), 0);
+	assert_int_equal(n, 3);
+	r = find_report(reps, n, "host-a:101");
+	assert_non_null(r);
+	assert_true(r->updated_at == 1796335868000ll);
+	assert_int_equal(r->interval_ms, 5000);
+	assert_int_equal(r->lanes, 40);
+	assert_int_equal(r->backed_off, 1);
+	assert_int_equal(r->n, 2);          /* the "#worker" lane was not sent */
+	for (size_t i = 0; i < r->n; i++) {
+		const struct jobstore_lane *l = &r->lane[i];
+		const struct jobstore_lane *want = strcmp(l->mx_domain, "hosting.test") == 0 ?
+		    &lanes[0] : &lanes[1];
+
+		assert_string_equal(l->mx_domain, want->mx_domain);
+		assert_true(l->rate == want->rate && l->rule_rate == want->rule_rate);
+		assert_int_equal(l->queued, want->queued);
+		assert_int_equal(l->sessions, want->sessions);
+		assert_int_equal(l->max_sessions, want->max_sessions);
+		assert_int_equal(l->backoff_level, want->backoff_level);
+		assert_int_equal(l->backoffs, want->backoffs);
+		assert_true(l->paused_until == want->paused_until);
+	}
+	r = find_report(reps, n, "host-b:202");
+	assert_non_null(r);
+	assert_int_equal(r->n, 0);          /* a worker with nothing going on is listed */
+	assert_non_null(find_report(reps, n, "host-c:303"));
+	assert_int_equal(raw_int(s, "ZSCORE mxsift:workers %s", "old:1", ""), -1);
+	assert_true(raw_int(s, "PTTL mxsift:worker:%s:lanes", "host-a:101", "") > 50000);
+	jobstore_lane_reports_free(reps, n);
+
+	/* a new report replaces the old one as a whole */
+	w1.n = 1;
+	w1.lane = &lanes[1];
+	w1.backed_off = 0;
+	assert_int_equal(jobstore_async_put_lanes(ja, &w1, 60000), 0);
+	/* withdrawn (a worker stopping) */
+	assert_int_equal(jobstore_async_forget_worker(ja, "host-b:202"), 0);
+	assert_int_equal(jobstore_async_forget_worker(ja, "no good"), -1);
+	run_ms(base, 400);               /* host-c's 300 ms are over */
+	assert_int_equal(jobstore_get_lane_reports(js, &reps, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(reps[0].worker, "host-a:101");
+	assert_int_equal(reps[0].n, 1);
+	assert_string_equal(reps[0].lane[0].mx_domain, "alpha.test");
+	assert_int_equal(reps[0].backed_off, 0);
+	assert_int_equal(raw_int(s, "ZSCORE mxsift:workers %s", "host-b:202", ""), -1);
+	jobstore_lane_reports_free(reps, n);
+	jobstore_async_free(ja);
+
+	/* no server: dropped at once, nothing queued */
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
+	ja = jobstore_async_new(base, url, NULL, err, sizeof(err));
+	assert_non_null(ja);
+	run_ms(base, 100);
+	assert_int_equal(jobstore_async_put_lanes(ja, &w1, 60000), 1);
+	assert_int_equal(jobstore_async_forget_worker(ja, "host-a:101"), 1);
+	assert_int_equal(jobstore_async_pending(ja), 0);
+	jobstore_async_free(ja);
+	event_base_free(base);
+	jobstore_close(js);
+}
+
 /* The server is down when the writes are queued and comes up later (and
  * goes down and up again): the writes wait, then land exactly once. */
 static void
@@ -776,6 +1029,7 @@ main(void)
 		cmocka_unit_test(test_valid_name),
 		cmocka_unit_test(test_invalid_field),
 		cmocka_unit_test(test_pack_roundtrip),
+		cmocka_unit_test(test_lane_records),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test_setup_teardown(test_put_first_wins, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline_noscript_scan, srv_setup, srv_teardown),
@@ -784,6 +1038,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_queue_then_command, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_writes, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_count_once, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_lane_reports, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_reconnect, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_hung_server, srv_setup, srv_teardown),
 	};
