@@ -67,6 +67,10 @@
  * another worker redoes them: a made-up "shutting down" verdict must never
  * become a job's first (and only) one.
  *
+ * Lane report: lanestatus.h writes the engine's lanes (rate against the
+ * rule's, backoff, queue, sessions) to Redis every few seconds for `mxsift
+ * status`, best effort beside the verdict writes; withdrawn at shutdown.
+ *
  * Addresses are parsed again here (address.h) so nothing a producer sends
  * can put a control character on a socket.
  *
