@@ -32,6 +32,9 @@
 # shows alpha.test under this worker's HOST:PID backed off, its rate below
 # the rule's 4/s, and the report is gone once the worker has stopped.
 #
+# Then a Task of the job without a domain (two addresses) goes to the
+# dead-letter topic: dead_lettered 1 (2 addresses).
+#
 # Every phase: the text status shows the retried, dead_lettered and
 # backed_off lines with the JSON's numbers.
 #
@@ -308,10 +311,33 @@ grep -Eq '^workers +[1-9]' "$tmp/status3.txt" && grep -Eq '^lanes +[1-9][0-9]* \
 awk -v w="$wid" '$1 == w && $2 == "alpha.test" && $4 == "4/s" && $3 ~ /\/s$/ && $3 + 0 < 4 &&
 	($7 == "slowed," || $7 == "paused") { ok = 1 } END { exit !ok }' "$tmp/status3.txt" ||
 	fail "phase 3: text status does not show alpha.test backed off below 4/s: $(cat "$tmp/status3.txt")"
+# A Task of this job that cannot be processed (no domain), hand-encoded
+# protobuf: job = 1, addresses = 5 (each an Address, address = 1).
+pb() { printf "\\x$(printf %02x "$1")\\x$(printf %02x "${#2}")%s" "$2"; }
+{
+	pb 10 "$job"
+	pb 42 "$(pb 10 a@alpha.test)"
+	pb 42 "$(pb 10 b@alpha.test)"
+} >"$tmp/nodomain.msg"
+kcat -b "$brokers" -P -t "$topic" -k alpha.test "$tmp/nodomain.msg" || fail "cannot produce the bad Task"
+for _ in $(seq 1 100); do
+	[ "$(fleet_status | jq .dead)" -ge 1 ] && break
+	sleep 0.1
+done
+s=$(fleet_status)
+[ "$(jq .dead <<<"$s")" -eq 1 ] && [ "$(jq .dead_addresses <<<"$s")" -eq 2 ] ||
+	fail "phase 3: the bad Task is not counted as 1 dead letter of 2 addresses: $s"
+text_counts
+grep -q '^dead_lettered  1 (2 addresses)$' <<<"$("$mxsift" status --job "$job" --redis "$redis")" ||
+	fail "phase 3: text status does not show the dead letter"
 fleet_stop_workers
 # a stopped worker withdraws its report
 [ "$(fleet_status | jq --arg w "$wid" '[.workers[]? | select(.id == $w)] | length')" -eq 0 ] ||
 	fail "phase 3: the stopped worker's lane report is still there: $(fleet_status)"
 stop_server
-grep 'level=error' "$tmp"/w*.log && fail "error lines in the worker logs"
-echo "PASS: greylisted address deliverable on retry; temporary answer final after 3 attempts; duplicate retry counted once"
+# (phase 3's bad Task is one, and only one)
+[ "$(grep -c 'level=error msg="undecodable task" .*reason="no domain"' "$tmp/w5.log")" -eq 1 ] ||
+	fail "phase 3: the bad Task was not reported once"
+grep 'level=error' "$tmp"/w*.log | grep -v 'msg="undecodable task" .*reason="no domain"' &&
+	fail "error lines in the worker logs"
+echo "PASS: greylisted address deliverable on retry; temporary answer final after 3 attempts; duplicate retry counted once; status shows the backed-off lane below its rule and the dead letter"
