@@ -24,7 +24,11 @@
  * Catch-all detection (engine.h): the first accepted answer for a domain
  * is parked, and an internal request for a random local part of the domain
  * goes to the head of the lane's queue, so the same session asks next, in
- * its own transaction.  Its answer decides the domain's cache entry and
+ * its own transaction.  With PIPELINING (and no RCPT rate limit on the
+ * lane) the probe does not cost a round trip of its own: it goes in one
+ * pipelined group with the next request for the same host (conn_feed:
+ * RSET MAIL RCPT <random>, RSET MAIL RCPT <address>), and the two results
+ * come back in that order.  Its answer decides the domain's cache entry and
  * releases the parked verdicts; later accepted answers of that domain are
  * decided at once from the entry.  Internal requests take the same paths as
  * real ones (failover, requeue, 452 retry, shutdown) but report to the
@@ -129,9 +133,10 @@ struct conn {
 	int notls;      /* "may": handshake failed, retry in plaintext */
 	int throttled;  /* the plan ended on a rate-limit answer */
 
-	struct ereq *cur; /* request being probed */
-	unsigned served;  /* results on this session */
-	unsigned rejects; /* 5xx results on this session */
+	struct ereq *cur;      /* request being probed (its result comes next) */
+	struct ereq *cur_next; /* the one behind it in the same group, or NULL */
+	unsigned served;       /* results on this session */
+	unsigned rejects;      /* 5xx results on this session */
 	uint64_t ready_ms;
 	unsigned seen_rcpts, seen_503, seen_replies[6];
 	struct event *idle;
@@ -1191,10 +1196,10 @@ conn_free(struct conn *c)
 		conn_account(c);
 		smtp_session_free(c->s);
 	}
-	if (c->cur != NULL) {
-		/* Only at engine_free(): nobody will hear about it. */
-		ereq_free(c->cur);
-	}
+	/* Requests still on the conn: only at engine_free(), nobody will
+	 * hear about them. */
+	ereq_free(c->cur);
+	ereq_free(c->cur_next);
 	if (c->idle != NULL)
 		event_free(c->idle);
 	for (size_t i = 0; i < c->nhosts; i++)
@@ -1511,8 +1516,13 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 	int limited;
 
 	conn_account(c);
-	c->cur = NULL;
-	c->st = CONN_READY;
+	/* Results come in the order the group was sent. */
+	c->cur = c->cur_next;
+	c->cur_next = NULL;
+	/* A conn told to QUIT meanwhile (shutdown, retry_fresh) stays
+	 * closing; with more of its group due it is not ready yet. */
+	if (c->st != CONN_CLOSING)
+		c->st = res->more > 0 ? CONN_BUSY : CONN_READY;
 	c->served++;
 	verdict_init(&v, VR_TEMP_FAILURE);
 	act = classify_reply(res->stage, res->reply, &v);
@@ -1544,6 +1554,8 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 	}
 	if (c->st == CONN_READY && (e->shutting || conn_worn_out(c)))
 		conn_quit(c, e->shutting ? "shutdown" : "recycle");
+	else if (c->st == CONN_READY && l->paused_until > engine_now_ms())
+		conn_quit(c, "backoff"); /* was busy when the lane paused */
 	lane_kick(l);
 }
 
@@ -1578,6 +1590,25 @@ conn_log_end(const struct conn *c, const struct smtp_session *s)
 	    *smtp_session_peer(s) != '\0' ? smtp_session_peer(s) : "-", smtp_session_tls(s),
 	    smtp_session_rcpts(s), c->rejects, (unsigned long long)(engine_now_ms() - c->sess_ms),
 	    c->outcome != NULL ? c->outcome : "quit", c->why != NULL ? c->why : "-", c->end_code);
+}
+
+/* r was on c's session when it failed (f, verdict v): ask again or finish. */
+static void
+conn_lost(struct conn *c, struct ereq *r, const struct smtp_failure *f, const struct verdict *v,
+          int limited)
+{
+	struct engine *e = c->lane->e;
+
+	if (limited && engine_throttle_again(e, r)) {
+		lane_push_head(c->lane, r);
+	} else if (f->kind == SMTP_FAIL_CONN && c->served > 0 && !r->requeued) {
+		/* A reused connection the server dropped, maybe idle for
+		 * too long: try once more on a fresh one. */
+		r->requeued = 1;
+		lane_push_head(c->lane, r);
+	} else {
+		engine_finish(e, r, v, c);
+	}
 }
 
 static void
@@ -1616,17 +1647,14 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 		}
 		c->failover = 1;
 	} else if (r != NULL) {
-		c->cur = NULL;
-		if (limited && engine_throttle_again(e, r)) {
-			lane_push_head(c->lane, r);
-		} else if (f->kind == SMTP_FAIL_CONN && c->served > 0 && !r->requeued) {
-			/* A reused connection the server dropped, maybe idle for
-			 * too long: try once more on a fresh one. */
-			r->requeued = 1;
-			lane_push_head(c->lane, r);
-		} else {
-			engine_finish(e, r, &v, c);
-		}
+		/* Every result still due is lost; the last of the group first,
+		 * so requeued ones keep their order at the lane's head. */
+		struct ereq *lost[2] = {r, c->cur_next};
+
+		c->cur = c->cur_next = NULL;
+		for (int i = 1; i >= 0; i--)
+			if (lost[i] != NULL)
+				conn_lost(c, lost[i], f, &v, limited);
 	}
 	c->st = CONN_CLOSING;
 }
@@ -1641,12 +1669,13 @@ conn_session_closed(void *tag, struct smtp_session *s)
 	conn_account(c);
 	e->stats.sessions_ended++;
 	conn_log_end(c, s);
-	if (c->cur != NULL) {
-		/* Closed with a probe outstanding and no failure (QUIT
-		 * during shutdown): report it rather than lose it. */
+	/* Closed with a probe outstanding and no failure (QUIT during
+	 * shutdown): report it rather than lose it. */
+	if (c->cur != NULL)
 		engine_finish_reason(e, c->cur, VR_TEMP_FAILURE, "session closed", c);
-		c->cur = NULL;
-	}
+	if (c->cur_next != NULL)
+		engine_finish_reason(e, c->cur_next, VR_TEMP_FAILURE, "session closed", c);
+	c->cur = c->cur_next = NULL;
 	smtp_session_free(c->s); /* deferred: we are inside its callback */
 	c->s = NULL;
 	if (c->failover) {
@@ -1658,13 +1687,38 @@ conn_session_closed(void *tag, struct smtp_session *s)
 	lane_kick(l);
 }
 
+/*
+ * The request to send in one pipelined group behind r (queued, for c's
+ * host), or NULL.  Only a catch-all probe takes a companion: it is the
+ * extra RCPT of a domain, and riding with the next request (any domain of
+ * the lane) saves its round trip without adding an RCPT that would not be
+ * sent anyway.  Not without PIPELINING (one command per reply), not on a
+ * lane with an RCPT rate (there the tokens, not the round trips, set the
+ * pace, and a group would take two at once), and not when the pair would
+ * pass the session's rcpt_per_session.
+ */
+static struct ereq *
+conn_companion(const struct conn *c, struct ereq *r)
+{
+	const struct lane *l = c->lane;
+	struct ereq *n;
+
+	if (!r->internal || !(smtp_session_extensions(c->s) & SMTP_EXT_PIPELINING) || l->rate > 0 ||
+	    smtp_session_rcpts(c->s) + 2 > l->rule.rcpt_per_session)
+		return NULL;
+	for (n = TAILQ_NEXT(r, link); n != NULL; n = TAILQ_NEXT(n, link))
+		if (ereq_has_host(n, c->host))
+			return n;
+	return NULL;
+}
+
 /* Give queued work to c; returns when c is busy or nothing fits. */
 static void
 conn_feed(struct conn *c)
 {
 	struct lane *l = c->lane;
 	struct engine *e = l->e;
-	struct ereq *r;
+	struct ereq *r, *r2;
 	enum smtp_probe_rc rc;
 	uint64_t wait;
 
@@ -1695,8 +1749,24 @@ conn_feed(struct conn *c)
 			lane_wake_in(l, wait);
 			return;
 		}
-		lane_remove(l, r);
 		evtimer_del(c->idle);
+		if ((r2 = conn_companion(c, r)) != NULL) {
+			const char *group[2] = {r->address, r2->address};
+
+			if (smtp_session_probe_group(c->s, group, 2) == SMTP_PROBE_STARTED) {
+				lane_remove(l, r);
+				lane_remove(l, r2);
+				r->attempts++;
+				r2->attempts++;
+				c->cur = r;
+				c->cur_next = r2;
+				c->st = CONN_BUSY;
+				return;
+			}
+			/* One of them cannot go (bad argument, SMTPUTF8):
+			 * nothing was sent; each goes on its own. */
+		}
+		lane_remove(l, r);
 		r->attempts++;
 		rc = smtp_session_probe(c->s, r->address);
 		switch (rc) {

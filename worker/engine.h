@@ -51,7 +51,10 @@ enum engine_tls { ENGINE_TLS_MAY = 0, ENGINE_TLS_REQUIRE, ENGINE_TLS_OFF };
  * risky/catch_all with VERDICT_F_CATCH_ALL; rejected 5.1.x -> not
  * catch-all; anything else (4xx, policy, failure) -> unknown: accepted
  * addresses stay deliverable, unmarked.  Domains where nothing is accepted
- * never cost the extra RCPT.  0 (DEFAULT) means ON.
+ * never cost the extra RCPT.  When the server offers PIPELINING and the
+ * lane has no RCPT rate, the probe costs no round trip either: it goes in
+ * one pipelined group with the next queued address for that server (each
+ * its own transaction, replies matched in order).  0 (DEFAULT) means ON.
  */
 enum engine_catch_all {
 	ENGINE_CATCH_ALL_DEFAULT = 0,

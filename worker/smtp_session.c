@@ -8,6 +8,12 @@
  * in a small queue (pend[]): its head is the current state, so pipelined
  * replies are matched to their commands one to one, in order.
  *
+ * A pipelined group may hold up to SMTP_GROUP_MAX transactions ([RSET]
+ * MAIL RCPT, RSET MAIL RCPT): probe_out counts the results still due, and
+ * the session is READY only when the last one is delivered.  At most one
+ * MAIL refusal is pending at a time (its RCPT reply, read next, delivers
+ * it), so one saved reply serves the whole group.
+ *
  * Returns results and failures only through the callbacks; diagnostics go
  * to the debug log.  Re-entrancy: every entry from libevent raises a depth
  * counter; smtp_session_free() inside a callback only marks the session
@@ -37,7 +43,9 @@
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF;
  * SMTPUTF8 addresses may need more octets, so allow some slack. */
 #define SESSION_LINE_MAX 1000
-#define SESSION_PEND_MAX 4
+/* A group of SMTP_GROUP_MAX transactions (3 commands each) and a QUIT
+ * behind them (a polite failure mid-group). */
+#define SESSION_PEND_MAX (3 * SMTP_GROUP_MAX + 1)
 
 static const char *const smtp_state_names[SMTP_S__COUNT] = {
     [SMTP_S_NEW] = "NEW",
@@ -118,7 +126,7 @@ struct smtp_session {
 	int tls_tried;
 	int ready_sent;
 	int need_rset; /* a MAIL was sent: next probe starts with RSET */
-	int probe_out; /* a probe awaits its result */
+	int probe_out; /* results still due for the outstanding probe(s) */
 	int pipelined; /* the outstanding probe was pipelined */
 	int rcpt_utf8;
 	char rcpt[SESSION_LINE_MAX];
@@ -497,10 +505,15 @@ session_result(struct smtp_session *s, enum classify_stage stage, const struct s
 {
 	struct smtp_result res;
 
-	s->probe_out = 0;
-	smtp_session_state(s, SMTP_S_READY);
+	if (s->probe_out > 0)
+		s->probe_out--;
+	/* The rest of a group is still outstanding: the state names the
+	 * command whose reply comes next (session_reply set it). */
+	if (s->probe_out == 0)
+		smtp_session_state(s, SMTP_S_READY);
 	res.stage = stage;
 	res.reply = r;
+	res.more = (unsigned)s->probe_out;
 	if (s->cbs.result != NULL)
 		s->cbs.result(s->tag, s, &res);
 	if (!session_gone(s) && s->state == SMTP_S_READY && s->quit_wanted)
@@ -883,56 +896,87 @@ smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_
 	return 0;
 }
 
+/* Can rcpt be probed on s?  SMTP_PROBE_STARTED when it can; *utf8 says
+ * whether its transaction needs MAIL FROM ... SMTPUTF8. */
+static enum smtp_probe_rc
+session_rcpt_ok(const struct smtp_session *s, const char *rcpt, int *utf8)
+{
+	if (*rcpt == '\0' || !session_arg_ok(rcpt, sizeof(s->rcpt) - 16))
+		return SMTP_PROBE_BAD_ARG;
+	*utf8 = smtp_addr_needs_utf8(rcpt) || smtp_addr_needs_utf8(s->mail_from);
+	if (*utf8 && !(s->ext & SMTP_EXT_SMTPUTF8))
+		return SMTP_PROBE_SMTPUTF8_UNSUPPORTED;
+	return SMTP_PROBE_STARTED;
+}
+
 enum smtp_probe_rc
 smtp_session_probe(struct smtp_session *s, const char *rcpt)
 {
+	return smtp_session_probe_group(s, &rcpt, 1);
+}
+
+enum smtp_probe_rc
+smtp_session_probe_group(struct smtp_session *s, const char *const *rcpts, size_t n)
+{
 	struct evbuffer *batch;
-	int utf8, rc = 0;
+	enum smtp_probe_rc prc;
+	int utf8[SMTP_GROUP_MAX], rc = 0;
 
 	if (s->state != SMTP_S_READY || s->npend != 0 || s->closing || s->quit_wanted || s->dead)
 		return SMTP_PROBE_BUSY;
-	if (*rcpt == '\0' || !session_arg_ok(rcpt, sizeof(s->rcpt) - 16))
+	if (n == 0 || n > SMTP_GROUP_MAX || (n > 1 && !(s->ext & SMTP_EXT_PIPELINING)))
 		return SMTP_PROBE_BAD_ARG;
-	utf8 = smtp_addr_needs_utf8(rcpt) || smtp_addr_needs_utf8(s->mail_from);
-	if (utf8 && !(s->ext & SMTP_EXT_SMTPUTF8))
-		return SMTP_PROBE_SMTPUTF8_UNSUPPORTED;
-	snprintf(s->rcpt, sizeof(s->rcpt), "%s", rcpt);
-	s->rcpt_utf8 = utf8;
+	/* Every recipient is checked before anything is written: a group
+	 * goes out whole or not at all. */
+	for (size_t i = 0; i < n; i++) {
+		if ((prc = session_rcpt_ok(s, rcpts[i], &utf8[i])) != SMTP_PROBE_STARTED)
+			return prc;
+	}
+	snprintf(s->rcpt, sizeof(s->rcpt), "%s", rcpts[0]);
+	s->rcpt_utf8 = utf8[0];
 	s->pipelined = (s->ext & SMTP_EXT_PIPELINING) != 0;
 	s->discard_rcpt = 0;
 
 	if (s->pipelined) {
-		/* All three in one write; replies are matched in order. */
+		/*
+		 * Every transaction of the group in one write; replies are
+		 * matched in order.  RFC 2920 3.1: RSET, MAIL and RCPT may
+		 * appear anywhere in a group, so a second transaction need
+		 * not wait for the first one's answers.
+		 */
 		if ((batch = evbuffer_new()) == NULL)
 			return SMTP_PROBE_BUSY;
-		if (s->need_rset)
-			rc |= session_cmd(s, batch, SMTP_S_RSET, "RSET");
-		rc |=
-		    session_cmd(s, batch, SMTP_S_MAIL,
-		                utf8 ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>", s->mail_from);
-		rc |= session_cmd(s, batch, SMTP_S_RCPT, "RCPT TO:<%s>", s->rcpt);
+		for (size_t i = 0; i < n; i++) {
+			if (s->need_rset || i > 0)
+				rc |= session_cmd(s, batch, SMTP_S_RSET, "RSET");
+			rc |= session_cmd(s, batch, SMTP_S_MAIL,
+			                  utf8[i] ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
+			                  s->mail_from);
+			rc |= session_cmd(s, batch, SMTP_S_RCPT, "RCPT TO:<%s>", rcpts[i]);
+		}
 		if (rc != 0) {
 			/* Nothing was written: forget what was queued. */
 			evbuffer_free(batch);
+			s->nsent -= (unsigned long)s->npend;
 			s->npend = 0;
 			smtp_session_state(s, SMTP_S_READY);
 			return SMTP_PROBE_BAD_ARG;
 		}
 		bufferevent_write_buffer(s->bev, batch);
 		evbuffer_free(batch);
-		s->rcpts++;
+		s->rcpts += (unsigned)n;
 	} else {
 		if (s->need_rset)
 			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_RSET, "RSET");
 		else
 			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_MAIL,
-			                 utf8 ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
+			                 utf8[0] ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
 			                 s->mail_from);
 		if (rc != 0)
 			return SMTP_PROBE_BAD_ARG;
 	}
 	s->need_rset = 1;
-	s->probe_out = 1;
+	s->probe_out = (int)n;
 	return SMTP_PROBE_STARTED;
 }
 

@@ -18,6 +18,13 @@
  * them one to one, in order; without it, strictly one command per reply.
  * A MAIL failure under pipelining makes the RCPT reply meaningless: it is
  * read and discarded, and the result is the MAIL reply (stage MAIL).
+ * With PIPELINING a group may carry several probes, each its own
+ * transaction ([RSET] MAIL RCPT, RSET MAIL RCPT: RFC 2920 lets RSET, MAIL
+ * and RCPT appear anywhere in a group), all in one write: one round trip
+ * for all of them.  Their results come one by one, in order; the session
+ * is READY again after the last.  The rules above hold per transaction: a
+ * refused MAIL voids only its own RCPT's reply, and a 421 anywhere ends the
+ * session with every result still due lost (failed, probe_lost).
  *
  * Replies are processed only when complete (smtp_reply reader).  Input that
  * arrives when nothing is outstanding is a protocol error; a 421 at any
@@ -130,7 +137,7 @@ struct smtp_failure {
 	enum classify_stage stage;      /* stage of reply (when reply != NULL) */
 	const struct smtp_reply *reply; /* the reply that ended it, or NULL */
 	const char *detail;             /* short human text */
-	int probe_lost;                 /* a probe was outstanding and got no result */
+	int probe_lost;                 /* results of probes lost (0 = none) */
 };
 
 /* The answer to one probe.  Valid only during the callback. */
@@ -138,6 +145,8 @@ struct smtp_result {
 	enum classify_stage stage; /* CLASSIFY_RCPT, or CLASSIFY_MAIL when
 	                              MAIL was refused (RCPT not answered) */
 	const struct smtp_reply *reply;
+	unsigned more; /* results of the same group still due: the session
+	                  is not READY until they are delivered */
 };
 
 struct smtp_session_cbs {
@@ -145,7 +154,7 @@ struct smtp_session_cbs {
 	 * session may probe.  Not called again after results: a result leaves
 	 * the session READY and the owner may probe at once. */
 	void (*ready)(void *tag, struct smtp_session *s);
-	/* One probe answered; the session is READY again. */
+	/* One probe answered; the session is READY again unless r->more. */
 	void (*result)(void *tag, struct smtp_session *s, const struct smtp_result *r);
 	/* The session failed; it is now closing (QUIT) or closed.  closed
 	 * follows. */
@@ -182,6 +191,18 @@ enum smtp_probe_rc {
 };
 /* Probe one recipient (address without angle brackets). */
 enum smtp_probe_rc smtp_session_probe(struct smtp_session *s, const char *rcpt);
+
+/* Most probes in one pipelined group. */
+#define SMTP_GROUP_MAX 2
+/*
+ * Probe n recipients (1..SMTP_GROUP_MAX), each in its own transaction, in
+ * one pipelined group; n > 1 needs PIPELINING (else SMTP_PROBE_BAD_ARG).
+ * Every recipient is checked first and nothing is sent unless all pass
+ * (the rc is then the first refusal's).  On SMTP_PROBE_STARTED n results
+ * follow, in order (or a failure with probe_lost = the results still due).
+ */
+enum smtp_probe_rc smtp_session_probe_group(struct smtp_session *s, const char *const *rcpts,
+                                            size_t n);
 
 /* Polite end: QUIT and wait for 221 (bounded), then closed.  From READY (or
  * before the session is ready: then the connection is simply dropped). */
