@@ -179,6 +179,8 @@ status_lane_state(const struct jobstore_lane *l, int64_t now)
 	return jobstore_lane_backed_off(l, now) ? "slowed" : "ok";
 }
 
+#define STATUS_TOP_LANES 20   /* lanes not backed off in the text table */
+
 struct status_lane_ref {
 	const struct jobstore_lane_report *r;
 	const struct jobstore_lane *l;
@@ -216,9 +218,9 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 {
 	static const char *const head[7] = { "WORKER", "MX_DOMAIN", "RATE", "RULE", "QUEUED",
 		"SESSIONS", "BACKOFF" };
-	struct status_lane_ref *refs;
+	struct status_lane_ref *refs = NULL;
 	uint64_t lanes = 0, backed_off = 0;
-	size_t n = 0, w[6];
+	size_t n = 0, nbacked = 0, w[6];
 	int64_t now = status_now_ms();
 
 	for (size_t i = 0; i < nreps; i++) {
@@ -226,20 +228,30 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 		backed_off += reps[i].backed_off;
 		n += reps[i].n;
 	}
-	fprintf(f, "%-14s %zu\n", "workers", nreps);
-	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown)\n", "lanes", lanes,
-	    backed_off, n);
-	if (n == 0 || (refs = calloc(n, sizeof(*refs))) == NULL)
-		return;
+	if (n > 0)
+		refs = calloc(n, sizeof(*refs));   /* no memory: the counts only */
 	n = 0;
-	for (size_t i = 0; i < nreps; i++)
+	for (size_t i = 0; refs != NULL && i < nreps; i++)
 		for (size_t j = 0; j < reps[i].n; j++) {
 			refs[n].r = &reps[i];
 			refs[n].l = &reps[i].lane[j];
 			refs[n].backed_off = jobstore_lane_backed_off(refs[n].l, now);
+			nbacked += refs[n].backed_off;
 			n++;
 		}
-	qsort(refs, n, sizeof(*refs), status_lane_cmp);
+	if (n > 1)
+		qsort(refs, n, sizeof(*refs), status_lane_cmp);
+	/* Every backed-off lane, then the deepest queues of the fleet: a
+	 * screen, not every worker's top lanes (--format json has them). */
+	if (n > nbacked + STATUS_TOP_LANES)
+		n = nbacked + STATUS_TOP_LANES;
+	fprintf(f, "%-14s %zu\n", "workers", nreps);
+	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown)\n", "lanes", lanes,
+	    backed_off, n);
+	if (n == 0) {
+		free(refs);
+		return;
+	}
 	for (int c = 0; c < 6; c++)
 		w[c] = strlen(head[c]);
 	for (size_t i = 0; i < n; i++) {

@@ -38,6 +38,9 @@
 # Every phase: the text status shows the retried, dead_lettered and
 # backed_off lines with the JSON's numbers.
 #
+# Last, a big lane report seeded with redis-cli: the text status shows its
+# paused and slowed lanes first, then the 20 deepest queues; JSON all.
+#
 # usage: test_fleet_greylist.sh MXSIFT MXSIFT_WORKER MXSIFT_SMTPD_SCRIPT
 set -euo pipefail
 mxsift=$1 worker=$2 smtpd=$3
@@ -334,6 +337,35 @@ fleet_stop_workers
 # a stopped worker withdraws its report
 [ "$(fleet_status | jq --arg w "$wid" '[.workers[]? | select(.id == $w)] | length')" -eq 0 ] ||
 	fail "phase 3: the stopped worker's lane report is still there: $(fleet_status)"
+
+# ---- how status shows a big report ------------------------------------------------
+# A report as a worker writes it (redis-cli): 25 lanes with work, one paused
+# for another minute, one slowed.  Text: both backed-off lanes first, then
+# the 20 deepest queues; JSON: all 27.
+rport=${redis#redis://127.0.0.1:} rport=${rport%%/*} fake=fake-$run:1
+now=$(date +%s%3N)
+args=()
+for i in $(seq 1 25); do
+	args+=("q$i.test" "rate=1 rule_rate=1 queued=$i sessions=1 max_sessions=1")
+done
+args+=(outlook.com "rate=0.125 rule_rate=0.5 queued=40 max_sessions=1 level=2 backoffs=3 paused_until=$((now + 60000))")
+args+=(slow.test "rate=1.4 rule_rate=0 max_sessions=1 backoffs=1")
+redis-cli -p "$rport" hset "mxsift:worker:$fake:lanes" '#worker' \
+	"updated_at=$now interval_ms=5000 lanes=40 backed_off=2 shown=27" "${args[@]}" >/dev/null &&
+	redis-cli -p "$rport" pexpire "mxsift:worker:$fake:lanes" 30000 >/dev/null &&
+	redis-cli -p "$rport" zadd mxsift:workers "$now" "$fake" >/dev/null || fail "cannot seed a lane report"
+"$mxsift" status --job "$job" --redis "$redis" | awk -v w="$fake" '$1 == w' >"$tmp/fake.rows"
+nj=$(fleet_status | jq --arg w "$fake" '.workers[] | select(.id == $w) | .lanes | length')
+redis-cli -p "$rport" del "mxsift:worker:$fake:lanes" >/dev/null
+redis-cli -p "$rport" zrem mxsift:workers "$fake" >/dev/null
+[ "$nj" = 27 ] || fail "status --format json: $nj lanes of the seeded report, want 27"
+awk '{ print $2 }' "$tmp/fake.rows" | xargs >"$tmp/fake.order"
+[ "$(cat "$tmp/fake.order")" = "outlook.com slow.test $(seq 25 -1 6 | sed 's/.*/q&.test/' | xargs)" ] ||
+	fail "status rows: backed off first, then the 20 deepest queues: $(cat "$tmp/fake.order")"
+grep -Eq '^ +[^ ]+ +outlook\.com +0\.125/s +0\.5/s +40 +0/1 +paused until [0-9:]{8}Z \((5[0-9]|60)s\), level 2, 3 pauses$' \
+	"$tmp/fake.rows" || fail "status: the paused lane's row: $(cat "$tmp/fake.rows")"
+grep -Eq '^ +[^ ]+ +slow\.test +1\.4/s +unlimited +0 +0/1 +slowed, 1 pause$' "$tmp/fake.rows" ||
+	fail "status: the slowed lane's row: $(cat "$tmp/fake.rows")"
 stop_server
 # (phase 3's bad Task is one, and only one)
 [ "$(grep -c 'level=error msg="undecodable task" .*reason="no domain"' "$tmp/w5.log")" -eq 1 ] ||
