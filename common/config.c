@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "duration.h"
 #include "log.h"
 
 extern char **environ;
@@ -31,6 +32,7 @@ static const char *const config_sections[] = {
 static const char *const config_shared[] = {
 	"brokers", "redis", "dns", "helo", "mail-from", "smtp-port", "tls", "bind",
 	"topic", "group", "log-level", "log-addresses", "lanes",
+	"connect-timeout", "greeting-timeout", "command-timeout",
 };
 
 /* Options that make no sense from a file or the environment. */
@@ -204,6 +206,11 @@ config_check_value(const char *key, const char *v)
 
 		if (inet_pton(AF_INET, v, buf) != 1 && inet_pton(AF_INET6, v, buf) != 1)
 			return "wants a numeric IPv4 or IPv6 address of this host";
+	} else if (strcmp(key, "connect-timeout") == 0 || strcmp(key, "greeting-timeout") == 0 ||
+	    strcmp(key, "command-timeout") == 0) {
+		unsigned ms;
+
+		return duration_parse_timeout(v, &ms);
 	} else if (strcmp(key, "brokers") == 0 || strcmp(key, "dns") == 0 ||
 	    strcmp(key, "topic") == 0 || strcmp(key, "group") == 0) {
 		if (*v == '\0' || strchr(v, ' ') != NULL)
@@ -395,7 +402,8 @@ config_read_file(const char *path, const char *section, const struct option *lon
 				rc = config_err(err, errlen, "%s: '%s' is not a shared key: put it "
 				    "under its command's [section] (shared keys: brokers, redis, dns, "
 				    "helo, mail-from, smtp-port, tls, bind, topic, group, log-level, "
-				    "log-addresses, kafka.*)", where, key);
+				    "log-addresses, lanes, connect-timeout, greeting-timeout, "
+				    "command-timeout, kafka.*)", where, key);
 				break;
 			}
 			rc = config_add(sh, longopts, kafka, 1, where, key, val, err, errlen);

@@ -33,7 +33,8 @@
  *
  * Shared keys (before any [section]) apply to every command that has the
  * option and are ignored by the others: brokers, redis, dns, helo, mail-from,
- * smtp-port, tls, bind, topic, group, log-level, log-addresses, and kafka.*.
+ * smtp-port, tls, bind, topic, group, log-level, log-addresses, lanes,
+ * connect-timeout, greeting-timeout, command-timeout, and kafka.*.
  * Any other key belongs in a [command] section.  Keys in the running
  * command's section override shared keys.
  *
@@ -47,8 +48,9 @@
  * names the place to fix: "FILE:LINE: unknown key 'x' in [worker] (known:
  * ...)", "MXSIFT_SMTP_PORT: smtp-port wants 1..65535", "--config: cannot
  * read FILE: reason".  Values of shared keys are checked here (port, TLS
- * mode, log level, Redis URL scheme, addresses without CR/LF); the rest are
- * checked by the command, whose message names the option.
+ * mode, log level, Redis URL scheme, addresses without CR/LF, SMTP
+ * timeouts: duration.h); the rest are checked by the command, whose
+ * message names the option.
  */
 #ifndef MXSIFT_CONFIG_H
 #define MXSIFT_CONFIG_H

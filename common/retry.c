@@ -11,8 +11,8 @@
  */
 #include "retry.h"
 
-#include <ctype.h>
-#include <errno.h>
+#include "duration.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,34 +23,11 @@
 
 /* ---- durations and schedules -------------------------------------------- */
 
+/* One syntax for every duration option: duration.h. */
 int
 retry_parse_duration(const char *s, uint64_t *ms)
 {
-	static const struct {
-		const char *unit;
-		uint64_t mult;
-	} units[] = {
-		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", 86400000 },
-	};
-	unsigned long long v;
-	char *end;
-
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) != 0)
-			continue;
-		if (v > UINT64_MAX / units[i].mult)
-			return -1;
-		*ms = (uint64_t)v * units[i].mult;
-		return 0;
-	}
-	return -1;
+	return duration_parse_ms(s, ms);
 }
 
 int

@@ -85,6 +85,7 @@
 #include "commands.h"
 #include "config.h"
 #include "dns.h"
+#include "duration.h"
 #include "engine.h"
 #include "lists.h"
 #include "log.h"
@@ -212,6 +213,18 @@ check_usage(FILE *f)
 	    "      --bind ADDR         source address of SMTP connections (an IPv4 or IPv6\n"
 	    "                          address of this host; only MX addresses of its family\n"
 	    "                          are tried)\n"
+	    "      --connect-timeout DUR\n"
+	    "                          TCP connect to one MX address (default 30s)\n"
+	    "      --greeting-timeout DUR\n"
+	    "                          the whole 220 greeting, from the connect (default\n"
+	    "                          60s; tarpitting receivers take 30 s and more)\n"
+	    "      --command-timeout DUR\n"
+	    "                          the whole reply to each EHLO, HELO, STARTTLS, RSET,\n"
+	    "                          MAIL, RCPT and the TLS handshake, from the command\n"
+	    "                          (default 60s; RSET and TLS 30s); QUIT waits at most\n"
+	    "                          10s.  A reply that arrives a byte at a time gets no\n"
+	    "                          more.  DUR: 500ms, 30s, 2m (no unit: seconds),\n"
+	    "                          1ms..1h; expiry gives unknown/timeout\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --lanes FILE|none   per-MX-domain rate rules (default: lanes.conf in the\n"
 	    "                          data directory); none = no limits\n"
@@ -1024,6 +1037,26 @@ check_interrupted(struct check *c)
 	return rc;
 }
 
+/* Long options without a short letter. */
+enum {
+	CHECK_OPT_CONNECT_TIMEOUT = 256,
+	CHECK_OPT_GREETING_TIMEOUT,
+	CHECK_OPT_COMMAND_TIMEOUT,
+};
+
+/* --connect-timeout, --greeting-timeout, --command-timeout: *ms, or -1
+ * after saying what to fix. */
+static int
+check_timeout_opt(const char *name, const char *v, unsigned *ms)
+{
+	const char *why = duration_parse_timeout(v, ms);
+
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "mxsift check: --%s %s, not '%s'\n", name, why, v);
+	return -1;
+}
+
 int
 cmd_check(int argc, char **argv)
 {
@@ -1048,6 +1081,9 @@ cmd_check(int argc, char **argv)
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "max-wait", required_argument, NULL, 'w' },
 		{ "retry-schedule", required_argument, NULL, 'S' },
+		{ "connect-timeout", required_argument, NULL, CHECK_OPT_CONNECT_TIMEOUT },
+		{ "greeting-timeout", required_argument, NULL, CHECK_OPT_GREETING_TIMEOUT },
+		{ "command-timeout", required_argument, NULL, CHECK_OPT_COMMAND_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1174,6 +1210,18 @@ cmd_check(int argc, char **argv)
 				return MXSIFT_EXIT_USAGE;
 			}
 			retry_set = 1;
+			break;
+		case CHECK_OPT_CONNECT_TIMEOUT:
+			if (check_timeout_opt("connect-timeout", optarg, &ep.connect_timeout_ms) == -1)
+				return MXSIFT_EXIT_USAGE;
+			break;
+		case CHECK_OPT_GREETING_TIMEOUT:
+			if (check_timeout_opt("greeting-timeout", optarg, &ep.greeting_timeout_ms) == -1)
+				return MXSIFT_EXIT_USAGE;
+			break;
+		case CHECK_OPT_COMMAND_TIMEOUT:
+			if (check_timeout_opt("command-timeout", optarg, &ep.command_timeout_ms) == -1)
+				return MXSIFT_EXIT_USAGE;
 			break;
 		case 'h': check_usage(stdout); return MXSIFT_EXIT_OK;
 		default: check_usage(stderr); return MXSIFT_EXIT_USAGE;
@@ -1352,6 +1400,13 @@ cmd_check(int argc, char **argv)
 		    (unsigned long long)ps.domains);
 		rc = MXSIFT_EXIT_FAILURE;
 	}
+	/* An empty list (0 bytes, blank lines, a header alone) is not an
+	 * error — a nightly export may have had nothing today — but it is
+	 * worth a word even with --quiet: nothing was checked. */
+	if (ps.rows == 0 && plan_input_error(c.plan) == NULL)
+		fprintf(stderr, "mxsift check: %s: no rows (the input is empty, blank "
+		    "lines or a header only): nothing to check\n",
+		    strcmp(argv[optind], "-") == 0 ? "<stdin>" : argv[optind]);
 	if (check_out_close(&c, OUT_COMMIT) != 0)
 		rc = MXSIFT_EXIT_FAILURE;
 done:

@@ -99,6 +99,7 @@
 #include "address.h"
 #include "config.h"
 #include "dns.h"
+#include "duration.h"
 #include "engine.h"
 #include "jobstore.h"
 #include "kafka.h"
@@ -273,6 +274,17 @@ worker_usage(FILE *f)
 	    "      --bind ADDR         source address of SMTP connections (an IPv4 or IPv6\n"
 	    "                          address of this host; only MX addresses of its family\n"
 	    "                          are tried)\n"
+	    "      --connect-timeout DUR\n"
+	    "                          TCP connect to one MX address (default 30s)\n"
+	    "      --greeting-timeout DUR\n"
+	    "                          the whole 220 greeting, from the connect (default\n"
+	    "                          60s; tarpitting receivers take 30 s and more)\n"
+	    "      --command-timeout DUR\n"
+	    "                          the whole reply to each EHLO, HELO, STARTTLS, RSET,\n"
+	    "                          MAIL, RCPT and the TLS handshake, from the command\n"
+	    "                          (default 60s; RSET and TLS 30s); QUIT waits at most\n"
+	    "                          10s.  A reply that arrives a byte at a time gets no\n"
+	    "                          more.  1ms..1h; expiry gives unknown/timeout\n"
 	    "      --no-catch-all      skip the catch-all probe (random local part per domain)\n"
 	    "      --lanes FILE|none   per-MX-domain rate rules (default: lanes.conf in the\n"
 	    "                          data directory, $MXSIFT_DATA_DIR); none = no limits;\n"
@@ -1489,13 +1501,28 @@ worker_producer_new(struct worker *w, const char *brokers, const struct kafka_xo
 	return rk;   /* conf is owned by rk now */
 }
 
+/* --connect-timeout, --greeting-timeout, --command-timeout: *ms, or -1
+ * after saying what to fix (the value may come from the configuration
+ * file or MXSIFT_*: config.c has checked those and named the place). */
+static int
+worker_timeout_opt(const char *name, const char *v, unsigned *ms)
+{
+	const char *why = duration_parse_timeout(v, ms);
+
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "mxsift-worker: --%s %s, not '%s'\n", name, why, v);
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
 	enum { OPT_TOPIC = 256, OPT_DNS, OPT_HELO, OPT_MAIL_FROM, OPT_SMTP_PORT, OPT_TLS,
 		OPT_MAX_INFLIGHT, OPT_GRACE, OPT_LOG_LEVEL, OPT_METRICS_ADDR, OPT_LOG_ADDRESSES,
 		OPT_RETRY_TOPIC, OPT_DEAD_TOPIC, OPT_RETRY_SCHEDULE, OPT_RETRY_MAX_AGE,
-		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_MAX_SESSIONS, OPT_NO_CATCH_ALL, OPT_LANES, OPT_BIND };
+		OPT_MAX_TASKS, OPT_MAX_HELD, OPT_MAX_SESSIONS, OPT_NO_CATCH_ALL, OPT_LANES, OPT_BIND,
+		OPT_CONNECT_TIMEOUT, OPT_GREETING_TIMEOUT, OPT_COMMAND_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "redis", required_argument, NULL, 'r' },
@@ -1521,6 +1548,9 @@ main(int argc, char **argv)
 		{ "log-addresses", no_argument, NULL, OPT_LOG_ADDRESSES },
 		{ "no-catch-all", no_argument, NULL, OPT_NO_CATCH_ALL },
 		{ "lanes", required_argument, NULL, OPT_LANES },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+		{ "greeting-timeout", required_argument, NULL, OPT_GREETING_TIMEOUT },
+		{ "command-timeout", required_argument, NULL, OPT_COMMAND_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1660,6 +1690,18 @@ main(int argc, char **argv)
 				return 2;
 			}
 			ep.bind_address = optarg;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			if (worker_timeout_opt("connect-timeout", optarg, &ep.connect_timeout_ms) == -1)
+				goto bad_value;
+			break;
+		case OPT_GREETING_TIMEOUT:
+			if (worker_timeout_opt("greeting-timeout", optarg, &ep.greeting_timeout_ms) == -1)
+				goto bad_value;
+			break;
+		case OPT_COMMAND_TIMEOUT:
+			if (worker_timeout_opt("command-timeout", optarg, &ep.command_timeout_ms) == -1)
+				goto bad_value;
 			break;
 		case 'V':
 			printf("mxsift-worker %s\n", MXSIFT_VERSION);
@@ -1883,6 +1925,10 @@ out:
 	return rc;
 usage:
 	worker_usage(stderr);
+	kafka_xopts_free(&xopts);
+	return 2;
+bad_value:
+	/* The message said what to fix; the whole usage would bury it. */
 	kafka_xopts_free(&xopts);
 	return 2;
 }

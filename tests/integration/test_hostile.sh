@@ -35,10 +35,11 @@
 #    ones deliverable/undeliverable as the server says;
 #  - each hostile server saw exactly one connection and recorded no failure
 #    (no early talk before the greeting, no command in the middle of a reply).
-# mxsift check has no per-state timeout flag, so the tarpit is ended by its
-# server here; that a dripping reply ends on its deadline, not when its bytes
-# stop, is shown by transcript.hostile_byte_per_second (mxsift-probe
-# --timeout-ms).
+# The tarpit is ended by its server here (check runs with the default 60 s
+# timeouts); that a dripping reply ends on its deadline, counted from the
+# command and not from its last byte, is shown by
+# transcript.hostile_byte_per_second (mxsift-probe --timeout-ms) and, for
+# mxsift check --command-timeout, by integration.timeouts.
 #
 # usage: test_hostile.sh MXSIFT SMTPD_SCRIPT TRANSCRIPT_DIR
 # (MXSIFT_TEST_KEEP=1 keeps the work directory.)

@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "duration.h"
 #include "retry.h"
 
 static void
@@ -55,6 +56,52 @@ test_duration(void **state)
 		if (cases[i].ok && ms != cases[i].ms)
 			fail_msg("'%s': %llu ms, want %llu", cases[i].s, (unsigned long long)ms,
 			    (unsigned long long)cases[i].ms);
+	}
+}
+
+/* SMTP timeouts: 1 ms .. 1 h; 0 and garbage are refused with a reason. */
+static void
+test_timeout(void **state)
+{
+	static const struct {
+		const char *s;
+		unsigned ms;      /* 0 = refused */
+		const char *why;  /* prefix of the reason */
+	} cases[] = {
+		{ "1ms", 1, NULL },
+		{ "90", 90000, NULL },
+		{ "30s", 30000, NULL },
+		{ "5m", 300000, NULL },
+		{ "3600s", 3600000, NULL },
+		{ "1h", 3600000, NULL },
+		{ "3601s", 0, "must be at most 1h" },
+		{ "1d", 0, "must be at most 1h" },
+		{ "99999999999999999999", 0, "wants a duration" },
+		{ "0", 0, "must be more than 0" },
+		{ "0ms", 0, "must be more than 0" },
+		{ "-1s", 0, "wants a duration" },
+		{ "", 0, "wants a duration" },
+		{ "soon", 0, "wants a duration" },
+		{ "2.5s", 0, "wants a duration" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned ms = 7;
+		const char *why = duration_parse_timeout(cases[i].s, &ms);
+
+		if (cases[i].ms != 0) {
+			if (why != NULL)
+				fail_msg("'%s': refused: %s", cases[i].s, why);
+			if (ms != cases[i].ms)
+				fail_msg("'%s': %u ms, want %u", cases[i].s, ms, cases[i].ms);
+		} else {
+			if (why == NULL || strncmp(why, cases[i].why, strlen(cases[i].why)) != 0)
+				fail_msg("'%s': reason '%s', want '%s...'", cases[i].s,
+				    why ? why : "(none)", cases[i].why);
+			if (ms != 7)
+				fail_msg("'%s': refused but *ms changed", cases[i].s);
+		}
 	}
 }
 
@@ -273,6 +320,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_schedule),
 		cmocka_unit_test(test_temporary),
 		cmocka_unit_test(test_next),
