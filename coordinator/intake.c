@@ -173,22 +173,26 @@ intake_row_reset(struct intake *in)
 static void
 intake_text_append(struct intake *in, const unsigned char *s, size_t len)
 {
-	size_t i, room;
+	size_t i, room, take;
+	char *t;
 
 	if (len == 0)
 		return;
 	room = in->textmax - in->textlen;
 	if (len > room)
 		in->toolong = 1;
-	for (i = 0; i < len && i < room; i++) {
-		if (s[i] == '\0') {
-			in->nul = 1;
-			in->text[in->textlen++] = INTAKE_NUL_SUB;
-		} else
-			in->text[in->textlen++] = (char)s[i];
-	}
-	if (i < len && memchr(s + i, '\0', len - i) != NULL)
+	take = len < room ? len : room;
+	t = in->text + in->textlen;
+	/* memcpy, then replace NULs: a byte-by-byte copy was 5% of
+	 * `mxsift submit`'s instructions */
+	memcpy(t, s, take);
+	in->textlen += take;
+	if (memchr(s, '\0', len) != NULL) {
 		in->nul = 1;
+		for (i = 0; i < take; i++)
+			if (t[i] == '\0')
+				t[i] = INTAKE_NUL_SUB;
+	}
 	in->lastcr = s[len - 1] == '\r';
 }
 
