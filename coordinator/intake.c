@@ -74,12 +74,26 @@
  *
  * Fatal errors (intake_next() returns -1): read and gzip errors, and a CSV
  * field that would make libcsv buffer more than INTAKE_CSV_MAX bytes.
+ *
+ * UTF-16 and UTF-32 (Excel's "Unicode text" export is UTF-16LE with a byte
+ * order mark) are refused by intake_open(), naming the encoding and the
+ * iconv command that converts the file: read as bytes, every ASCII
+ * character of it comes with a NUL, so every row would be "NUL byte in
+ * row" — a whole list of good addresses given invalid_syntax.  Told by a
+ * BOM (FF FE, FE FF; FF FE 00 00, 00 00 FE FF), or by the first
+ * INTAKE_SNIFF_BYTES bytes (after gzip) having a NUL in at least half of
+ * the even or of the odd positions and almost none (1/16) in the others,
+ * which no UTF-8 list has.  Not transcoded here: that would be a second
+ * decoding layer under the line counting and the byte offsets used for
+ * progress, and without a BOM the byte order is a guess the user can make
+ * better.
  */
 #include "intake.h"
 
 #include <csv.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +110,7 @@
 #define INTAKE_NUL_SUB   0x1a            /* ASCII SUB stands in for NUL */
 #define INTAKE_JSON_LINE_MAX (1u << 20)  /* bytes of one JSONL line */
 #define INTAKE_JSON_DEPTH 64             /* nesting we follow when skipping */
+#define INTAKE_SNIFF_BYTES 1024          /* bytes looked at for UTF-16 */
 
 static const char intake_p_missing[] = "missing column";
 static const char intake_p_quote[] = "unterminated quote";
@@ -1234,6 +1249,65 @@ intake_jsonl_sniff(struct intake *in, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * The encoding of a UTF-16/32 input, or NULL for anything else (see the
+ * header comment); *bom = 1 when a byte order mark said so.
+ */
+static const char *
+intake_wide(const unsigned char *b, size_t n, int *bom)
+{
+	size_t pairs, zeven = 0, zodd = 0;
+
+	*bom = 1;
+	if (n >= 4 && memcmp(b, "\xff\xfe\0\0", 4) == 0)
+		return "UTF-32LE";
+	if (n >= 4 && memcmp(b, "\0\0\xfe\xff", 4) == 0)
+		return "UTF-32BE";
+	if (n >= 2 && memcmp(b, "\xff\xfe", 2) == 0)
+		return "UTF-16LE";
+	if (n >= 2 && memcmp(b, "\xfe\xff", 2) == 0)
+		return "UTF-16BE";
+	*bom = 0;
+	if (n > INTAKE_SNIFF_BYTES)
+		n = INTAKE_SNIFF_BYTES;
+	if ((pairs = n / 2) < 2)
+		return NULL;
+	for (size_t i = 0; i < pairs; i++) {
+		zeven += b[2 * i] == 0;
+		zodd += b[2 * i + 1] == 0;
+	}
+	if (zodd * 2 >= pairs && zeven * 16 <= pairs)
+		return "UTF-16LE";
+	if (zeven * 2 >= pairs && zodd * 16 <= pairs)
+		return "UTF-16BE";
+	return NULL;
+}
+
+/* The refusal of a UTF-16/32 input, with the command that converts it. */
+static void
+intake_err_wide(const struct intake *in, const char *enc, int bom, char *err,
+    size_t errlen)
+{
+	char from[16], cmd[PATH_MAX + 96];
+
+	/* With a BOM iconv finds the byte order itself (and drops the BOM);
+	 * without one, glibc's iconv would take "UTF-16" as big-endian. */
+	snprintf(from, sizeof(from), "%.*s", bom ? 6 : 8, enc);
+	if (strcmp(in->path, "<stdin>") == 0)
+		snprintf(cmd, sizeof(cmd), "%siconv -f %s -t UTF-8 | mxsift ... -",
+		    gzdirect(in->gz) ? "" : "zcat | ", from);
+	else if (!gzdirect(in->gz))
+		snprintf(cmd, sizeof(cmd), "zcat %s | iconv -f %s -t UTF-8 "
+		    ">list-utf8.txt", in->path, from);
+	else
+		snprintf(cmd, sizeof(cmd), "iconv -f %s -t UTF-8 %s >list-utf8.txt",
+		    from, in->path);
+	snprintf(err, errlen, "%s: the input is %s (%s), not UTF-8: convert it "
+	    "first, e.g. %s", in->path, enc, !bom ? "a NUL in every other byte" :
+	    strcmp(enc, "UTF-16LE") == 0 ? "a byte order mark says so, as in "
+	    "Excel's \"Unicode text\" export" : "a byte order mark says so", cmd);
+}
+
 int
 intake_format_parse(const char *name)
 {
@@ -1315,14 +1389,26 @@ intake_open(const char *path, const struct intake_opts *opts, char *err,
 			in->size = (uint64_t)st.st_size;
 	}
 
-	/* Peek at the first line (up to one buffer) for detection. */
+	/* Peek at the first line (up to one buffer) for detection; when it
+	 * holds a NUL, at INTAKE_SNIFF_BYTES for the UTF-16 check. */
 	while (!in->eof && in->end < in->bufsz &&
-	    memchr(in->buf, '\n', in->end) == NULL &&
-	    memchr(in->buf, '\r', in->end) == NULL)
+	    ((memchr(in->buf, '\n', in->end) == NULL &&
+	    memchr(in->buf, '\r', in->end) == NULL) ||
+	    (in->end < INTAKE_SNIFF_BYTES && memchr(in->buf, '\0', in->end) != NULL)))
 		if (intake_fill(in, err, errlen) != 0) {
 			intake_close(in);
 			return NULL;
 		}
+	{
+		const char *enc;
+		int bom;
+
+		if ((enc = intake_wide(in->buf, in->end, &bom)) != NULL) {
+			intake_err_wide(in, enc, bom, err, errlen);
+			intake_close(in);
+			return NULL;
+		}
+	}
 	if (in->end >= 3 && memcmp(in->buf, "\xef\xbb\xbf", 3) == 0)
 		in->pos = 3;
 

@@ -24,7 +24,8 @@
 # (text, CSV quoted and bare, JSONL raw and \u0000), 1 MB lines (text, CSV
 # address column, CSV other column, JSONL), invalid UTF-8, broken CSV
 # quoting, empty files, a missing column (by name, by number, in a row),
-# unreadable inputs.
+# unreadable inputs, UTF-16/UTF-32 (BOM, no BOM, gzip; exit 3 with the
+# iconv command, whose output then reads fine).
 # Injection: addresses carrying CR/LF/TAB/NUL/'>'+parameters (CSV quoted
 # fields, JSONL escapes, TAB/VT in text) beside good alpha.test rows are
 # invalid, and the world's Postfix log proves none of their bytes reached
@@ -32,7 +33,8 @@
 # the unknown control address is logged as rejected (so rejections are
 # visible), and no injected recipient, unknown command or pipelining
 # complaint appears.
-# submit: an unusable input exits 3 and writes no job key to Redis.
+# submit: an unusable input (UTF-16 too) exits 3 and writes no job key to
+# Redis.
 #
 # Needs the test world (MXSIFT_TEST_DNS, MXSIFT_TEST_POSTFIX_LOG; submit
 # also MXSIFT_TEST_REDIS and MXSIFT_TEST_BROKERS); skips (77) without.
@@ -181,6 +183,36 @@ check_case directory "$tmp" 3 "" ""
 printf '\x1f\x8b\x08\x00not really gzip' >"$tmp/badgz.csv"
 check_case badgz "$tmp/badgz.csv" 3 "" ""
 
+# ---- UTF-16 / UTF-32 ----------------------------------------------------------------
+# Excel's "Unicode text" export (UTF-16LE with a BOM) read as bytes made every
+# row "NUL byte in row": a list of good addresses, all invalid_syntax.  Now
+# refused as a whole (exit 3), naming the encoding and the iconv command.
+# wide NAME FILE ENC FROM [ARGS...]: exit 3, the message names ENC and "iconv -f FROM"
+wide() {
+	local name=$1 file=$2 enc=$3 from=$4
+	shift 4
+	check_case "$name" "$file" 3 "" "" "$@"
+	grep -q "is $enc .*iconv -f $from -t UTF-8" "$tmp/$name.err" ||
+		fail "$name: the message does not name $enc and iconv -f $from: $(cat "$tmp/$name.err")"
+}
+printf 'email,name\r\na@missing.test,A\r\nb@missing.test,B\r\n' >"$tmp/utf8.src"
+printf '\xff\xfe' >"$tmp/utf16le_bom.csv"
+iconv -f UTF-8 -t UTF-16LE "$tmp/utf8.src" >>"$tmp/utf16le_bom.csv"
+wide utf16le_bom "$tmp/utf16le_bom.csv" UTF-16LE UTF-16
+grep -q 'Excel' "$tmp/utf16le_bom.err" || fail "utf16le_bom: the message does not mention Excel's export"
+wide utf16le_forced "$tmp/utf16le_bom.csv" UTF-16LE UTF-16 --input-format csv
+iconv -f UTF-8 -t UTF-16BE "$tmp/utf8.src" >"$tmp/utf16be.txt"     # no BOM
+wide utf16be_nobom "$tmp/utf16be.txt" UTF-16BE UTF-16BE
+iconv -f UTF-8 -t UTF-16LE "$tmp/utf8.src" | gzip -c >"$tmp/utf16le.gz"
+wide utf16le_gz "$tmp/utf16le.gz" UTF-16LE UTF-16LE
+grep -q "zcat $tmp/utf16le.gz | iconv" "$tmp/utf16le_gz.err" || fail "utf16le_gz: no zcat in the hint"
+printf '\xff\xfe\0\0' >"$tmp/utf32.txt"
+iconv -f UTF-8 -t UTF-32LE "$tmp/utf8.src" >>"$tmp/utf32.txt"
+wide utf32_bom "$tmp/utf32.txt" UTF-32LE UTF-32
+# the conversion the message proposes gives a list that is read as usual
+iconv -f UTF-16 -t UTF-8 "$tmp/utf16le_bom.csv" >"$tmp/converted.csv"
+check_case utf16_converted "$tmp/converted.csv" 0 "2 3" ""
+
 # ---- injection: no control byte reaches the SMTP server ----------------------------------
 log=$MXSIFT_TEST_POSTFIX_LOG
 logstart=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
@@ -228,7 +260,8 @@ if [ -n "${MXSIFT_TEST_REDIS:-}" ] && [ -n "${MXSIFT_TEST_BROKERS:-}" ] && comma
 	hp=${MXSIFT_TEST_REDIS#redis://}
 	hp=${hp%%/*}
 	rhost=${hp%:*} rport=${hp##*:}
-	for f in "$tmp/nocol.csv" "$tmp/does-not-exist.csv" "$tmp" "$tmp/badgz.csv"; do
+	for f in "$tmp/nocol.csv" "$tmp/does-not-exist.csv" "$tmp" "$tmp/badgz.csv" \
+		"$tmp/utf16le_bom.csv" "$tmp/utf16be.txt"; do
 		job=badinput-$$-$nsubmit
 		rc=0
 		timeout 30 "$mxsift" submit --job "$job" --brokers "$MXSIFT_TEST_BROKERS" \
@@ -236,6 +269,10 @@ if [ -n "${MXSIFT_TEST_REDIS:-}" ] && [ -n "${MXSIFT_TEST_BROKERS:-}" ] && comma
 			>"$tmp/submit.out" 2>"$tmp/submit.err" || rc=$?
 		[ "$rc" -eq 3 ] || { cat "$tmp/submit.err" >&2; fail "submit $f: exit $rc, want 3"; }
 		[ -s "$tmp/submit.err" ] || fail "submit $f: exit 3 without a message"
+		case $f in
+		*utf16*) grep -q 'is UTF-16.*iconv -f UTF-16' "$tmp/submit.err" ||
+			fail "submit $f: no UTF-16 message: $(cat "$tmp/submit.err")" ;;
+		esac
 		keys=$(redis-cli -h "$rhost" -p "$rport" --scan --pattern "*$job*")
 		[ -z "$keys" ] || fail "submit $f: wrote job keys for an unusable input: $keys"
 		nsubmit=$((nsubmit + 1))
