@@ -158,12 +158,19 @@ printf 'name,email\n"two\nlines",a@missing.test\nB,"b@missing.test"\n' >"$tmp/qu
 check_case quote_ok "$tmp/quote_ok.csv" 0 "2 4" ""
 
 # ---- empty files --------------------------------------------------------------------------
-# No rows in, no rows out; a valid if empty list, not an unusable one.
+# No rows in, no rows out; a valid if empty list, not an unusable one — but
+# said on stderr (it was silent), even with --quiet: "FILE: no rows".
 : >"$tmp/empty.txt"
 check_case empty "$tmp/empty.txt" 0 "" ""
 check_case empty_csv "$tmp/empty.txt" 0 "" "" --input-format csv
 printf 'email\n' >"$tmp/header_only.csv"
 check_case header_only "$tmp/header_only.csv" 0 "" ""
+printf '\n  \r\n\t\n\n' >"$tmp/blank_only.txt"
+check_case blank_only "$tmp/blank_only.txt" 0 "" ""
+for c in empty:empty.txt empty_csv:empty.txt header_only:header_only.csv blank_only:blank_only.txt; do
+	grep -q "^mxsift check: $tmp/${c#*:}: no rows" "$tmp/${c%%:*}.err" ||
+		fail "${c%%:*}: no 'no rows' message: $(cat "$tmp/${c%%:*}.err")"
+done
 
 # ---- missing column ---------------------------------------------------------------------
 printf 'name,mail\nA,a@missing.test\n' >"$tmp/nocol.csv"

@@ -25,6 +25,10 @@
 # 10. --column '' is a usage error; --input-format jsonl on a CSV exits 3
 #     ("does not look like JSONL"); a truncated .gz names the file and says
 #     "truncated gzip input", the rows before the cut have verdicts, exit 1.
+# 11. UTF-16 (Excel's "Unicode text", a file with a BOM; stdin without):
+#     exit 3 naming the encoding and the iconv command, -o FILE untouched.
+#     An empty list (0 bytes, blank lines, empty stdin): exit 0, the header
+#     alone, "FILE: no rows" on stderr even with --quiet (it was silent).
 #
 # Addresses at missing.test (NXDOMAIN) get a verdict without SMTP: a row
 # that is undeliverable/no_mail_server was checked, not refused as invalid.
@@ -283,5 +287,40 @@ if only 10; then
 	[ "$(jq -r '.line' cut.out | tail -1)" -eq "$n" ] || fail "cutgz: rows not 1..$n"
 fi
 
+# ---- 11. UTF-16 input, an empty list -------------------------------------------
+if only 11; then
+	# Excel's "Unicode text": exit 3 naming the encoding, -o FILE untouched
+	printf 'precious\n' >out.csv
+	{ printf '\xff\xfe'; printf 'email\r\na@missing.test\r\n' | iconv -f UTF-8 -t UTF-16LE; } >excel.txt
+	chk 3 utf16 excel.txt -o out.csv "${dns[@]}"
+	grep -q 'excel.txt: the input is UTF-16LE .*iconv -f UTF-16 -t UTF-8 excel.txt' utf16.err ||
+		fail "utf16: $(cat utf16.err)"
+	[ "$(cat out.csv)" = precious ] || fail "utf16: -o FILE was replaced"
+	no_tmp out.csv utf16
+	# stdin, no BOM
+	rc=0
+	printf 'a@missing.test\n' | iconv -f UTF-8 -t UTF-16BE | "$mxsift" check - "${dns[@]}" \
+		>utf16_stdin.out 2>utf16_stdin.err || rc=$?
+	[ "$rc" -eq 3 ] || fail "utf16_stdin: exit $rc, want 3"
+	grep -q '<stdin>: the input is UTF-16BE .*iconv -f UTF-16BE' utf16_stdin.err ||
+		fail "utf16_stdin: $(cat utf16_stdin.err)"
+	# 0 bytes / blank lines only: exit 0, the header alone, "FILE: no rows" (even with --quiet)
+	: >nothing.txt
+	printf '\n \n\r\n' >blanks.txt
+	for f in nothing.txt blanks.txt; do
+		chk 0 "none_$f" "$f" -o none.out "${dns[@]}"
+		grep -q "^mxsift check: $f: no rows" "none_$f.err" || fail "none $f: $(cat "none_$f.err")"
+		[ "$(wc -l <none.out)" -eq 1 ] && grep -q '^line,input,address,status,' none.out ||
+			fail "none $f: output is not the header alone: $(cat none.out)"
+	done
+	rc=0
+	"$mxsift" check - "${dns[@]}" </dev/null >none_stdin.out 2>none_stdin.err || rc=$?
+	[ "$rc" -eq 0 ] && grep -q '<stdin>: no rows' none_stdin.err || fail "none_stdin: exit $rc: $(cat none_stdin.err)"
+	# a list with rows says nothing of the kind
+	chk 0 some in.csv -o some.out "${dns[@]}"
+	grep -q 'no rows' some.err && fail "some: 'no rows' for a list with rows"
+fi
+
 echo "PASS: check CLI: same-file refusal, output replaced only on success, DNS failure exit 1," \
-	"SIGINT/SIGTERM partial output, warnings, CR-only, no grace, blank lines, table, unusable inputs"
+	"SIGINT/SIGTERM partial output, warnings, CR-only, no grace, blank lines, table, unusable inputs," \
+	"UTF-16, empty lists"
