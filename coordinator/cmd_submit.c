@@ -23,9 +23,36 @@
  * workers' verdicts go through the first-wins script, and a task produced
  * twice only makes a worker probe its addresses twice.
  *
+ * The resolver.  A dns_error verdict (timeout, SERVFAIL, refused, after
+ * plan.c's own retries) is a fact about the resolver as much as about the
+ * domain, and once written it is final (first verdict wins): a --resume
+ * could never replace it.  So until some domain has had a real answer
+ * (an MX, NXDOMAIN, a null MX, no address: the resolver works), dns_error
+ * verdicts are held in an unlinked spool file (spool.h: memory stays
+ * flat) and written only then.  If no domain ever gets an answer (every MX
+ * lookup failed, as `mxsift check` says it: "no answer from the DNS
+ * resolver HOST for any of N domains"), the held verdicts are dropped,
+ * the job is marked failed and the exit is 1: its meta keeps the list's
+ * true total (unique + invalid), done counts only what is known without
+ * DNS (invalid rows), so `mxsift status` shows the job failed at D of T —
+ * never complete — and `submit --resume --dns GOOD` finishes it.
+ *
+ * Ending early.  A read error after the input was opened (a truncated
+ * gzip file) ends the input there, as in check (plan keep_going): the rows
+ * before it are submitted and counted (tasks produced and acknowledged,
+ * direct verdicts written, total = their uids), then "... the input ends
+ * there; the N rows before it were submitted", the job is marked failed
+ * (it does not cover the file) and the exit is 1.
+ *
+ * An empty list (0 bytes, only blank lines, a header alone) is not an
+ * error: "FILE: no rows" on stderr, the job is submitted with total 0
+ * (`mxsift status` says complete), exit 0.
+ *
  * Exit codes: 0 submitted; 1 runtime failure (Kafka, Redis, DNS setup, job
- * name already used without --resume); 2 usage error; 3 the input as a
- * whole is unusable.
+ * name already used without --resume), or the resolver answered for no
+ * domain, or a read error ended the input early (see above); 2 usage
+ * error; 3 the input as a whole is unusable (unreadable, no such column,
+ * not JSONL, UTF-16).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -49,12 +76,30 @@
 #include "mxsift.pb-c.h"
 #include "plan.h"
 #include "progress.h"
+#include "spool.h"
 #include "verdict.h"
 
 #define SUBMIT_BATCH_DEFAULT 50
 #define SUBMIT_BATCH_MAX     10000
 #define SUBMIT_FLUSH_MS      60000
 #define SUBMIT_METADATA_MS   2000
+
+/*
+ * The arrays one task is built in, kept for the whole run: with more
+ * domains than plan.c may hold addresses for, most tasks carry one address,
+ * and five callocs, a malloc'd message and their frees per task were a
+ * quarter of submit's per-task instructions.  keep/addrs/addrp have --batch
+ * entries (plan.c never hands out more); hosts and the packed message grow
+ * on demand.
+ */
+struct submit_bufs {
+	const struct plan_addr **keep;
+	Mxsift__Address *addrs, **addrp;
+	Mxsift__MxHost *hosts, **hostp;
+	size_t nhosts;
+	uint8_t *msg;
+	size_t msglen;
+};
 
 struct submit {
 	struct event_base *base;
@@ -73,11 +118,17 @@ struct submit {
 	uint64_t reused;          /* of direct: last verdicts of earlier jobs */
 	struct verdict *lastv;    /* --batch entries, for jobstore_get_last() */
 	int *lastf;
+	/* dns_error verdicts held until the resolver has answered for some
+	 * domain (dns_proven): records of a 32-bit length + a packed Verdict */
+	int dns_proven;
+	struct spool *dns_held;
+	uint64_t dns_nheld;
 	int failed;
 	int plan_done;
 	struct progress pg;
 	struct jobstore_meta meta;   /* kept current while the list is read */
 	time_t meta_at;
+	struct submit_bufs tb;       /* reused for every task */
 };
 
 static void
@@ -117,8 +168,13 @@ submit_usage(FILE *f)
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "  -h, --help              this help\n"
 	    "\n"
-	    "Output: one summary line on stdout.\n"
-	    "Exit codes: 0 submitted; 1 runtime failure; 2 usage error; 3 input unusable.\n",
+	    "Output: one summary line on stdout.  An empty FILE (or blank lines only) is\n"
+	    "submitted as a complete job of total 0, with 'FILE: no rows' on stderr.\n"
+	    "Exit codes: 0 submitted; 1 runtime failure (Kafka, Redis), or the DNS resolver\n"
+	    "answered for no domain (no verdict is written for those addresses; the job is\n"
+	    "failed: --resume with a working --dns), or a read error (truncated gzip) ended\n"
+	    "the input early (the rows before it are submitted; the job is failed); 2 usage\n"
+	    "error; 3 input unusable (unreadable, no such column, not JSONL, UTF-16).\n",
 	    SUBMIT_BATCH_DEFAULT, SUBMIT_BATCH_MAX, KAFKA_TOPIC_TASKS);
 }
 
@@ -181,6 +237,99 @@ submit_on_tick(evutil_socket_t fd, short what, void *arg)
 		submit_fail(s);
 }
 
+/* Write one direct verdict (queued, pipelined).  0, or -1 after submit_fail(). */
+static int
+submit_put_direct(struct submit *s, const char *key, const char *address,
+    const struct verdict *v)
+{
+	if (jobstore_queue_verdict(s->js, s->job, key, address, v) == -1) {
+		log_error("redis verdict write failed", "job=%s error=\"%s\"", s->job,
+		    jobstore_errstr(s->js));
+		submit_fail(s);
+		return -1;
+	}
+	s->direct++;
+	return 0;
+}
+
+/* Hold a dns_error verdict while the resolver has answered for no domain.
+ * 0, or -1 after submit_fail(). */
+static int
+submit_dns_hold(struct submit *s, const char *address, const struct verdict *v)
+{
+	char err[256];
+	uint8_t *buf;
+	uint32_t n;
+	size_t len;
+	int rc;
+
+	if (s->dns_held == NULL && (s->dns_held = spool_new(err, sizeof(err))) == NULL) {
+		log_error("cannot hold dns_error verdicts", "error=\"%s\"", err);
+		submit_fail(s);
+		return -1;
+	}
+	if ((buf = jobstore_verdict_pack(s->job, address, v, &len)) == NULL) {
+		log_error("out of memory", "job=%s", s->job);
+		submit_fail(s);
+		return -1;
+	}
+	n = (uint32_t)len;
+	rc = spool_append(s->dns_held, &n, sizeof(n), NULL) == -1 ||
+	    spool_append(s->dns_held, buf, len, NULL) == -1 ? -1 : 0;
+	free(buf);
+	if (rc == -1) {
+		log_error("cannot hold dns_error verdicts", "error=\"%s\"", strerror(errno));
+		submit_fail(s);
+		return -1;
+	}
+	s->dns_nheld++;
+	return 0;
+}
+
+/* The resolver works: write the dns_error verdicts held so far, and every
+ * later one at once.  0, or -1 after submit_fail(). */
+static int
+submit_dns_proven(struct submit *s)
+{
+	uint64_t off = 0, size;
+	struct verdict v;
+	uint8_t *buf = NULL;
+	char *address;
+	uint32_t n;
+	int rc = 0;
+
+	if (s->dns_proven)
+		return 0;
+	s->dns_proven = 1;
+	if (s->dns_held == NULL)
+		return 0;
+	log_info("the resolver answered: writing the dns_error verdicts held until now",
+	    "job=%s held=%" PRIu64, s->job, s->dns_nheld);
+	size = spool_size(s->dns_held);
+	while (rc == 0 && off < size) {
+		uint8_t *nb = NULL;
+
+		if (spool_read(s->dns_held, off, &n, sizeof(n)) == 0 &&
+		    (nb = realloc(buf, n ? n : 1)) != NULL)
+			buf = nb;
+		if (nb == NULL || spool_read(s->dns_held, off + sizeof(n), buf, n) == -1 ||
+		    jobstore_verdict_unpack(buf, n, &address, &v) == -1) {
+			log_error("cannot read back held dns_error verdicts", "job=%s", s->job);
+			submit_fail(s);
+			rc = -1;
+			break;
+		}
+		off += sizeof(n) + n;
+		rc = submit_put_direct(s, address, address, &v);
+		free(address);
+	}
+	free(buf);
+	spool_free(s->dns_held);
+	s->dns_held = NULL;
+	s->dns_nheld = 0;
+	return rc;
+}
+
 static void
 submit_on_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
 {
@@ -190,18 +339,19 @@ submit_on_verdict(void *arg, const struct plan_addr *a, const struct verdict *v)
 
 	if (s->failed)
 		return;
+	if (v->reason == VR_DNS_ERROR && !s->dns_proven) {
+		(void)submit_dns_hold(s, a->address, v);
+		return;
+	}
+	/* NXDOMAIN, a null MX, no address: an answer, the resolver works. */
+	if (v->reason == VR_NO_MAIL_SERVER && submit_dns_proven(s) == -1)
+		return;
 	/* An invalid row is its own uid even when its text repeats. */
 	if (v->reason == VR_INVALID_SYNTAX) {
 		jobstore_invalid_field(a->line, field, sizeof(field));
 		key = field;
 	}
-	if (jobstore_queue_verdict(s->js, s->job, key, a->address, v) == -1) {
-		log_error("redis verdict write failed", "job=%s error=\"%s\"", s->job,
-		    jobstore_errstr(s->js));
-		submit_fail(s);
-		return;
-	}
-	s->direct++;
+	(void)submit_put_direct(s, key, a->address, v);
 }
 
 /*
@@ -235,9 +385,16 @@ submit_produce(struct submit *s, const char *key, const uint8_t *buf, size_t len
 	rd_kafka_resp_err_t err;
 
 	for (;;) {
-		err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(s->topic),
-		    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		/* by handle when there is one: by name, librdkafka looks the
+		 * topic up (and references it) for every message */
+		if (s->rkt != NULL)
+			err = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->rkt),
+			    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		else
+			err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(s->topic),
+			    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		/* Backpressure: let the queue drain a little. */
@@ -286,110 +443,125 @@ submit_reuse(struct submit *s, const struct plan_domain *d, const struct plan_ad
 			keep[(*nkeep)++] = d->addrs[i];
 			continue;
 		}
-		if (jobstore_queue_verdict(s->js, s->job, addrv[i], addrv[i], &s->lastv[i]) == -1) {
-			log_error("redis verdict write failed", "job=%s error=\"%s\"", s->job,
-			    jobstore_errstr(s->js));
-			submit_fail(s);
+		if (submit_put_direct(s, addrv[i], addrv[i], &s->lastv[i]) == -1)
 			return -1;
-		}
-		s->direct++;
 		s->reused++;
 	}
 	return 0;
+}
+
+/* Room for a task of nhosts MX hosts and a packed message of len bytes
+ * in s->tb.  0, or -1 out of memory. */
+static int
+submit_bufs_fit(struct submit *s, size_t nhosts, size_t len)
+{
+	struct submit_bufs *b = &s->tb;
+
+	if (b->keep == NULL &&
+	    ((b->keep = calloc(s->batch, sizeof(*b->keep))) == NULL ||
+	    (b->addrs = calloc(s->batch, sizeof(*b->addrs))) == NULL ||
+	    (b->addrp = calloc(s->batch, sizeof(*b->addrp))) == NULL))
+		return -1;
+	if (nhosts > b->nhosts) {
+		Mxsift__MxHost *h = realloc(b->hosts, nhosts * sizeof(*h));
+		Mxsift__MxHost **hp;
+
+		if (h == NULL)
+			return -1;
+		b->hosts = h;
+		if ((hp = realloc(b->hostp, nhosts * sizeof(*hp))) == NULL)
+			return -1;
+		b->hostp = hp;
+		b->nhosts = nhosts;
+	}
+	if (len > b->msglen) {
+		size_t cap = len < 256 ? 256 : len * 2;
+		uint8_t *m = realloc(b->msg, cap);
+
+		if (m == NULL)
+			return -1;
+		b->msg = m;
+		b->msglen = cap;
+	}
+	return 0;
+}
+
+static void
+submit_bufs_free(struct submit_bufs *b)
+{
+	free(b->keep);
+	free(b->addrs);
+	free(b->addrp);
+	free(b->hosts);
+	free(b->hostp);
+	free(b->msg);
 }
 
 static void
 submit_on_domain(void *arg, const struct plan_domain *d)
 {
 	struct submit *s = arg;
+	struct submit_bufs *b = &s->tb;
 	const struct dns_mx_result *mx = d->mx;
 	const char *mx_domain = mx->mx_domain[0] ? mx->mx_domain : d->domain;
-	Mxsift__MxHost *hosts = NULL, **hostp = NULL;
-	Mxsift__Address *addrs = NULL, **addrp = NULL;
-	const struct plan_addr **keep = NULL;
 	size_t nb = s->batch, nkeep = 0;
 
-	if (s->failed)
+	if (s->failed || submit_dns_proven(s) == -1)
 		return;
-	if ((keep = calloc(d->naddrs, sizeof(*keep))) == NULL) {
+	if (submit_bufs_fit(s, mx->nhosts, 0) == -1) {
 		log_error("out of memory", "domain=%s", d->domain);
 		submit_fail(s);
 		return;
 	}
-	if (submit_reuse(s, d, keep, &nkeep) == -1)
-		goto out;
-	if (nkeep == 0)
-		goto out;
-	/* arrays for one task: most domains hand out fewer than a batch, and
-	 * zeroing --batch entries per call was 16% of submit's instructions */
-	if (nkeep < nb)
-		nb = nkeep;
-	hosts = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hosts));
-	hostp = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hostp));
-	addrs = calloc(nb, sizeof(*addrs));
-	addrp = calloc(nb, sizeof(*addrp));
-	if (hosts == NULL || hostp == NULL || addrs == NULL || addrp == NULL) {
-		log_error("out of memory", "domain=%s", d->domain);
-		submit_fail(s);
-		goto out;
-	}
+	if (submit_reuse(s, d, b->keep, &nkeep) == -1 || nkeep == 0)
+		return;
 	for (size_t i = 0; i < mx->nhosts; i++) {
-		mxsift__mx_host__init(&hosts[i]);
-		hosts[i].name = mx->hosts[i].name;
-		hosts[i].preference = mx->hosts[i].preference;
-		hostp[i] = &hosts[i];
+		mxsift__mx_host__init(&b->hosts[i]);
+		b->hosts[i].name = mx->hosts[i].name;
+		b->hosts[i].preference = mx->hosts[i].preference;
+		b->hostp[i] = &b->hosts[i];
 	}
 	for (size_t off = 0; off < nkeep; off += nb) {
 		Mxsift__Task t = MXSIFT__TASK__INIT;
 		size_t n = nkeep - off < nb ? nkeep - off : nb;
-		uint8_t *buf;
 		size_t len;
-		int rc;
 
 		t.job = (char *)s->job;
 		t.mx_domain = (char *)mx_domain;
 		t.domain = (char *)d->domain;
 		t.n_mx_hosts = mx->nhosts;
-		t.mx_hosts = hostp;
+		t.mx_hosts = b->hostp;
 		t.attempt = 0;
 		t.not_before = 0;
 		t.implicit_mx = mx->implicit != 0;
+		/* only the entries this task uses are set (see submit_bufs) */
 		for (size_t i = 0; i < n; i++) {
-			const struct plan_addr *a = keep[off + i];
-			mxsift__address__init(&addrs[i]);
-			addrs[i].address = (char *)a->address;
-			addrs[i].line = a->line;
-			addrs[i].smtputf8 = (a->flags & VERDICT_F_SMTPUTF8) != 0;
-			addrs[i].flags = a->flags;
-			addrs[i].suggestion = (char *)a->suggestion;
-			addrp[i] = &addrs[i];
+			const struct plan_addr *a = b->keep[off + i];
+			mxsift__address__init(&b->addrs[i]);
+			b->addrs[i].address = (char *)a->address;
+			b->addrs[i].line = a->line;
+			b->addrs[i].smtputf8 = (a->flags & VERDICT_F_SMTPUTF8) != 0;
+			b->addrs[i].flags = a->flags;
+			b->addrs[i].suggestion = (char *)a->suggestion;
+			b->addrp[i] = &b->addrs[i];
 		}
 		t.n_addresses = n;
-		t.addresses = addrp;
+		t.addresses = b->addrp;
 		len = mxsift__task__get_packed_size(&t);
-		buf = malloc(len ? len : 1);
-		if (buf == NULL) {
+		if (submit_bufs_fit(s, 0, len ? len : 1) == -1) {
 			log_error("out of memory", "domain=%s", d->domain);
 			submit_fail(s);
-			goto out;
+			return;
 		}
-		mxsift__task__pack(&t, buf);
-		rc = submit_produce(s, mx_domain, buf, len);
-		free(buf);
-		if (rc == -1) {
+		mxsift__task__pack(&t, b->msg);
+		if (submit_produce(s, mx_domain, b->msg, len) == -1) {
 			submit_fail(s);
-			goto out;
+			return;
 		}
 		s->addresses_sent += n;
 	}
 	log_debug("domain handed out", "domain=%s mx_domain=%s addresses=%zu", d->domain,
 	    mx_domain, nkeep);
-out:
-	free(keep);
-	free(hosts);
-	free(hostp);
-	free(addrs);
-	free(addrp);
 }
 
 static void
@@ -477,6 +649,8 @@ cmd_submit(int argc, char **argv)
 	struct lists *lists = NULL;
 	struct jobstore_meta *meta = &s.meta;
 	struct timeval tick = { 0, 50 * 1000 };
+	struct plan_stats st;
+	int dns_dead = 0;
 	const char *brokers = NULL, *redis = NULL, *dns_server = NULL, *path, *data_dir = NULL;
 	int quiet = 0, resume = 0;
 	rd_kafka_conf_t *conf = NULL;
@@ -498,9 +672,21 @@ cmd_submit(int argc, char **argv)
 		case 'j': s.job = optarg; break;
 		case 'b': brokers = optarg; break;
 		case 'r': redis = optarg; break;
-		case 'c': iopts.column = optarg; break;
+		case 'c':
+		case OPT_FIELD:
+			/* An empty name is a mistake, not "the default". */
+			if (*optarg == '\0') {
+				fprintf(stderr, "mxsift submit: --%s wants a %s\n",
+				    ch == 'c' ? "column" : "field", ch == 'c' ?
+				    "header name or a 1-based number" : "member name");
+				goto usage;
+			}
+			if (ch == 'c')
+				iopts.column = optarg;
+			else
+				iopts.field = optarg;
+			break;
 		case OPT_DNS: dns_server = optarg; break;
-		case OPT_FIELD: iopts.field = optarg; break;
 		case OPT_INPUT_FORMAT: {
 			int f = intake_format_parse(optarg);
 			if (f < 0) {
@@ -637,6 +823,8 @@ cmd_submit(int argc, char **argv)
 	cb.arg = &s;
 	pp.batch = s.batch;
 	pp.lists = lists;
+	/* A truncated gzip file: the rows before the cut are submitted. */
+	pp.keep_going = 1;
 	if (s.reuse_s > 0 && ((s.lastv = calloc(s.batch, sizeof(*s.lastv))) == NULL ||
 	    (s.lastf = calloc(s.batch, sizeof(*s.lastf))) == NULL)) {
 		fprintf(stderr, "mxsift submit: out of memory\n");
@@ -676,12 +864,16 @@ cmd_submit(int argc, char **argv)
 		rc = MXSIFT_EXIT_INPUT;
 		goto out;
 	}
-	{
-		struct plan_stats st;
-
-		plan_get_stats(s.plan, &st);
-		progress_show(&s.pg, &st, s.tasks, 0, 1);
-	}
+	plan_get_stats(s.plan, &st);
+	progress_show(&s.pg, &st, s.tasks, 0, 1);
+	/* No domain answered: the held dns_error verdicts are not written (a
+	 * --resume with a working resolver must be able to give the real
+	 * ones) and the job is failed below.  Some domain answered after the
+	 * last dns_error was held (never, since an answer writes them at
+	 * once — but a verdict must not be lost on a wrong guess): write. */
+	dns_dead = st.domains_dns_error > 0 && st.domains_dns_error == st.domains;
+	if (!s.failed && !dns_dead && s.dns_nheld > 0)
+		(void)submit_dns_proven(&s);
 	/* Final totals: every row is read. */
 	if (!s.failed && submit_put_meta(&s) == -1) {
 		log_error("redis meta write failed", "job=%s error=\"%s\"", s.job,
@@ -717,7 +909,8 @@ cmd_submit(int argc, char **argv)
 		snprintf(r, sizeof(r), "%" PRIu64, s.reused);
 		if (jobstore_set_meta(s.js, s.job, "tasks", n) == -1 ||
 		    jobstore_set_meta(s.js, s.job, "reused", r) == -1 ||
-		    jobstore_set_meta(s.js, s.job, "state", s.failed ? "failed" : "submitted") == -1) {
+		    jobstore_set_meta(s.js, s.job, "state", s.failed || dns_dead ||
+		    plan_input_error(s.plan) != NULL ? "failed" : "submitted") == -1) {
 			fprintf(stderr, "mxsift submit: %s\n", jobstore_errstr(s.js));
 			s.failed = 1;
 		}
@@ -725,6 +918,15 @@ cmd_submit(int argc, char **argv)
 	if (s.failed) {
 		fprintf(stderr, "mxsift submit: job %s failed: %" PRIu64 " of %" PRIu64
 		    " tasks delivered\n", s.job, s.delivered, s.tasks);
+		goto out;
+	}
+	if (dns_dead) {
+		fprintf(stderr, "mxsift submit: no answer from the DNS resolver %s for any of "
+		    "%" PRIu64 " domains: their %" PRIu64 " addresses were not submitted and have "
+		    "no verdict; job %s is marked failed (total %" PRIu64 ", done %" PRIu64 "); "
+		    "run it again with --resume and a working --dns\n",
+		    dns_server != NULL ? dns_server : "(the system's)", st.domains, s.dns_nheld,
+		    s.job, meta->total, s.direct);
 		goto out;
 	}
 	s.domains = meta->domains;
@@ -738,6 +940,20 @@ cmd_submit(int argc, char **argv)
 		fprintf(stderr, "mxsift submit: cannot write summary: %s\n", strerror(errno));
 		goto out;
 	}
+	if (plan_input_error(s.plan) != NULL) {
+		/* What was read is in the job (the summary says what); the job
+		 * is not the file. */
+		fprintf(stderr, "mxsift submit: %s: the input ends there; the %" PRIu64 " rows "
+		    "before it were submitted (total %" PRIu64 "); job %s is marked failed\n",
+		    plan_input_error(s.plan), meta->rows, meta->total, s.job);
+		goto out;
+	}
+	/* An empty list is not an error (a nightly export may have had
+	 * nothing today), but worth a word even with --quiet. */
+	if (meta->rows == 0)
+		fprintf(stderr, "mxsift submit: %s: no rows (the input is empty, blank lines "
+		    "or a header only): job %s is complete with total 0\n",
+		    strcmp(path, "-") == 0 ? "<stdin>" : path, s.job);
 	rc = MXSIFT_EXIT_OK;
 	goto out;
 
@@ -765,5 +981,7 @@ out:
 	lists_close(lists);
 	free(s.lastv);
 	free(s.lastf);
+	submit_bufs_free(&s.tb);
+	spool_free(s.dns_held);
 	return rc;
 }
