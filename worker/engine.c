@@ -37,7 +37,13 @@
  * Sessions are recycled (QUIT, new connection) after the rule's
  * rcpt_per_session RCPTs, max_rejects_per_session rejected RCPTs or max_session_age_s, so we
  * stop before receivers' junk-command limits bite; an idle session is
- * QUIT after idle_close_ms.  A session that failed is never reused.
+ * QUIT after idle_close_ms.  A session that failed is never reused.  On a
+ * lane without rate rules, a session near its recycle (STANDBY_AHEAD
+ * more rejections or RCPTs) gets a standby successor: a
+ * connection opened now, so greeting and EHLO overlap its last probes; the
+ * standby takes no work while the lane's other sessions are working, and
+ * one that fails before it is ready costs no verdict and ends standbys on
+ * that lane.
  *
  * Returns verdicts only through the done callback, delivered from a
  * deferred event — exactly one per submitted request.  Diagnostics: debug
@@ -77,6 +83,11 @@
 #define LANE_RATE_STEP 0.1     /* recovery per good answer: a tenth of the rule */
 #define LANE_FORGET_MS 600000u /* an idle slowed-down lane is forgotten after */
 #define LANE_LEVEL_MAX 16
+/* A session this many rejections or RCPTs away from its recycle gets a
+ * standby successor: greeting and EHLO take two round trips, and
+ * rejections often come in runs (a domain's unknown users one after the
+ * other), so one result ahead is too late. */
+#define STANDBY_AHEAD 2u
 
 struct lane;
 
@@ -132,6 +143,8 @@ struct conn {
 	int plan_fatal; /* a refusal that failover will not fix */
 	int notls;      /* "may": handshake failed, retry in plaintext */
 	int throttled;  /* the plan ended on a rate-limit answer */
+	int standby;    /* opened for a session about to be recycled: no work
+	                   while the lane's other sessions are working */
 
 	struct ereq *cur;      /* request being probed (its result comes next) */
 	struct ereq *cur_next; /* the one behind it in the same group, or NULL */
@@ -188,6 +201,7 @@ struct lane {
 	uint64_t last_ms; /* last activity: a slowed-down idle lane is forgotten */
 	struct event *timer;
 	uint64_t timer_at; /* when the armed timer fires; 0 = not armed */
+	int no_standby;    /* a standby connection failed here: no more */
 };
 
 /* A domain's catch-all answer (see engine.h). */
@@ -1256,6 +1270,15 @@ conn_plan_failed(struct conn *c)
 	struct engine *e = l->e;
 	struct ereq *r, *next;
 
+	if (c->standby) {
+		/* Nothing waited for it: the working session goes on. */
+		log_debug("standby failed", "conn=%u lane=%s reason=%s", c->id, l->key,
+		          verdict_reason_name(c->lastfail.reason));
+		l->no_standby = 1;
+		conn_free(c);
+		lane_kick(l);
+		return;
+	}
 	log_warn("mx hosts failed", "lane=%s host=%s reason=%s detail=\"%s\"", l->key, c->host,
 	         verdict_reason_name(c->lastfail.reason), c->lastfail.detail);
 	for (r = TAILQ_FIRST(&l->q); r != NULL; r = next) {
@@ -1448,10 +1471,10 @@ conn_next(struct conn *c)
 	}
 }
 
-/* Open a connection for the lane, planned from request r's hosts.
- * Returns 0, or -1 without memory. */
+/* Open a connection for the lane, planned from request r's hosts (a
+ * standby when standby is set).  Returns 0, or -1 without memory. */
 static int
-conn_start(struct lane *l, const struct ereq *r)
+conn_start(struct lane *l, const struct ereq *r, int standby)
 {
 	struct engine *e = l->e;
 	struct conn *c;
@@ -1472,6 +1495,7 @@ conn_start(struct lane *l, const struct ereq *r)
 	}
 	c->lane = l;
 	c->id = ++e->conn_ids;
+	c->standby = standby;
 	c->st = CONN_RESOLVING;
 	verdict_init(&c->lastfail, VR_CONNECTION_FAILED);
 	TAILQ_INSERT_TAIL(&l->conns, c, link);
@@ -1623,6 +1647,17 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 	conn_account(c);
 	c->outcome = conn_outcome_name(f->kind);
 	c->end_code = f->reply != NULL ? f->reply->code : 0;
+	if (c->st == CONN_CONNECTING && c->standby) {
+		/*
+		 * A second connection refused (a 421 "too many connections"
+		 * is the likely one) says nothing about the lane's work nor
+		 * its pace: no failover, no backoff, no verdict; just no
+		 * more standbys on this lane.
+		 */
+		c->lane->no_standby = 1;
+		c->st = CONN_CLOSING;
+		return;
+	}
 	engine_failure_verdict(f, &v);
 	snprintf(v.mx_host, sizeof(v.mx_host), "%s", c->host);
 	limited = engine_reply_rate_limited(f->reply);
@@ -1712,6 +1747,47 @@ conn_companion(const struct conn *c, struct ereq *r)
 	return NULL;
 }
 
+static void
+conn_arm_idle(struct conn *c)
+{
+	unsigned ms = c->lane->e->p.idle_close_ms;
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->idle, &tv);
+}
+
+/* Sessions of l that work or will (not standbys, not closing). */
+static unsigned
+lane_working(const struct lane *l)
+{
+	const struct conn *c;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(c, &l->conns, link)
+	if (!c->standby && c->st != CONN_CLOSING)
+		n++;
+	return n;
+}
+
+/*
+ * Is c's session near its recycle: STANDBY_AHEAD more rejections or RCPTs
+ * would end it?  Not before its first one (with limits of 1 or 2 every
+ * session would start with a standby, mostly wasted).  Age is not
+ * foreseen: it recycles one session in max_session_age_s.
+ */
+static int
+conn_near_worn(const struct conn *c)
+{
+	const struct lane *l = c->lane;
+	unsigned n = c->s != NULL ? smtp_session_rcpts(c->s) : 0;
+
+	return (c->st == CONN_READY || c->st == CONN_BUSY) && !c->standby && c->s != NULL &&
+	       ((c->rejects > 0 && c->rejects + STANDBY_AHEAD >= l->e->p.max_rejects_per_session) ||
+	        (n > 0 && n + STANDBY_AHEAD >= l->rule.rcpt_per_session));
+}
+
 /* Give queued work to c; returns when c is busy or nothing fits. */
 static void
 conn_feed(struct conn *c)
@@ -1727,19 +1803,24 @@ conn_feed(struct conn *c)
 			conn_quit(c, smtp_session_reusable(c->s) ? "recycle" : "unusable");
 			return;
 		}
+		if (c->standby) {
+			if (lane_working(l) >= l->rule.conns) {
+				/* Its predecessor still works: wait (and go
+				 * when the lane runs out of work). */
+				conn_arm_idle(c);
+				return;
+			}
+			c->standby = 0;
+		}
 		TAILQ_FOREACH(r, &l->q, link)
 		if (ereq_has_host(r, c->host))
 			break;
 		if (r == NULL) {
-			struct timeval tv;
-
 			if (l->qlen > 0) {
 				/* Work for other hosts: make room for it. */
 				conn_quit(c, "other_hosts");
 			} else {
-				tv.tv_sec = e->p.idle_close_ms / 1000;
-				tv.tv_usec = (e->p.idle_close_ms % 1000) * 1000;
-				evtimer_add(c->idle, &tv);
+				conn_arm_idle(c);
 			}
 			return;
 		}
@@ -1813,6 +1894,7 @@ lane_pump(struct lane *l)
 	struct conn *c, *next;
 	struct ereq *r;
 	unsigned opening, quitting;
+	int standby;
 	uint64_t now = engine_now_ms(), wait;
 
 	/* Work requeued after engine_shutdown() (a dropped session, a 452
@@ -1831,11 +1913,17 @@ lane_pump(struct lane *l)
 				conn_feed(c);
 		}
 		for (;;) {
+			/* A session about to be recycled counts as quitting
+			 * when a group's worth of work waits behind it: its
+			 * successor opens now, as a standby. */
+			int ahead = lane_unruled(l) && !l->no_standby && l->qlen >= SMTP_GROUP_MAX;
+
 			opening = quitting = 0;
 			TAILQ_FOREACH(c, &l->conns, link)
 			if (c->st == CONN_RESOLVING || c->st == CONN_CONNECTING)
 				opening++;
-			else if (c->st == CONN_CLOSING && !c->failover && lane_unruled(l))
+			else if (lane_unruled(l) && ((c->st == CONN_CLOSING && !c->failover) ||
+			                             (ahead && conn_near_worn(c))))
 				quitting++;
 			if (e->shutting || l->qlen <= opening || l->nconns - quitting >= l->rule.conns ||
 			    l->nconns >= 2 * l->rule.conns)
@@ -1845,7 +1933,8 @@ lane_pump(struct lane *l)
 				lane_wake_in(l, wait);
 				break;
 			}
-			if (conn_start(l, TAILQ_FIRST(&l->q)) != 0)
+			standby = lane_working(l) >= l->rule.conns;
+			if (conn_start(l, TAILQ_FIRST(&l->q), standby) != 0)
 				break; /* no memory now; a later kick tries again */
 		}
 	}
