@@ -96,11 +96,20 @@ static const struct classify_rule classify_rules[] = {
      CLASSIFY_FINAL},
     /* X.1.7 / X.1.8 are about the sender's address. */
     {ST_RCPT, "5xx", "5.1.7|5.1.8", NULL, VR_BLOCKED, CLASSIFY_FINAL},
-    {ST_RCPT, "501", "5.1.3", NULL, VR_INVALID_SYNTAX, CLASSIFY_FINAL},
     {ST_RCPT, "5xx", "5.1.1", NULL, VR_MAILBOX_NOT_FOUND, CLASSIFY_FINAL},
+    /* 5.1.3 (bad destination mailbox address syntax) is the receiver's
+     * word that no mailbox by that name exists there, whatever the code
+     * (Postfix says 501, Sendmail 553): mailbox_not_found.  invalid_syntax
+     * stays our own syntax check's verdict, for addresses never asked. */
+    {ST_RCPT, "5xx", "5.1.3", NULL, VR_MAILBOX_NOT_FOUND, CLASSIFY_FINAL},
+    /* 554 is also the code of blanket policy refusals: a 554 5.1.x that
+     * talks of blocking or policy is about us, not the mailbox. */
+    {ST_RCPT, "554", "5.1.x", classify_blocked_text, VR_BLOCKED, CLASSIFY_FINAL},
     /* Includes 5.1.10: at RCPT the domain has a live MX, so it is
-     * Microsoft's "RecipientNotFound", not RFC 7505's null MX. */
-    {ST_RCPT, "550|551|553", "5.1.x", NULL, VR_MAILBOX_NOT_FOUND, CLASSIFY_FINAL},
+     * Microsoft's "RecipientNotFound", not RFC 7505's null MX.  And 554
+     * 5.1.0 ("other address status" at RCPT, with no word of policy or of
+     * the sender, ruled out above): the destination mailbox is bad. */
+    {ST_RCPT, "550|551|553|554", "5.1.x", NULL, VR_MAILBOX_NOT_FOUND, CLASSIFY_FINAL},
     {ST_RCPT, "5xx", "5.2.1", NULL, VR_MAILBOX_DISABLED, CLASSIFY_FINAL},
     {ST_RCPT, "5xx", "5.2.2", NULL, VR_MAILBOX_FULL, CLASSIFY_FINAL},
     /* Exchange Online directory-based edge blocking: unknown recipient. */

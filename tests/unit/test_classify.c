@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "classify.h"
@@ -88,8 +89,21 @@ static const struct classify_case cases[] = {
      VR_MAILBOX_NOT_FOUND, FIN},
     {R, 554, "5.1.1", "Recipient address rejected: user does not exist", VS_UNDELIVERABLE,
      VR_MAILBOX_NOT_FOUND, FIN},
-    {R, 501, "5.1.3", "Bad recipient address syntax", VS_UNDELIVERABLE, VR_INVALID_SYNTAX,
+    /* 5.1.3 whatever the code: the receiver says no such mailbox can exist */
+    {R, 501, "5.1.3", "Bad recipient address syntax", VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND,
      FIN}, /* Postfix */
+    {R, 550, "5.1.3", "Invalid recipient address syntax", VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND,
+     FIN},
+    {R, 554, "5.1.3", "Bad destination mailbox address syntax", VS_UNDELIVERABLE,
+     VR_MAILBOX_NOT_FOUND, FIN},
+    /* 554 5.1.x: a bad destination mailbox, unless it speaks of policy */
+    {R, 554, "5.1.0", "<x@a.test>: Recipient address rejected", VS_UNDELIVERABLE,
+     VR_MAILBOX_NOT_FOUND, FIN},
+    {R, 554, "5.1.2", "Host or domain name not found", VS_UNDELIVERABLE, VR_MAILBOX_NOT_FOUND,
+     FIN},
+    {R, 554, "5.1.0", "Message rejected by policy", VS_UNKNOWN, VR_BLOCKED, FIN},
+    {R, 554, "5.1.0", "<verify@mxsift.test>: Sender address rejected: Access denied",
+     VS_UNKNOWN, VR_BLOCKED, FIN},
 
     /* --- disabled / full --- */
     {R, 550, "5.2.1",
@@ -333,6 +347,68 @@ test_null_and_odd(void **state)
 	assert_int_equal(classify_reply((enum classify_stage)9, &r, &v), CLASSIFY_RETRY_LATER);
 }
 
+/* Run classify_reply with stderr (the log) going to a file; returns what
+ * was logged (static buffer). */
+static const char *
+classify_logged(enum classify_stage st, const struct smtp_reply *r, struct verdict *v)
+{
+	static char buf[4096];
+	FILE *tmp = tmpfile();
+	int saved, fd;
+	size_t n;
+
+	assert_non_null(tmp);
+	fd = fileno(tmp);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	(void)classify_reply(st, r, v);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(buf, 1, sizeof(buf) - 1, tmp);
+	buf[n] = '\0';
+	fclose(tmp);
+	return buf;
+}
+
+/* A 503 is our sequencing bug: one error-level line, at any stage; other
+ * rejections log nothing. */
+static void
+test_503_logged(void **state)
+{
+	struct smtp_reply r;
+	struct verdict v;
+	const char *out;
+
+	(void)state;
+	log_set_level(LOG_INFO);
+	memset(&r, 0, sizeof(r));
+	r.code = 503;
+	strcpy(r.enhanced, "5.5.1");
+	r.text = (char *)"Error: need MAIL command";
+	r.text_len = strlen(r.text);
+	for (int st = G; st <= R; st++) {
+		verdict_init(&v, VR_ACCEPTED);
+		out = classify_logged((enum classify_stage)st, &r, &v);
+		assert_int_equal(v.reason, VR_PROTOCOL_ERROR);
+		assert_non_null(strstr(out, "level=error"));
+		assert_non_null(strstr(out, "msg=\"smtp 503 bad sequence of commands: our client bug\""));
+		assert_non_null(strstr(out, "code=503"));
+		assert_non_null(strstr(out, "enhanced=5.5.1"));
+		assert_non_null(strstr(out, "text=\"Error: need MAIL command\""));
+		/* exactly one line */
+		assert_non_null(strchr(out, '\n'));
+		assert_null(strchr(strchr(out, '\n') + 1, '\n'));
+	}
+	r.code = 550;
+	strcpy(r.enhanced, "5.1.1");
+	verdict_init(&v, VR_ACCEPTED);
+	out = classify_logged(R, &r, &v);
+	assert_int_equal(v.reason, VR_MAILBOX_NOT_FOUND);
+	assert_string_equal(out, "");
+}
+
 /* Parser and classifier together, on the wire form. */
 static void
 test_from_wire(void **state)
@@ -375,6 +451,7 @@ main(void)
 	    cmocka_unit_test(test_invariants),
 	    cmocka_unit_test(test_null_and_odd),
 	    cmocka_unit_test(test_from_wire),
+	    cmocka_unit_test(test_503_logged),
 	};
 
 	fprintf(stderr, "(test_classify: error lines about 503 below are expected)\n");
