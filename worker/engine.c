@@ -1647,12 +1647,14 @@ conn_session_failed(void *tag, struct smtp_session *s, const struct smtp_failure
 	conn_account(c);
 	c->outcome = conn_outcome_name(f->kind);
 	c->end_code = f->reply != NULL ? f->reply->code : 0;
-	if (c->st == CONN_CONNECTING && c->standby) {
+	if (c->st == CONN_CONNECTING && c->standby && f->reply != NULL) {
 		/*
-		 * A second connection refused (a 421 "too many connections"
-		 * is the likely one) says nothing about the lane's work nor
-		 * its pace: no failover, no backoff, no verdict; just no
-		 * more standbys on this lane.
+		 * A second session refused by the server (a 421 "too many
+		 * connections" is the likely one) says nothing about the
+		 * lane's work nor its pace: no failover, no backoff, no
+		 * verdict; just no more standbys on this lane.  A connect
+		 * that failed without a reply (refused, timed out) is the
+		 * address's, and fails over as any connection does.
 		 */
 		c->lane->no_standby = 1;
 		c->st = CONN_CLOSING;
