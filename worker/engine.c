@@ -864,7 +864,11 @@ engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen
 	e->rules = rules;
 	e->nrules = n;
 	for (size_t i = 0; i < e->nlanes; i++) {
+		double was = e->lanes[i]->rate;
+
 		lane_apply_rule(e->lanes[i]);
+		if (e->lanes[i]->rate != was) /* a running lane's new pace, in the log */
+			lane_log_rate(e->lanes[i], "reload");
 		lane_kick(e->lanes[i]);
 	}
 	if (path != NULL)
@@ -1407,7 +1411,7 @@ conn_next(struct conn *c)
 
 			sp.host_name = c->host;
 			if (c->notls)
-				sp.tls = SMTP_TLS_OFF;
+				sp.tls = SMTP_TLS_NEVER; /* even if a 530 asks */
 			c->s = smtp_session_new(e->base, &sp, &conn_session_cbs, c);
 			if (c->s == NULL) {
 				verdict_init(&c->lastfail, VR_TEMP_FAILURE);
