@@ -1498,6 +1498,8 @@ main(int argc, char **argv)
 	if (efile != NULL) {
 		if ((srv.events = fopen(efile, "w")) == NULL)
 			die("%s: %s", efile, strerror(errno));
+		/* line by line: fleet tests read the log while the server runs */
+		setvbuf(srv.events, NULL, _IOLBF, 0);
 	}
 	gettimeofday(&srv.t0, NULL);
 
