@@ -9,7 +9,7 @@
 #  - Postfix on MX_IP:SMTP_PORT greets, answers EHLO, accepts known
 #    mailboxes (250), rejects unknown users with 550 5.1.1, refuses relaying
 #    (554 5.7.1), refuses DATA, and logs the session summary;
-#  - nothing listens on the dead MX (127.0.0.11:25);
+#  - nothing listens on the dead MX (DEAD_IP, default 127.0.0.11, port 25);
 #  - redis answers PING;
 #  - the Kafka mock serves Metadata with the three topics, and its control
 #    FIFO acknowledges a command.
@@ -21,6 +21,7 @@ if [ -z "${MXSIFT_TEST_DNS:-}" ] || [ -z "${MXSIFT_TEST_REDIS:-}" ] ||
 	exit 77
 fi
 MX_IP=${MXSIFT_TEST_MX_IP:-127.0.0.10}
+DEAD_IP=${MXSIFT_TEST_DEAD_IP:-127.0.0.11}
 SMTP_PORT=${MXSIFT_TEST_SMTP_PORT:-25}
 DNS_HOST=${MXSIFT_TEST_DNS%:*} DNS_PORT=${MXSIFT_TEST_DNS##*:}
 failures=0
@@ -55,7 +56,7 @@ for proto in +notcp +tcp; do
 	dns_check $proto implicit.test MX NOERROR ""
 	dns_check $proto implicit.test A NOERROR "$MX_IP"
 	dns_check $proto failover.test MX NOERROR "10 mx-dead.failover.test.|20 mx-live.failover.test."
-	dns_check $proto mx-dead.failover.test A NOERROR "127.0.0.11"
+	dns_check $proto mx-dead.failover.test A NOERROR "$DEAD_IP"
 	dns_check $proto mx-live.failover.test A NOERROR "$MX_IP"
 	dns_check $proto nullmx.test MX NOERROR "0 ."
 	dns_check $proto nullmx.test A NOERROR ""
@@ -134,10 +135,10 @@ else
 	fail "postfix log summary: want 'ehlo=1 mail=2 rcpt=9/13 data=0/1 rset=1 quit=1', got '$summary'"
 	tail -c +"$log_start" "$MXSIFT_TEST_POSTFIX_LOG" | tail -n 20
 fi
-if timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.11/25' 2>/dev/null; then
-	fail "something listens on the dead MX 127.0.0.11:25"
+if timeout 3 bash -c 'exec 3<>/dev/tcp/'"$DEAD_IP"'/25' 2>/dev/null; then
+	fail "something listens on the dead MX $DEAD_IP:25"
 else
-	pass "dead MX 127.0.0.11:25 refuses connections"
+	pass "dead MX $DEAD_IP:25 refuses connections"
 fi
 
 # ------------------------------------------------------------------ Redis
