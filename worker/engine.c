@@ -1411,7 +1411,7 @@ conn_next(struct conn *c)
 
 			sp.host_name = c->host;
 			if (c->notls)
-				sp.tls = SMTP_TLS_OFF;
+				sp.tls = SMTP_TLS_NEVER; /* even if a 530 asks */
 			c->s = smtp_session_new(e->base, &sp, &conn_session_cbs, c);
 			if (c->s == NULL) {
 				verdict_init(&c->lastfail, VR_TEMP_FAILURE);

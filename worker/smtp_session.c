@@ -128,8 +128,13 @@ struct smtp_session {
 	int need_rset; /* a MAIL was sent: next probe starts with RSET */
 	int probe_out; /* results still due for the outstanding probe(s) */
 	int pipelined; /* the outstanding probe was pipelined */
-	int rcpt_utf8;
-	char rcpt[SESSION_LINE_MAX];
+	/* The outstanding group's recipients: grp[grp_n - probe_out] is the
+	 * one whose result comes next (one at a time without PIPELINING). */
+	char grp[SMTP_GROUP_MAX][SESSION_LINE_MAX];
+	int grp_utf8[SMTP_GROUP_MAX];
+	int grp_n;
+	int tls_upgrade; /* 530 to MAIL: STARTTLS once the group's replies are in */
+	int tls_redo;    /* STARTTLS for a 530: probe again after the new EHLO */
 	int discard_rcpt; /* MAIL refused under pipelining */
 	struct saved_reply mail_reply;
 	int closing;     /* QUIT sent: discard replies until its 221 */
@@ -331,13 +336,14 @@ smtp_session_new(struct event_base *base, const struct smtp_session_params *p,
 	s->defer = event_new(base, -1, 0, session_defer_cb, s);
 	if (p->ssl_ctx != NULL) {
 		s->ssl_ctx = p->ssl_ctx;
-	} else if (p->tls != SMTP_TLS_OFF) {
+	} else if (p->tls == SMTP_TLS_MAY || p->tls == SMTP_TLS_REQUIRE) {
+		/* (SMTP_TLS_OFF makes one only if a 530 asks for TLS) */
 		s->ssl_ctx = smtp_tls_ctx_new();
 		s->own_ctx = 1;
 	}
 	if (s->helo == NULL || s->mail_from == NULL || s->host == NULL || s->rd == NULL ||
 	    s->timer == NULL || s->defer == NULL ||
-	    (p->tls != SMTP_TLS_OFF && s->ssl_ctx == NULL)) {
+	    ((p->tls == SMTP_TLS_MAY || p->tls == SMTP_TLS_REQUIRE) && s->ssl_ctx == NULL)) {
 		session_destroy(s);
 		return NULL;
 	}
@@ -479,6 +485,36 @@ session_fail(struct smtp_session *s, enum smtp_fail kind, const struct smtp_repl
 
 /* ---- replies ----------------------------------------------------------- */
 
+static int session_send_group(struct smtp_session *, int);
+
+/* Index in grp[] of the transaction whose result comes next. */
+static int
+session_tx(const struct smtp_session *s)
+{
+	int i = s->grp_n - s->probe_out;
+
+	return i >= 0 && i < s->grp_n ? i : 0;
+}
+
+/* TLS is up after a 530 and EHLO answered: the probes still unanswered go
+ * again, in a fresh transaction (EHLO reset the state: no RSET first). */
+static void
+session_redo(struct smtp_session *s)
+{
+	int first = session_tx(s);
+
+	s->tls_redo = 0;
+	for (int i = first; i < s->grp_n; i++) {
+		if (s->grp_utf8[i] && !(s->ext & SMTP_EXT_SMTPUTF8)) {
+			session_fail(s, SMTP_FAIL_PROTO, NULL, "SMTPUTF8 not offered after STARTTLS", 1);
+			return;
+		}
+	}
+	s->need_rset = 0;
+	if (session_send_group(s, first) != 0)
+		session_fail(s, SMTP_FAIL_INTERNAL, NULL, "command refused", 0);
+}
+
 static void
 session_ready(struct smtp_session *s)
 {
@@ -491,6 +527,10 @@ session_ready(struct smtp_session *s)
 	smtp_session_state(s, SMTP_S_READY);
 	if (s->quit_wanted) {
 		session_send_quit(s);
+		return;
+	}
+	if (s->tls_redo) {
+		session_redo(s);
 		return;
 	}
 	if (!s->ready_sent) {
@@ -516,8 +556,16 @@ session_result(struct smtp_session *s, enum classify_stage stage, const struct s
 	res.more = (unsigned)s->probe_out;
 	if (s->cbs.result != NULL)
 		s->cbs.result(s->tag, s, &res);
-	if (!session_gone(s) && s->state == SMTP_S_READY && s->quit_wanted)
-		session_send_quit(s);
+	if (session_gone(s) || s->closing)
+		return;
+	if (s->quit_wanted && (s->state == SMTP_S_READY || s->npend == 0)) {
+		session_send_quit(s); /* results still due are lost: closed tells */
+	} else if (s->probe_out > 0 && !s->pipelined && s->npend == 0) {
+		/* A group redone without PIPELINING (it was withdrawn after
+		 * STARTTLS): its next transaction, now. */
+		if (session_send_group(s, session_tx(s)) != 0)
+			session_fail(s, SMTP_FAIL_INTERNAL, NULL, "command refused", 0);
+	}
 }
 
 static void
@@ -534,7 +582,9 @@ session_start_tls(struct smtp_session *s)
 		session_fail(s, SMTP_FAIL_PROTO, NULL, "input after 220 to STARTTLS", 0);
 		return;
 	}
-	if ((ssl = SSL_new(s->ssl_ctx)) == NULL) {
+	if (s->ssl_ctx == NULL && (s->ssl_ctx = smtp_tls_ctx_new()) != NULL)
+		s->own_ctx = 1;
+	if (s->ssl_ctx == NULL || (ssl = SSL_new(s->ssl_ctx)) == NULL) {
 		session_fail(s, SMTP_FAIL_TLS, NULL, "SSL_new failed", 0);
 		return;
 	}
@@ -558,7 +608,8 @@ session_start_tls(struct smtp_session *s)
 static void
 session_after_hello(struct smtp_session *s)
 {
-	if (!s->tls && !s->tls_tried && s->tls_mode != SMTP_TLS_OFF &&
+	if (!s->tls && !s->tls_tried &&
+	    (s->tls_mode == SMTP_TLS_MAY || s->tls_mode == SMTP_TLS_REQUIRE) &&
 	    (s->ext & SMTP_EXT_STARTTLS)) {
 		s->tls_tried = 1;
 		session_send(s, SMTP_S_STARTTLS, "STARTTLS%s", "");
@@ -581,6 +632,40 @@ session_save_reply(struct saved_reply *dst, const struct smtp_reply *r)
 	dst->text[n] = '\0';
 	dst->r.text = dst->text;
 	dst->r.text_len = n;
+}
+
+/*
+ * A 530 to MAIL in plaintext that is about TLS (RFC 3207: "530 5.7.0 Must
+ * issue a STARTTLS command first"): STARTTLS is advertised, or the text
+ * names it.  Any other 530 (RFC 4954's "Authentication required", a 530
+ * over TLS) is a refusal like another: classified, blocked.
+ */
+static int
+session_tls_demanded(const struct smtp_session *s, const struct smtp_reply *r)
+{
+	return r->code == 530 && !s->tls &&
+	       ((s->ext & SMTP_EXT_STARTTLS) || (r->text != NULL && strcasestr(r->text, "STARTTLS")));
+}
+
+/*
+ * The server will not go on in plaintext.  When STARTTLS is advertised and
+ * was not tried on this connection (and the owner did not rule TLS out:
+ * SMTP_TLS_NEVER), upgrade once every reply of the group is in, EHLO again
+ * and send the transactions still unanswered, as if nothing had happened:
+ * no result for the 530.  Otherwise TLS cannot be had here (refused or
+ * broken before, not offered): the session fails (TLS, with the 530), so
+ * every result still due is lost with a TLS reason, politely.
+ */
+static void
+session_530(struct smtp_session *s, const struct smtp_reply *r)
+{
+	if ((s->ext & SMTP_EXT_STARTTLS) && !s->tls_tried && s->tls_mode != SMTP_TLS_NEVER) {
+		log_debug("smtp tls demanded", "session=%u host=%s code=%d", s->id, s->host, r->code);
+		s->tls_upgrade = 1;
+		s->discard_rcpt = 0;
+		return;
+	}
+	session_fail(s, SMTP_FAIL_TLS, r, "530: TLS required and not available", 1);
 }
 
 static void
@@ -652,24 +737,33 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 			session_start_tls(s);
 		else if (s->tls_mode == SMTP_TLS_REQUIRE)
 			session_fail(s, SMTP_FAIL_TLS, r, "STARTTLS refused", 1);
+		else if (s->tls_redo)
+			session_fail(s, SMTP_FAIL_TLS, r, "STARTTLS refused after 530", 1);
 		else
 			session_ready(s); /* opportunistic: go on in plaintext */
 		break;
 	case SMTP_S_RSET:
-		if (!ok) {
+		if (s->tls_upgrade) {
+			/* a later transaction of a group being redone over TLS */
+		} else if (!ok) {
 			session_fail(s, SMTP_FAIL_RESP, r, "RSET refused", 1);
 		} else if (!s->pipelined) {
 			session_send(s, SMTP_S_MAIL,
-			             s->rcpt_utf8 ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
+			             s->grp_utf8[session_tx(s)] ? "MAIL FROM:<%s> SMTPUTF8"
+			                                        : "MAIL FROM:<%s>",
 			             s->mail_from);
 		}
 		break;
 	case SMTP_S_MAIL:
-		if (ok) {
+		if (s->tls_upgrade) {
+			/* idem */
+		} else if (ok) {
 			if (!s->pipelined) {
 				s->rcpts++;
-				session_send(s, SMTP_S_RCPT, "RCPT TO:<%s>", s->rcpt);
+				session_send(s, SMTP_S_RCPT, "RCPT TO:<%s>", s->grp[session_tx(s)]);
 			}
+		} else if (session_tls_demanded(s, r)) {
+			session_530(s, r);
 		} else if (s->pipelined) {
 			/* RCPT was sent already; its reply means nothing now. */
 			session_save_reply(&s->mail_reply, r);
@@ -679,7 +773,10 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 		}
 		break;
 	case SMTP_S_RCPT:
-		if (s->discard_rcpt) {
+		if (s->tls_upgrade) {
+			/* answers a MAIL refused with 530: meaningless */
+			s->discard_rcpt = 0;
+		} else if (s->discard_rcpt) {
 			s->discard_rcpt = 0;
 			session_result(s, CLASSIFY_MAIL, &s->mail_reply.r);
 		} else {
@@ -688,6 +785,13 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 		break;
 	case SMTP_S_QUIT: /* only reached when closing */
 	default: session_fail(s, SMTP_FAIL_INTERNAL, NULL, "reply in unexpected state", 0); break;
+	}
+	/* Every reply of the group that met a 530 is in: upgrade now. */
+	if (s->tls_upgrade && s->npend == 0 && !session_gone(s) && !s->closing) {
+		s->tls_upgrade = 0;
+		s->tls_redo = 1;
+		s->tls_tried = 1;
+		session_send(s, SMTP_S_STARTTLS, "STARTTLS%s", "");
 	}
 }
 
@@ -901,7 +1005,7 @@ smtp_session_connect(struct smtp_session *s, const struct sockaddr *sa, socklen_
 static enum smtp_probe_rc
 session_rcpt_ok(const struct smtp_session *s, const char *rcpt, int *utf8)
 {
-	if (*rcpt == '\0' || !session_arg_ok(rcpt, sizeof(s->rcpt) - 16))
+	if (*rcpt == '\0' || !session_arg_ok(rcpt, sizeof(s->grp[0]) - 16))
 		return SMTP_PROBE_BAD_ARG;
 	*utf8 = smtp_addr_needs_utf8(rcpt) || smtp_addr_needs_utf8(s->mail_from);
 	if (*utf8 && !(s->ext & SMTP_EXT_SMTPUTF8))
@@ -915,12 +1019,68 @@ smtp_session_probe(struct smtp_session *s, const char *rcpt)
 	return smtp_session_probe_group(s, &rcpt, 1);
 }
 
+/*
+ * Send the transactions grp[first..grp_n-1]: with PIPELINING all in one
+ * write (replies matched in order), without it only the first (the others
+ * follow one by one as results come: session_result).  Returns 0, or -1
+ * when a command was refused (nothing written).
+ */
+static int
+session_send_group(struct smtp_session *s, int first)
+{
+	struct evbuffer *batch;
+	int rc = 0;
+
+	s->pipelined = (s->ext & SMTP_EXT_PIPELINING) != 0;
+	s->discard_rcpt = 0;
+	if (s->pipelined) {
+		/*
+		 * Every transaction of the group in one write; replies are
+		 * matched in order.  RFC 2920 3.1: RSET, MAIL and RCPT may
+		 * appear anywhere in a group, so a second transaction need
+		 * not wait for the first one's answers.
+		 */
+		if ((batch = evbuffer_new()) == NULL)
+			return -1;
+		for (int i = first; i < s->grp_n; i++) {
+			if (s->need_rset || i > first)
+				rc |= session_cmd(s, batch, SMTP_S_RSET, "RSET");
+			rc |= session_cmd(s, batch, SMTP_S_MAIL,
+			                  s->grp_utf8[i] ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
+			                  s->mail_from);
+			rc |= session_cmd(s, batch, SMTP_S_RCPT, "RCPT TO:<%s>", s->grp[i]);
+		}
+		if (rc != 0) {
+			/* Nothing was written: forget what was queued. */
+			evbuffer_free(batch);
+			s->nsent -= (unsigned long)s->npend;
+			s->npend = 0;
+			smtp_session_state(s, SMTP_S_READY);
+			return -1;
+		}
+		bufferevent_write_buffer(s->bev, batch);
+		evbuffer_free(batch);
+		s->rcpts += (unsigned)(s->grp_n - first);
+	} else {
+		if (s->need_rset)
+			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_RSET, "RSET");
+		else
+			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_MAIL,
+			                 s->grp_utf8[first] ? "MAIL FROM:<%s> SMTPUTF8"
+			                                    : "MAIL FROM:<%s>",
+			                 s->mail_from);
+		if (rc != 0)
+			return -1;
+	}
+	s->need_rset = 1;
+	return 0;
+}
+
 enum smtp_probe_rc
 smtp_session_probe_group(struct smtp_session *s, const char *const *rcpts, size_t n)
 {
-	struct evbuffer *batch;
 	enum smtp_probe_rc prc;
-	int utf8[SMTP_GROUP_MAX], rc = 0;
+	int utf8[SMTP_GROUP_MAX];
 
 	if (s->state != SMTP_S_READY || s->npend != 0 || s->closing || s->quit_wanted || s->dead)
 		return SMTP_PROBE_BUSY;
@@ -932,50 +1092,13 @@ smtp_session_probe_group(struct smtp_session *s, const char *const *rcpts, size_
 		if ((prc = session_rcpt_ok(s, rcpts[i], &utf8[i])) != SMTP_PROBE_STARTED)
 			return prc;
 	}
-	snprintf(s->rcpt, sizeof(s->rcpt), "%s", rcpts[0]);
-	s->rcpt_utf8 = utf8[0];
-	s->pipelined = (s->ext & SMTP_EXT_PIPELINING) != 0;
-	s->discard_rcpt = 0;
-
-	if (s->pipelined) {
-		/*
-		 * Every transaction of the group in one write; replies are
-		 * matched in order.  RFC 2920 3.1: RSET, MAIL and RCPT may
-		 * appear anywhere in a group, so a second transaction need
-		 * not wait for the first one's answers.
-		 */
-		if ((batch = evbuffer_new()) == NULL)
-			return SMTP_PROBE_BUSY;
-		for (size_t i = 0; i < n; i++) {
-			if (s->need_rset || i > 0)
-				rc |= session_cmd(s, batch, SMTP_S_RSET, "RSET");
-			rc |= session_cmd(s, batch, SMTP_S_MAIL,
-			                  utf8[i] ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
-			                  s->mail_from);
-			rc |= session_cmd(s, batch, SMTP_S_RCPT, "RCPT TO:<%s>", rcpts[i]);
-		}
-		if (rc != 0) {
-			/* Nothing was written: forget what was queued. */
-			evbuffer_free(batch);
-			s->nsent -= (unsigned long)s->npend;
-			s->npend = 0;
-			smtp_session_state(s, SMTP_S_READY);
-			return SMTP_PROBE_BAD_ARG;
-		}
-		bufferevent_write_buffer(s->bev, batch);
-		evbuffer_free(batch);
-		s->rcpts += (unsigned)n;
-	} else {
-		if (s->need_rset)
-			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_RSET, "RSET");
-		else
-			rc = session_cmd(s, bufferevent_get_output(s->bev), SMTP_S_MAIL,
-			                 utf8[0] ? "MAIL FROM:<%s> SMTPUTF8" : "MAIL FROM:<%s>",
-			                 s->mail_from);
-		if (rc != 0)
-			return SMTP_PROBE_BAD_ARG;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(s->grp[i], sizeof(s->grp[i]), "%s", rcpts[i]);
+		s->grp_utf8[i] = utf8[i];
 	}
-	s->need_rset = 1;
+	s->grp_n = (int)n;
+	if (session_send_group(s, 0) != 0)
+		return SMTP_PROBE_BAD_ARG;
 	s->probe_out = (int)n;
 	return SMTP_PROBE_STARTED;
 }

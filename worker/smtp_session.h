@@ -11,6 +11,7 @@
  *   [-> HELO only after 500/502 to EHLO]
  *   [-> STARTTLS -> TLS handshake -> EHLO again, old capabilities forgotten]
  *   -> ready -> probe: [RSET ->] MAIL FROM:<sender> -> RCPT TO:<addr> -> ready
+ *   [MAIL -> 530 -> STARTTLS -> TLS -> EHLO -> MAIL -> RCPT: see smtp_tls_mode]
  *   ... -> QUIT -> 221 -> closed.
  * The first probe of a session is MAIL+RCPT; every later probe begins with
  * RSET, so each RCPT is its own transaction.  With PIPELINING advertised
@@ -98,10 +99,23 @@ enum smtp_state {
 #define SMTP_TIMEOUT_RCPT_MS 60000u
 #define SMTP_TIMEOUT_QUIT_MS 10000u
 
+/*
+ * TLS modes.  A 530 to MAIL in plaintext (RFC 3207: "Must issue a STARTTLS
+ * command first") with STARTTLS advertised and not yet tried on the
+ * connection is answered with STARTTLS, EHLO again, and the unanswered
+ * transactions sent again: the owner sees only their results.  Under MAY
+ * and REQUIRE TLS is already up (or was tried: refused, so no second try)
+ * by then; under OFF this is the only way TLS starts.  A 530 that cannot be
+ * met (tried already, not offered but named in the text, NEVER) fails the
+ * session (SMTP_FAIL_TLS with the 530).  A 530 that is not about TLS (over
+ * TLS, or RFC 4954's authentication required) is an ordinary refusal.
+ */
 enum smtp_tls_mode {
 	SMTP_TLS_MAY = 0, /* STARTTLS when advertised; plaintext otherwise */
 	SMTP_TLS_REQUIRE, /* fail (SMTP_FAIL_TLS) unless TLS is established */
-	SMTP_TLS_OFF
+	SMTP_TLS_OFF,     /* no STARTTLS unless the server demands it (530) */
+	SMTP_TLS_NEVER    /* no STARTTLS at all: a plaintext retry after a failed
+	                     handshake, where a 530 is SMTP_FAIL_TLS */
 };
 
 struct smtp_session_params {

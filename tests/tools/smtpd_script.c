@@ -31,6 +31,9 @@
  * Script language (one statement a line, '#' comments):
  *   max-conns N            accept N connections, then refuse; exit when all ended
  *   timeout S              global bound in seconds (default 30)
+ *   blackhole ADDR         also listen on loopback ADDR (same port) with a full
+ *                          accept queue, never accepting: a client's SYN gets
+ *                          no answer, its connect times out (nothing recorded)
  *   conn N | conn *        the statements below are connection N's (or the default)
  *   strict [MS]            this connection must not see pipelining; with MS,
  *                          wait MS ms after each command before going on, so a
@@ -49,6 +52,10 @@
  *   close                  flush, half-close (FIN), record until the client closes
  *   reset                  abort with SO_LINGER 0 (RST)
  *   starttls               start TLS as server (self-signed cert made in-process)
+ *   starttls-garbage       answer the client's TLS handshake with a plaintext
+ *                          line ("220 this is not TLS"), so that it fails; the
+ *                          client's bytes from here on are not recorded (its
+ *                          ClientHello is random); follow with expect-close
  *   serve                  from here on, act as a small correct SMTP server
  *                          (below) until the client QUITs or leaves
  *
@@ -120,6 +127,8 @@
 #define CLOSE_WAIT_MS 2000 /* after "close": wait this long for the client's FIN */
 #define MAX_LISTEN 32      /* -a addresses */
 #define SERVE_RULES_MAX 64 /* rcpt rules */
+#define BLACKHOLE_MAX 4    /* blackhole addresses */
+#define BLACKHOLE_FILL 2   /* connections that fill a backlog of 1 */
 
 enum step_kind {
 	ST_SEND,
@@ -135,6 +144,7 @@ enum step_kind {
 	ST_CLOSE,
 	ST_RESET,
 	ST_STARTTLS,
+	ST_TLS_GARBAGE,
 	ST_SERVE
 };
 
@@ -179,6 +189,8 @@ struct conn {
 	int running; /* conn_run() re-entrancy guard */
 	int done;    /* connection gone */
 	int tls;
+	int discard;     /* after starttls-garbage: input dropped, not recorded */
+	int garbage_due; /* starttls-garbage: answer the first bytes that come */
 	int strict;
 	/* reply tracking over what the server sent: is a reply incomplete? */
 	int reply_open;
@@ -214,6 +226,8 @@ static struct {
 	unsigned nconns, conns_cap;
 	struct evconnlistener *lsts[MAX_LISTEN];
 	int nlsts;
+	char *blackholes[BLACKHOLE_MAX];
+	int nblackholes;
 	/* serve mode */
 	char *greeting;
 	int pipelining;
@@ -516,6 +530,13 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		srv.timeout_s = script_num((const char **)&rest, file, lineno);
 		return;
 	}
+	if (strcmp(kw, "blackhole") == 0) {
+		if (srv.nblackholes == BLACKHOLE_MAX || *rest == '\0')
+			die("%s:%d: blackhole ADDR (at most %d)", file, lineno, BLACKHOLE_MAX);
+		if ((srv.blackholes[srv.nblackholes++] = strdup(rest)) == NULL)
+			die("out of memory");
+		return;
+	}
 	if (script_parse_serve(kw, rest, file, lineno))
 		return;
 	if (strcmp(kw, "conn") == 0) {
@@ -608,6 +629,8 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		st.kind = ST_RESET;
 	} else if (strcmp(kw, "starttls") == 0) {
 		st.kind = ST_STARTTLS;
+	} else if (strcmp(kw, "starttls-garbage") == 0) {
+		st.kind = ST_TLS_GARBAGE;
 	} else if (strcmp(kw, "serve") == 0) {
 		st.kind = ST_SERVE;
 	} else
@@ -779,6 +802,18 @@ conn_read_lines(struct conn *c)
 	in = bufferevent_get_input(c->bev);
 	if (evbuffer_get_length(in) == 0)
 		return;
+	if (c->discard) {
+		static const char junk[] = "220 this is not TLS\r\n";
+
+		evbuffer_drain(in, evbuffer_get_length(in));
+		/* After the ClientHello, not with the 220: the client must
+		 * see a broken handshake, not plaintext behind the 220. */
+		if (c->garbage_due) {
+			c->garbage_due = 0;
+			bufferevent_write(c->bev, junk, sizeof(junk) - 1);
+		}
+		return;
+	}
 	if (c->quiet && !c->auto_quiet)
 		conn_fail(c, "client sent data during a quiet period (script line %d)",
 		          c->sc->steps[c->pc].lineno);
@@ -885,7 +920,7 @@ conn_finish(struct conn *c, const char *why)
 	if (c->bev != NULL) {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		size_t n = evbuffer_get_length(in);
-		if (n > 0) {
+		if (n > 0 && !c->discard) {
 			unsigned char buf[LINE_CAP];
 			n = evbuffer_remove(in, buf, n < sizeof(buf) ? n : sizeof(buf));
 			conn_record(c, buf, n, "eof");
@@ -1305,6 +1340,18 @@ conn_run(struct conn *c)
 			c->pc++;
 			conn_starttls(c);
 			break;
+		case ST_TLS_GARBAGE:
+			c->pc++;
+			if (c->qlen > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+				conn_fail(c, "plaintext sent after STARTTLS, before the handshake");
+			tbuf_printf(&c->log, "C%u * tls-garbage\n", c->no);
+			while (c->qlen > 0)
+				free(conn_dequeue(c));
+			evbuffer_drain(bufferevent_get_input(c->bev),
+			               evbuffer_get_length(bufferevent_get_input(c->bev)));
+			c->discard = c->garbage_due = 1;
+			c->reply_open = c->awaiting_reply = 0;
+			break;
 		case ST_SERVE:
 			if (!serve_step(c))
 				goto out;
@@ -1450,6 +1497,42 @@ srv_is_loopback(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+/*
+ * "blackhole ADDR": a listening socket on ADDR:port whose accept queue is
+ * full (backlog 1, BLACKHOLE_FILL connections of our own never accepted).
+ * Linux drops a SYN to a listener with a full accept queue, so a client's
+ * connect neither succeeds nor is refused: it times out, on loopback.  The
+ * sockets stay open until exit.
+ */
+static void
+srv_blackhole(const char *addr, unsigned port)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss), one = 1, fd;
+	struct timeval tv = {2, 0};
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
+		die("bad blackhole address %s", addr);
+	if (!srv_is_loopback(&ss))
+		die("%s is not a loopback address; refusing to listen", addr);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 1) != 0)
+		die("blackhole %s port %u: %s", addr, port, strerror(errno));
+	for (int i = 0; i < BLACKHOLE_FILL; i++) {
+		int cfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (cfd == -1 || setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+		    connect(cfd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0)
+			die("blackhole %s: filling the accept queue: %s", addr, strerror(errno));
+	}
+}
+
 static void
 usage(void)
 {
@@ -1535,6 +1618,8 @@ main(int argc, char **argv)
 			                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
 		}
 	}
+	for (int i = 0; i < srv.nblackholes; i++)
+		srv_blackhole(srv.blackholes[i], port);
 	printf("port %u\n", port);
 	fflush(stdout);
 

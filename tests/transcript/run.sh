@@ -6,9 +6,11 @@
 #
 # A scenario file has sections, each opened by a line "[name]":
 #   [description]  free text (printed on failure)
-#   [listen]       optional: the address the server listens on (default
-#                  127.0.0.1; "::1" needs IPv6 on lo, else the scenario is
-#                  skipped with exit 77)
+#   [listen]       optional: the addresses the server listens on, one a line,
+#                  all on one port (default 127.0.0.1); the first is the
+#                  probe's last --host, the others are for a scenario's own
+#                  --host options (MX failover between hosts).  "::1" needs
+#                  IPv6 on lo, else the scenario is skipped with exit 77
 #   [args]         mxsift-probe arguments (whitespace-separated, any number of
 #                  lines; "" is an empty argument; printf %b escapes such as
 #                  \r \n \x20 are expanded); --port and --catch-all-local
@@ -68,12 +70,17 @@ for s in args server transcript verdicts; do
 		exit 2
 	fi
 done
-listen=$(section listen | sed '/^[[:space:]]*$/d' | head -n 1)
-listen=${listen:-127.0.0.1}
-if [ "$listen" = "::1" ] && ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/'; then
-	echo "SKIP transcript.$name: no ::1 on lo"
-	exit 77
-fi
+mapfile -t listens < <(section listen | sed 's/[[:space:]]//g; /^$/d')
+[ ${#listens[@]} -eq 0 ] && listens=(127.0.0.1)
+listen=${listens[0]}
+sargs=()
+for a in "${listens[@]}"; do
+	if [ "$a" = "::1" ] && ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/'; then
+		echo "SKIP transcript.$name: no ::1 on lo"
+		exit 77
+	fi
+	sargs+=(-a "$a")
+done
 section transcript | sed '/^[[:space:]]*$/d' >"$work/expected.transcript"
 section verdicts | sed '/^[[:space:]]*$/d' >"$work/expected.verdicts"
 
@@ -95,7 +102,7 @@ set +f
 args=(--catch-all-local catchallprobeqzx "${args[@]}")
 [ "${MXSIFT_SCN_DEBUG:-0}" = 1 ] && args=(--debug "${args[@]}")
 
-"$smtpd" -a "$listen" -T $((bound + 10)) -t "$work/transcript" "$scn" >"$work/port" 2>"$work/smtpd.err" &
+"$smtpd" "${sargs[@]}" -T $((bound + 10)) -t "$work/transcript" "$scn" >"$work/port" 2>"$work/smtpd.err" &
 spid=$!
 port=
 for _ in $(seq 1 100); do

@@ -221,5 +221,42 @@ codes=$(printf '%s\n' "${r[@]}" | grep -v '^250-' | cut -c1-3 | tr '\n' ' ')
 	grep -q '^[0-9]* 127.0.0.1 C1 RCPT 250 Alice@X.test$' "$work/ev"
 check $? "serve: sequence errors get 503 and are counted; users, rules, DATA, 502 ($codes)"
 
+# 10. starttls-garbage: the "handshake" is answered with a plaintext line,
+#     the client's bytes after STARTTLS are not recorded.
+start 'max-conns 1
+conn 1
+reply 220 ok
+expect STARTTLS
+reply 220 go ahead
+starttls-garbage
+expect-close 2000' || exit 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+printf 'STARTTLS\r\n' >&3
+IFS= read -r -t 3 l1 <&3
+printf '\026\003\001 not a real ClientHello\r\n' >&3
+IFS= read -r -t 3 l2 <&3
+exec 3>&-
+finish
+[ "$l1" = $'220 go ahead\r' ] && [ "$l2" = $'220 this is not TLS\r' ] && [ "$src" -eq 0 ] &&
+	has "C1 * tls-garbage" && ! grep -q ClientHello "$work/t" && [ "$(wc -l <"$work/t")" -eq 2 ]
+check $? "starttls-garbage answers the handshake with plaintext, records none of it"
+
+# 11. blackhole: a connect to it neither succeeds nor is refused (it times
+#     out), while the real listener on the same port serves.
+start 'max-conns 1
+blackhole 127.0.0.2
+conn 1
+reply 220 ok
+close' || exit 1
+timeout 1 bash -c "exec 4<>/dev/tcp/127.0.0.2/$port" 2>/dev/null
+bh=$?
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+IFS= read -r -t 3 g <&3
+exec 3>&-
+finish
+[ "$bh" -eq 124 ] && [ "$g" = $'220 ok\r' ] && [ "$src" -eq 0 ]
+check $? "blackhole: connect times out (rc $bh), the listener beside it serves"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
