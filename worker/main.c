@@ -220,6 +220,8 @@ struct worker {
 	size_t peak_tasks, peak_inflight, peak_held;   /* high-water marks, logged at stop */
 	int full, held_full;
 	uint64_t redis_down_since;
+	int redis_out;        /* an outage past WORKER_REDIS_GRACE_MS was logged */
+	size_t redis_out_max; /* most writes held during it */
 	int stopping, aborting, exit_code;
 	uint64_t stop_started_ms, abort_started_ms;
 	unsigned grace_s;
@@ -428,7 +430,7 @@ worker_update_pause(struct worker *w)
 {
 	size_t inflight = engine_pending(w->engine) + jobstore_async_pending(w->ja);
 	uint64_t now = worker_now_ms();
-	int redis_ok, full, held_full;
+	int redis_ok, connected, full, held_full;
 	struct wpart *p;
 
 	if (w->tasks_inflight > w->peak_tasks)
@@ -438,7 +440,7 @@ worker_update_pause(struct worker *w)
 	if (w->held > w->peak_held)
 		w->peak_held = w->held;
 
-	if (jobstore_async_connected(w->ja))
+	if ((connected = jobstore_async_connected(w->ja)))
 		w->redis_down_since = 0;
 	else if (w->redis_down_since == 0)
 		w->redis_down_since = now;
@@ -460,6 +462,23 @@ worker_update_pause(struct worker *w)
 			    inflight);
 		w->full = full;
 	}
+	/* An outage's start and end, with what is held meanwhile: finished
+	 * verdicts wait in memory (unwritten), and nothing more is consumed. */
+	if (!redis_ok && !w->redis_out) {
+		w->redis_out = 1;
+		w->redis_out_max = 0;
+		log_warn("redis unreachable: holding verdicts, consumption paused",
+		    "inflight=%zu unwritten=%zu max_inflight=%zu", inflight,
+		    jobstore_async_pending(w->ja), w->max_inflight);
+	} else if (connected && w->redis_out) {
+		/* by now the flush may be done: held_max says what was held */
+		w->redis_out = 0;
+		log_info("redis reachable again: writing held verdicts",
+		    "held_max=%zu unwritten=%zu inflight=%zu", w->redis_out_max,
+		    jobstore_async_pending(w->ja), inflight);
+	}
+	if (w->redis_out && jobstore_async_pending(w->ja) > w->redis_out_max)
+		w->redis_out_max = jobstore_async_pending(w->ja);
 	held_full = w->held_full;
 	if (!held_full && w->held >= w->max_held)
 		held_full = 1;
@@ -1746,6 +1765,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxsift-worker: %s\n", err);
 		rc = 2;
 		goto out;
+	}
+	/* A Redis that answers but refuses the URL's password or database is
+	 * misconfigured: say so and stop, instead of retrying forever.  One
+	 * that does not answer yet may come up later: the async client waits
+	 * (and /readyz says 503 meanwhile). */
+	{
+		struct jobstore *probe = jobstore_connect(redis, 2000, err, sizeof(err));
+
+		if (probe != NULL)
+			jobstore_close(probe);
+		else if (strstr(err, ": AUTH: ") != NULL || strstr(err, ": SELECT: ") != NULL) {
+			fprintf(stderr, "mxsift-worker: %s: fix the password or database of --redis\n",
+			    err);
+			rc = 2;
+			goto out;
+		}
 	}
 	if ((w.dns = dns_new(w.base, dns_server, err, sizeof(err))) == NULL) {
 		log_error("dns setup failed", "error=\"%s\"", err);

@@ -7,13 +7,34 @@
 # redis-server (appendonly, fsync always), while one fault is injected
 # mid-job:
 #
-#   kill9        kill -9 of a worker; a third worker takes over
+#   kill9        kill -9 of a worker; a third worker takes over.  The fault
+#                must bite: some task message is done twice (by the killed
+#                worker, its offset not committed, and again by its
+#                successor) and the SMTP server sees more RCPTs than there
+#                are addresses (no catch-all probes here: one RCPT a pass)
 #   broker       two of the three brokers down for 4 s, then up again
 #   kafka_errors Produce errors during submit, Fetch and OffsetCommit errors
 #                mid-job, then a graceful stop of one worker (its last
-#                commit meets the errors) and a new worker
+#                commit meets the errors) and a new worker.  Errors are
+#                pushed per broker and the mock's error-count must show that
+#                each kind was returned at least once
 #   redis        redis-server killed (kill -9) mid-job and restarted 3 s later
 #                on the same port with the same data; the workers must pause
+#   redis_bound  the same outage with --max-inflight 20: Redis is killed just
+#                after worker 1 resumed consuming, so it fills its buffer to
+#                the bound during the outage (a pause at inflight >= 20 and no
+#                resume until Redis is back); every worker logs the outage
+#                and the held verdicts written when Redis returns; the
+#                high-water mark stays within the bound plus one message
+#   drain        SIGTERM drain: one worker (--grace 1, one task per address,
+#                a 100 ms SMTP server) alone; SIGTERM mid-job.  Verdicts of
+#                probes under way are written by that worker after its
+#                "stopping" line (in Redis before anyone else runs), the
+#                grace runs out with work left ("abandoning"), then a second
+#                worker: it probes none of the addresses the first one wrote
+#                (their offsets were stored), redoes the rest, and the SMTP
+#                server sees one RCPT per address plus at most the one that
+#                was in flight when the grace ran out
 #   submit_kill  the coordinator killed (kill -9) mid-submit (broker latency
 #                keeps it in flight), then re-run with --resume
 #   caps         no fault: workers with --max-tasks 2 --max-inflight 15 must
@@ -48,7 +69,9 @@ fleet_redis_start
 fleet_kafka_start 4
 
 # ---- the SMTP side: every RCPT costs one 15 ms round trip --------------------
-"$sink" -l "$MXSIFT_TEST_MX_IP:0" -d 15 -a ok- -T 120 -s "$tmp/sink.stats" \
+sink_ms=15
+[ "$scenario" = drain ] && sink_ms=100
+"$sink" -l "$MXSIFT_TEST_MX_IP:0" -d "$sink_ms" -a ok- -T 120 -s "$tmp/sink.stats" \
 	>"$tmp/sink.out" 2>"$tmp/sink.err" &
 fleet_pids+=($!)
 smtp_port=
@@ -58,9 +81,24 @@ for _ in $(seq 1 100); do
 	sleep 0.05
 done
 [ -n "$smtp_port" ] || fail "the SMTP sink did not start: $(cat "$tmp/sink.err")"
+sink_pid=${fleet_pids[0]}
+# sink_stat KEY: one of the sink's counters, now (SIGUSR1 rewrites the file)
+sink_stat() {
+	local before
+	before=$(stat -c %Y%N "$tmp/sink.stats" 2>/dev/null || true)
+	kill -USR1 "$sink_pid"
+	for _ in $(seq 1 100); do
+		[ "$(stat -c %Y%N "$tmp/sink.stats" 2>/dev/null || true)" != "$before" ] && break
+		sleep 0.02
+	done
+	sleep 0.1
+	sed -n "s/^$1=//p" "$tmp/sink.stats"
+}
 
 # ---- the list and what each address must end as --------------------------------
 domains=(alpha.test beta.test gamma.test delta.test implicit.test)
+# drain: one lane, one task per address, few enough to redo in seconds
+[ "$scenario" = drain ] && { domains=(alpha.test); naddr=40; }
 {
 	echo email
 	for i in $(seq 1 "$naddr"); do
@@ -77,17 +115,35 @@ tail -n +2 "$tmp/list.csv" | awk '{
 	print $0 "\t" v }' | sort >"$tmp/expected"
 total=$(wc -l <"$tmp/expected")
 
+smtp_total=$(grep -vc '@missing\.test' <"$tmp/expected")
+batch=10
+[ "$scenario" = drain ] && batch=1
 submit() {
 	"$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
-		--batch 10 --quiet "$@" "$tmp/list.csv"
+		--batch "$batch" --quiet "$@" "$tmp/list.csv"
+}
+
+# rline N PATTERN: number of the last line of worker N's log matching PATTERN
+rline() { grep -n -- "$2" "$tmp/w$1.log" | tail -n 1 | cut -d: -f1; }
+# verdict_addrs N [FROM_LINE]: addresses worker N logged verdicts for (--log-addresses)
+verdict_addrs() {
+	tail -n +"${2:-1}" "$tmp/w$1.log" |
+		sed -n "s/.*msg=\"verdict\" job=$job address=\"\([^\"]*\)\".*/\1/p" | sort
 }
 
 wargs=()
 [ "$scenario" = caps ] && wargs=(--max-tasks 2 --max-inflight 15)
 [ "$scenario" = sessions ] && wargs=(--max-sessions 1)
+[ "$scenario" = redis_bound ] && wargs=(--max-inflight 20)
+[ "$scenario" = kill9 ] && wargs=(--no-catch-all)
+[ "$scenario" = drain ] && wargs=(--no-catch-all --grace 1 --log-addresses)
 fleet_worker 1 "${wargs[@]}"
-fleet_worker 2 "${wargs[@]}"
-fleet_wait_group 1 2
+if [ "$scenario" = drain ]; then
+	fleet_wait_group 1   # alone: what is written before worker 2 starts is worker 1's
+else
+	fleet_worker 2 "${wargs[@]}"
+	fleet_wait_group 1 2
+fi
 
 case $scenario in
 kill9)
@@ -99,8 +155,58 @@ kill9)
 	d=$(jq .done <<<"$(fleet_status)")
 	[ "$d" -lt "$total" ] || fail "the job was done before the kill: raise MXSIFT_FAULT_ADDRESSES"
 	echo "killed worker 1 at $d of $total"
-	fleet_worker 3
+	fleet_worker 3 "${wargs[@]}"
 	fleet_wait_done 50
+	# The kill must have cost something: a task message that worker 1 had
+	# done (verdicts written, offset stored but not yet committed) was
+	# delivered again and done by another worker, and its addresses were
+	# probed again (the SMTP server's count, one RCPT per probe).
+	for n in 1 2 3; do
+		sed -n "s/.*msg=\"task done\" job=$job topic=$topic partition=\([0-9]*\) offset=\([0-9]*\) .*/\1:\2/p" \
+			"$tmp/w$n.log" | sort -u >"$tmp/done$n"
+	done
+	again=$(sort "$tmp/done2" "$tmp/done3" | uniq | comm -12 "$tmp/done1" - | wc -l)
+	[ "$again" -gt 0 ] || fail "no task done by worker 1 was redelivered after kill -9"
+	rcpts=$(sink_stat cmd_rcpt)
+	[ "$rcpts" -gt "$smtp_total" ] ||
+		fail "the SMTP server saw $rcpts RCPT for $smtp_total addresses: nothing was probed again"
+	echo "redelivered after kill -9: $again task messages; $rcpts RCPT for $smtp_total addresses"
+	;;
+drain)
+	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
+	fleet_wait_progress 8 30
+	kill -TERM "${wpid[1]}"
+	rc=0
+	wait "${wpid[1]}" || rc=$?
+	unset 'wpid[1]'
+	[ "$rc" -eq 0 ] || fail "worker 1 exited $rc after SIGTERM"
+	stop_at=$(rline 1 'msg="stopping" reason=SIGTERM')
+	[ -n "$stop_at" ] || fail "worker 1 did not log its stop"
+	grep -q 'msg="grace period over: abandoning unfinished tasks"' "$tmp/w1.log" ||
+		fail "worker 1 finished everything within --grace 1: nothing was left to redo"
+	verdict_addrs 1 >"$tmp/w1.all"
+	verdict_addrs 1 "$stop_at" >"$tmp/w1.grace"
+	[ -s "$tmp/w1.grace" ] || fail "worker 1 wrote no verdict after SIGTERM (probes under way were dropped)"
+	# Only worker 1 has run: what Redis holds now is its work, the drain's included.
+	port=${redis#redis://127.0.0.1:}
+	redis-cli -p "${port%%/*}" hkeys "mxsift:job:$job:verdicts" | sort >"$tmp/redis1"
+	missing=$(comm -23 "$tmp/w1.grace" "$tmp/redis1" | head -n 3)
+	[ -z "$missing" ] || fail "verdicts logged during the drain are not in Redis: $missing"
+	d1=$(wc -l <"$tmp/redis1")
+	[ "$d1" -lt "$total" ] || fail "the job was done within the grace period: raise the list"
+	rcpt1=$(sink_stat cmd_rcpt)
+	echo "worker 1: $(wc -l <"$tmp/w1.all") verdicts, $(wc -l <"$tmp/w1.grace") during the drain; $d1 of $total in Redis; $rcpt1 RCPT"
+	fleet_worker 2 "${wargs[@]}"
+	fleet_wait_group 2
+	fleet_wait_done 40
+	verdict_addrs 2 >"$tmp/w2.all"
+	[ -s "$tmp/w2.all" ] || fail "worker 2 redid nothing"
+	twice=$(comm -12 "$tmp/w1.all" "$tmp/w2.all" | { grep -v '@missing\.test' || true; } | head -n 3)
+	[ -z "$twice" ] || fail "worker 2 probed addresses worker 1 had written (offsets not stored): $twice"
+	rcpts=$(sink_stat cmd_rcpt)
+	[ "$rcpts" -ge "$smtp_total" ] && [ "$rcpts" -le $((smtp_total + 1)) ] ||
+		fail "the SMTP server saw $rcpts RCPT for $smtp_total addresses (want each once, + 1 in flight at the abandon)"
+	echo "worker 2: redid $(wc -l <"$tmp/w2.all") addresses; $rcpts RCPT for $smtp_total addresses"
 	;;
 caps | sessions)
 	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
@@ -121,11 +227,14 @@ broker)
 kafka_errors)
 	# API keys: Produce 0, Fetch 1, OffsetCommit 8; errors 7
 	# REQUEST_TIMED_OUT and 6 NOT_LEADER_FOR_PARTITION (both retriable)
-	fleet_kafka_ctl push-errors 0 7 3
+	# Per broker (3 brokers), so the mock can say how many were returned.
+	fleet_kafka_ctl broker-errors -1 0 7 3
 	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
+	left=$(fleet_kafka_left -1 0)
+	[ "$left" -lt 9 ] || fail "submit met none of the 9 Produce errors"
 	fleet_wait_progress $((total / 5)) 30
-	fleet_kafka_ctl push-errors 1 6 5
-	fleet_kafka_ctl push-errors 8 7 5
+	fleet_kafka_ctl broker-errors -1 1 6 5
+	fleet_kafka_ctl broker-errors -1 8 7 5
 	kill -TERM "${wpid[2]}"
 	rc=0
 	wait "${wpid[2]}" || rc=$?
@@ -133,6 +242,12 @@ kafka_errors)
 	[ "$rc" -eq 0 ] || fail "worker 2 exited $rc after SIGTERM"
 	fleet_worker 3
 	fleet_wait_done 50
+	# The errors bit: each kind was returned to a client at least once.
+	# (OffsetCommit goes to the group coordinator only: 10 of the 15 stay.)
+	fetch_left=$(fleet_kafka_left -1 1) commit_left=$(fleet_kafka_left -1 8)
+	echo "errors returned: Produce $((9 - left))/9, Fetch $((15 - fetch_left))/15, OffsetCommit $((15 - commit_left))/15"
+	[ "$fetch_left" -lt 15 ] || fail "no consumer met the Fetch errors"
+	[ "$commit_left" -lt 15 ] || fail "no consumer met the OffsetCommit errors"
 	;;
 redis)
 	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
@@ -150,6 +265,46 @@ redis)
 	for n in 1 2; do
 		grep -q 'msg="resuming consumption"' "$tmp/w$n.log" ||
 			fail "worker $n did not resume consumption after Redis came back"
+	done
+	;;
+redis_bound)
+	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
+	fleet_wait_progress $((total / 5)) 30
+	# Kill Redis right after worker 1 resumed: it consumes up to the bound
+	# while nothing can be written.
+	r0=$(rline 1 'msg="resuming consumption"')
+	for _ in $(seq 1 500); do
+		r=$(rline 1 'msg="resuming consumption"')
+		[ "${r:-0}" -gt "${r0:-0}" ] && break
+		sleep 0.01
+	done
+	[ "${r:-0}" -gt "${r0:-0}" ] || fail "worker 1 never resumed consuming (is the bound of 20 ever reached?)"
+	fleet_redis_kill
+	d=$(grep -c '' "$tmp/w1.log")
+	sleep 3
+	for n in 1 2; do
+		kill -0 "${wpid[$n]}" 2>/dev/null || fail "worker $n died while Redis was down"
+		grep -q 'msg="redis unreachable: holding verdicts, consumption paused"' "$tmp/w$n.log" ||
+			fail "worker $n did not pause consumption while Redis was down"
+	done
+	# worker 1 filled its buffer to the bound after that resume and stopped there
+	tail -n +"$r" "$tmp/w1.log" | grep 'msg="pausing consumption"' | head -n 1 >"$tmp/bound"
+	bi=$(sed -n 's/.* inflight=\([0-9]*\) max_inflight=20 .*/\1/p' "$tmp/bound")
+	[ -n "$bi" ] && [ "$bi" -ge 20 ] ||
+		fail "worker 1 did not reach its bound of 20 during the outage: $(cat "$tmp/bound")"
+	tail -n +$((r + 1)) "$tmp/w1.log" | grep -q 'msg="resuming consumption"' &&
+		fail "worker 1 resumed consuming while Redis was down"
+	echo "worker 1 paused at inflight=$bi (bound 20) with Redis down (log line $d)"
+	fleet_redis_restart
+	fleet_wait_done 50
+	for n in 1 2; do
+		o=$(rline "$n" 'msg="redis unreachable: holding verdicts')
+		tail -n +"$o" "$tmp/w$n.log" >"$tmp/after$n"
+		grep 'msg="redis reachable again: writing held verdicts"' "$tmp/after$n" | head -n 1 >"$tmp/back$n"
+		[ -s "$tmp/back$n" ] && grep -q 'msg="resuming consumption"' "$tmp/after$n" ||
+			fail "worker $n did not write its held verdicts and resume after Redis came back"
+		grep -q ' held_max=[1-9]' "$tmp/back$n" || fail "worker $n held no verdict during the outage"
+		echo "worker $n: $(sed 's/.*msg=//' "$tmp/back$n")"
 	done
 	;;
 submit_kill)
@@ -186,6 +341,14 @@ s=$(fleet_status)
 [ "$(jq .dead <<<"$s")" -eq 0 ] || fail "dead letters: $s"
 fleet_stop_workers
 grep -h 'msg="worker stopped"' "$tmp"/w*.log | grep -v 'replies_503=0' && fail "a 503 reply"
+if [ "$scenario" = redis_bound ]; then
+	for n in 1 2; do
+		pi=$(sed -n 's/.*msg="worker stopped" .* peak_inflight=\([0-9]*\).*/\1/p' "$tmp/w$n.log")
+		echo "worker $n: peak_inflight=$pi"
+		# one message (--batch 10) may arrive after the check that pauses
+		[ "$pi" -le 30 ] || fail "worker $n held $pi recipients/verdicts (bound 20 + 10)"
+	done
+fi
 if [ "$scenario" = caps ]; then
 	for n in 1 2; do
 		grep -q 'msg="pausing consumption" tasks=' "$tmp/w$n.log" &&

@@ -13,6 +13,7 @@
 #   fleet_kafka_start [P]      private mock Kafka (3 brokers, P partitions,
 #                              control FIFO): sets brokers, kafka_ctl
 #   fleet_kafka_ctl CMD        send a control command, wait for its "ok"
+#   fleet_kafka_left ID APIKEY broker-errors still to come (mock's error-count)
 #   fleet_worker N [ARGS]      start worker N (log $tmp/wN.log) with the
 #                              common options plus ARGS; wpid[N] = pid
 #   fleet_wait_group N...      until workers N... split the task topic's
@@ -26,7 +27,9 @@
 #   fleet_smtpd_start SMTPD ADDR SCRIPT NAME [ARGS]   mxsift-smtpd-script on
 #                              ADDR, port 0 (transcript $tmp/NAME.transcript,
 #                              stderr $tmp/NAME.err, ARGS e.g. -e EVENTS):
-#                              sets spid (also in fleet_pids) and smtp_port
+#                              sets spid (also in fleet_pids) and smtp_port;
+#                              with smtpd_port=P set, on port P instead of 0
+#                              (a new server where running workers connect)
 # Variables the caller sets first: mxsift, worker, dns, smtp_port, job and
 # (for fleet_worker) group; topic/retry_topic/dead_topic default to mxsift.*.
 
@@ -160,6 +163,13 @@ fleet_kafka_ctl() {
 	fail "mock Kafka did not answer '$*'"
 }
 
+# How many errors pushed with "broker-errors" are still waiting (a test that
+# injects errors asserts they were met: fewer left than pushed).
+fleet_kafka_left() {
+	fleet_kafka_ctl error-count "$1" "$2"
+	grep "^ok error-count $1 $2 left=" "$tmp/kafka.out" | tail -n 1 | sed 's/.*left=//'
+}
+
 # Session timeout 6 s: a killed member's partitions move within seconds
 # instead of the default 45.
 fleet_worker() {
@@ -274,7 +284,7 @@ fleet_stop_workers() {
 fleet_smtpd_start() {
 	local smtpd=$1 addr=$2 script=$3 name=$4
 	shift 4
-	"$smtpd" -a "$addr" -p 0 -T 120 -t "$tmp/$name.transcript" "$@" "$script" \
+	"$smtpd" -a "$addr" -p "${smtpd_port:-0}" -T 120 -t "$tmp/$name.transcript" "$@" "$script" \
 		>"$tmp/$name.port" 2>"$tmp/$name.err" &
 	spid=$!
 	fleet_pids+=("$spid")

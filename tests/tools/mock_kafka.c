@@ -25,6 +25,12 @@
  *   leader TOPIC PART ID        move a partition leader (-1: leaderless)
  *   push-errors APIKEY ERR N    the next N requests of APIKEY fail with ERR
  *   clear-errors APIKEY
+ *   broker-errors ID APIKEY ERR N   the next N requests of APIKEY that broker
+ *                               ID serves fail with ERR (a stack per broker)
+ *   error-count ID APIKEY       how many of those are still to come: the reply
+ *                               is "ok error-count ID APIKEY left=N" (ID -1:
+ *                               summed over the brokers), so a test can tell
+ *                               that the errors it pushed were really met
  *   topic-error TOPIC ERR       Metadata reports ERR for TOPIC (0 clears)
  *   coordinator group|transaction KEY ID
  * ID -1 means every broker.  APIKEY and ERR are numbers (Produce 0, Fetch 1,
@@ -54,6 +60,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 static volatile sig_atomic_t mock_stop;
+static long mock_nbrokers; /* ids 1..mock_nbrokers */
 
 static const char *const mock_topics[] = {
 	"mxsift.tasks", "mxsift.retry", "mxsift.dead"
@@ -127,7 +134,7 @@ mock_run_command(rd_kafka_mock_cluster_t *mc, char *line)
 	char cmd[1024];	/* as long as the control line buffer */
 	char *argv[8];
 	int argc = 0;
-	long a, b, c;
+	long a, b, c, n;
 	char *tok, *save = NULL;
 
 	snprintf(cmd, sizeof(cmd), "%s", line);
@@ -175,6 +182,37 @@ mock_run_command(rd_kafka_mock_cluster_t *mc, char *line)
 	    mock_parse_long(argv[1], 0, INT16_MAX, &a) == 0) {
 		rd_kafka_mock_clear_request_errors(mc, (int16_t)a);
 		mock_reply(cmd, NULL);
+	} else if (strcmp(argv[0], "broker-errors") == 0 && argc == 5 &&
+	    mock_parse_long(argv[1], -1, mock_nbrokers, &a) == 0 && a != 0 &&
+	    mock_parse_long(argv[2], 0, INT16_MAX, &b) == 0 &&
+	    mock_parse_long(argv[3], INT_MIN, INT_MAX, &c) == 0 &&
+	    mock_parse_long(argv[4], 1, 10000, &n) == 0) {
+		rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+		for (long id = a < 0 ? 1 : a; id <= (a < 0 ? mock_nbrokers : a); id++)
+			for (long i = 0; i < n && err == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+				err = rd_kafka_mock_broker_push_request_error_rtts(mc,
+				    (int32_t)id, (int16_t)b, 1, (rd_kafka_resp_err_t)c, 0);
+		mock_reply_err(cmd, err);
+	} else if (strcmp(argv[0], "error-count") == 0 && argc == 3 &&
+	    mock_parse_long(argv[1], -1, mock_nbrokers, &a) == 0 && a != 0 &&
+	    mock_parse_long(argv[2], 0, INT16_MAX, &b) == 0) {
+		rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		size_t left = 0, cnt;
+
+		for (long id = a < 0 ? 1 : a; id <= (a < 0 ? mock_nbrokers : a) &&
+		    err == RD_KAFKA_RESP_ERR_NO_ERROR; id++) {
+			cnt = 0;
+			err = rd_kafka_mock_broker_error_stack_cnt(mc, (int32_t)id,
+			    (int16_t)b, &cnt);
+			left += cnt;
+		}
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			mock_reply_err(cmd, err);
+		else {
+			printf("ok %s left=%zu\n", cmd, left);
+			fflush(stdout);
+		}
 	} else if (strcmp(argv[0], "topic-error") == 0 && argc == 3 &&
 	    mock_parse_long(argv[2], INT_MIN, INT_MAX, &a) == 0) {
 		rd_kafka_mock_topic_set_error(mc, argv[1],
@@ -283,6 +321,7 @@ main(int argc, char **argv)
 	}
 	conf = NULL;	/* owned by rk now */
 
+	mock_nbrokers = brokers;
 	if ((mc = rd_kafka_mock_cluster_new(rk, (int)brokers)) == NULL) {
 		fprintf(stderr, "mxsift-mock-kafka: cannot create mock cluster\n");
 		rd_kafka_destroy(rk);
