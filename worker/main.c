@@ -1776,8 +1776,8 @@ main(int argc, char **argv)
 		if (probe != NULL)
 			jobstore_close(probe);
 		else if (strstr(err, ": AUTH: ") != NULL || strstr(err, ": SELECT: ") != NULL) {
-			fprintf(stderr, "mxsift-worker: %s: fix the password or database of --redis\n",
-			    err);
+			fprintf(stderr, "mxsift-worker: %s (fix the password or database of the "
+			    "Redis URL: --redis, MXSIFT_REDIS or the config key redis)\n", err);
 			rc = 2;
 			goto out;
 		}
