@@ -24,6 +24,10 @@
 # resolver that fails some names before answering another writes the held
 # dns_error verdicts (python3 fake resolver).
 #
+# With ROWS over 200,000 (integration.intake_1m: 1,000,000) the topic's
+# messages are not counted (the Kafka mock's retention, below); every other
+# assertion holds.
+#
 # usage: test_intake.sh MXSIFT GEN_LIST [ROWS]
 set -euo pipefail
 mxsift=$1 gen=$2 n=${3:-100000}
@@ -73,13 +77,19 @@ submit() {
 	[ "$(jq '.reason.invalid_syntax // 0' <<<"$s")" -eq "$invalid" ] ||
 		fail "$name: $(jq '.reason.invalid_syntax' <<<"$s") invalid_syntax verdicts for $invalid invalid rows"
 
-	# the topic: one message per task, keyed by the MX domain
-	kcat -b "$MXSIFT_TEST_BROKERS" -C -t "intake.test.$name.$run" -e -q -f '%k\n' \
-		>"$tmp/$name.keys" 2>/dev/null || fail "$name: kcat could not read the topic"
-	[ "$(wc -l <"$tmp/$name.keys")" -eq "$tasks" ] ||
-		fail "$name: $(wc -l <"$tmp/$name.keys") messages on the topic, $tasks tasks"
-	sort -u "$tmp/$name.keys" | grep -vxE 'alpha\.test|beta\.test|hosting\.test|implicit\.test|failover\.test' &&
-		fail "$name: a task keyed by something other than a world MX domain"
+	# the topic: one message per task, keyed by the MX domain.  Not past
+	# 200,000 rows: librdkafka's mock keeps at most 5 MiB (and 100,000
+	# message sets) per partition and drops the oldest beyond that
+	# (rdkafka_mock.c, mpart->max_size), and the world's few MX domains put
+	# a million rows' tasks in a few partitions.
+	if [ "$n" -le 200000 ]; then
+		kcat -b "$MXSIFT_TEST_BROKERS" -C -t "intake.test.$name.$run" -e -q -f '%k\n' \
+			>"$tmp/$name.keys" 2>/dev/null || fail "$name: kcat could not read the topic"
+		[ "$(wc -l <"$tmp/$name.keys")" -eq "$tasks" ] ||
+			fail "$name: $(wc -l <"$tmp/$name.keys") messages on the topic, $tasks tasks"
+		sort -u "$tmp/$name.keys" | grep -vxE 'alpha\.test|beta\.test|hosting\.test|implicit\.test|failover\.test' &&
+			fail "$name: a task keyed by something other than a world MX domain"
+	fi
 	[ "$addrs" -le $((tasks * 20)) ] || fail "$name: more than --batch addresses per task"
 	echo "$rows $unique $invalid $dups $total $addrs $direct" >"$tmp/$name.counts"
 }
