@@ -84,6 +84,23 @@
 #define SUBMIT_FLUSH_MS      60000
 #define SUBMIT_METADATA_MS   2000
 
+/*
+ * The arrays one task is built in, kept for the whole run: with more
+ * domains than plan.c may hold addresses for, most tasks carry one address,
+ * and five callocs, a malloc'd message and their frees per task were a
+ * quarter of submit's per-task instructions.  keep/addrs/addrp have --batch
+ * entries (plan.c never hands out more); hosts and the packed message grow
+ * on demand.
+ */
+struct submit_bufs {
+	const struct plan_addr **keep;
+	Mxsift__Address *addrs, **addrp;
+	Mxsift__MxHost *hosts, **hostp;
+	size_t nhosts;
+	uint8_t *msg;
+	size_t msglen;
+};
+
 struct submit {
 	struct event_base *base;
 	struct dns *dns;
@@ -111,6 +128,7 @@ struct submit {
 	struct progress pg;
 	struct jobstore_meta meta;   /* kept current while the list is read */
 	time_t meta_at;
+	struct submit_bufs tb;       /* reused for every task */
 };
 
 static void
@@ -367,9 +385,16 @@ submit_produce(struct submit *s, const char *key, const uint8_t *buf, size_t len
 	rd_kafka_resp_err_t err;
 
 	for (;;) {
-		err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(s->topic),
-		    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		/* by handle when there is one: by name, librdkafka looks the
+		 * topic up (and references it) for every message */
+		if (s->rkt != NULL)
+			err = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->rkt),
+			    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		else
+			err = rd_kafka_producev(s->rk, RD_KAFKA_V_TOPIC(s->topic),
+			    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		/* Backpressure: let the queue drain a little. */
@@ -425,98 +450,118 @@ submit_reuse(struct submit *s, const struct plan_domain *d, const struct plan_ad
 	return 0;
 }
 
+/* Room for a task of nhosts MX hosts and a packed message of len bytes
+ * in s->tb.  0, or -1 out of memory. */
+static int
+submit_bufs_fit(struct submit *s, size_t nhosts, size_t len)
+{
+	struct submit_bufs *b = &s->tb;
+
+	if (b->keep == NULL &&
+	    ((b->keep = calloc(s->batch, sizeof(*b->keep))) == NULL ||
+	    (b->addrs = calloc(s->batch, sizeof(*b->addrs))) == NULL ||
+	    (b->addrp = calloc(s->batch, sizeof(*b->addrp))) == NULL))
+		return -1;
+	if (nhosts > b->nhosts) {
+		Mxsift__MxHost *h = realloc(b->hosts, nhosts * sizeof(*h));
+		Mxsift__MxHost **hp;
+
+		if (h == NULL)
+			return -1;
+		b->hosts = h;
+		if ((hp = realloc(b->hostp, nhosts * sizeof(*hp))) == NULL)
+			return -1;
+		b->hostp = hp;
+		b->nhosts = nhosts;
+	}
+	if (len > b->msglen) {
+		size_t cap = len < 256 ? 256 : len * 2;
+		uint8_t *m = realloc(b->msg, cap);
+
+		if (m == NULL)
+			return -1;
+		b->msg = m;
+		b->msglen = cap;
+	}
+	return 0;
+}
+
+static void
+submit_bufs_free(struct submit_bufs *b)
+{
+	free(b->keep);
+	free(b->addrs);
+	free(b->addrp);
+	free(b->hosts);
+	free(b->hostp);
+	free(b->msg);
+}
+
 static void
 submit_on_domain(void *arg, const struct plan_domain *d)
 {
 	struct submit *s = arg;
+	struct submit_bufs *b = &s->tb;
 	const struct dns_mx_result *mx = d->mx;
 	const char *mx_domain = mx->mx_domain[0] ? mx->mx_domain : d->domain;
-	Mxsift__MxHost *hosts = NULL, **hostp = NULL;
-	Mxsift__Address *addrs = NULL, **addrp = NULL;
-	const struct plan_addr **keep = NULL;
 	size_t nb = s->batch, nkeep = 0;
 
 	if (s->failed || submit_dns_proven(s) == -1)
 		return;
-	if ((keep = calloc(d->naddrs, sizeof(*keep))) == NULL) {
+	if (submit_bufs_fit(s, mx->nhosts, 0) == -1) {
 		log_error("out of memory", "domain=%s", d->domain);
 		submit_fail(s);
 		return;
 	}
-	if (submit_reuse(s, d, keep, &nkeep) == -1)
-		goto out;
-	if (nkeep == 0)
-		goto out;
-	/* arrays for one task: most domains hand out fewer than a batch, and
-	 * zeroing --batch entries per call was 16% of submit's instructions */
-	if (nkeep < nb)
-		nb = nkeep;
-	hosts = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hosts));
-	hostp = calloc(mx->nhosts ? mx->nhosts : 1, sizeof(*hostp));
-	addrs = calloc(nb, sizeof(*addrs));
-	addrp = calloc(nb, sizeof(*addrp));
-	if (hosts == NULL || hostp == NULL || addrs == NULL || addrp == NULL) {
-		log_error("out of memory", "domain=%s", d->domain);
-		submit_fail(s);
-		goto out;
-	}
+	if (submit_reuse(s, d, b->keep, &nkeep) == -1 || nkeep == 0)
+		return;
 	for (size_t i = 0; i < mx->nhosts; i++) {
-		mxsift__mx_host__init(&hosts[i]);
-		hosts[i].name = mx->hosts[i].name;
-		hosts[i].preference = mx->hosts[i].preference;
-		hostp[i] = &hosts[i];
+		mxsift__mx_host__init(&b->hosts[i]);
+		b->hosts[i].name = mx->hosts[i].name;
+		b->hosts[i].preference = mx->hosts[i].preference;
+		b->hostp[i] = &b->hosts[i];
 	}
 	for (size_t off = 0; off < nkeep; off += nb) {
 		Mxsift__Task t = MXSIFT__TASK__INIT;
 		size_t n = nkeep - off < nb ? nkeep - off : nb;
-		uint8_t *buf;
 		size_t len;
-		int rc;
 
 		t.job = (char *)s->job;
 		t.mx_domain = (char *)mx_domain;
 		t.domain = (char *)d->domain;
 		t.n_mx_hosts = mx->nhosts;
-		t.mx_hosts = hostp;
+		t.mx_hosts = b->hostp;
 		t.attempt = 0;
 		t.not_before = 0;
 		t.implicit_mx = mx->implicit != 0;
+		/* only the entries this task uses are set (see submit_bufs) */
 		for (size_t i = 0; i < n; i++) {
-			const struct plan_addr *a = keep[off + i];
-			mxsift__address__init(&addrs[i]);
-			addrs[i].address = (char *)a->address;
-			addrs[i].line = a->line;
-			addrs[i].smtputf8 = (a->flags & VERDICT_F_SMTPUTF8) != 0;
-			addrs[i].flags = a->flags;
-			addrs[i].suggestion = (char *)a->suggestion;
-			addrp[i] = &addrs[i];
+			const struct plan_addr *a = b->keep[off + i];
+			mxsift__address__init(&b->addrs[i]);
+			b->addrs[i].address = (char *)a->address;
+			b->addrs[i].line = a->line;
+			b->addrs[i].smtputf8 = (a->flags & VERDICT_F_SMTPUTF8) != 0;
+			b->addrs[i].flags = a->flags;
+			b->addrs[i].suggestion = (char *)a->suggestion;
+			b->addrp[i] = &b->addrs[i];
 		}
 		t.n_addresses = n;
-		t.addresses = addrp;
+		t.addresses = b->addrp;
 		len = mxsift__task__get_packed_size(&t);
-		buf = malloc(len ? len : 1);
-		if (buf == NULL) {
+		if (submit_bufs_fit(s, 0, len ? len : 1) == -1) {
 			log_error("out of memory", "domain=%s", d->domain);
 			submit_fail(s);
-			goto out;
+			return;
 		}
-		mxsift__task__pack(&t, buf);
-		rc = submit_produce(s, mx_domain, buf, len);
-		free(buf);
-		if (rc == -1) {
+		mxsift__task__pack(&t, b->msg);
+		if (submit_produce(s, mx_domain, b->msg, len) == -1) {
 			submit_fail(s);
-			goto out;
+			return;
 		}
 		s->addresses_sent += n;
 	}
 	log_debug("domain handed out", "domain=%s mx_domain=%s addresses=%zu", d->domain,
 	    mx_domain, nkeep);
-out:
-	free(keep);
-	free(hosts);
-	free(hostp);
-	free(addrs);
-	free(addrp);
 }
 
 static void
@@ -936,6 +981,7 @@ out:
 	lists_close(lists);
 	free(s.lastv);
 	free(s.lastf);
+	submit_bufs_free(&s.tb);
 	spool_free(s.dns_held);
 	return rc;
 }
