@@ -6,7 +6,7 @@
  *       [--max-rejects N] [--timeout-ms N] [--dns HOST:PORT]
  *       [--no-catch-all] [--catch-all-local NAME] [--lanes FILE] [--lane KEY]
  *       [--backoff-ms N] [--throttle-retries N] [--lane-stats] [--bind ADDR]
- *       [--debug] ADDR...
+ *       [--connect-timeout-ms N] [--max-age-s N] [--normalize] [--debug] ADDR...
  *
  * Every ADDR is probed through the real engine (one lane, MX hosts in the
  * order given: the first is the most preferred).  A numeric HOST needs no
@@ -17,7 +17,13 @@
  * "probe.lane"); --backoff-ms the first pause after a rate-limit answer,
  * --throttle-retries how often an address is asked again after one (0:
  * never); --bind the source address of the connections (engine_params
- * bind_address); --lane-stats prints one more line at the end:
+ * bind_address); --timeout-ms sets the connect, greeting and command
+ * timeouts, --connect-timeout-ms (after it) the connect one alone;
+ * --max-age-s the session age recycle (engine_params max_session_age_s);
+ * --normalize sends each ADDR as mxsift check does, through address_parse()
+ * (IDN domain as A-label, lowercased; the line printed still shows ADDR as
+ * given; an address it refuses is printed "invalid_syntax RULE" and not
+ * probed); --lane-stats prints one more line at the end:
  *
  *   lane KEY rate=R rule_rate=R backoffs=N level=N
  * Output on stdout, one line per address in argument order:
@@ -36,6 +42,7 @@
 
 #include <event2/event.h>
 
+#include "address.h"
 #include "dns.h"
 #include "engine.h"
 #include "log.h"
@@ -57,7 +64,8 @@ probe_usage(void)
 	        "[--mail-from ADDR] [--tls may|require|off] [--max-rcpt N] [--max-rejects N] "
 	        "[--timeout-ms N] [--dns HOST:PORT] [--no-catch-all] [--catch-all-local NAME] "
 	        "[--lanes FILE] [--lane KEY] [--backoff-ms N] [--throttle-retries N] "
-	        "[--lane-stats] [--bind ADDR] [--debug] ADDR...\n");
+	        "[--lane-stats] [--bind ADDR] [--connect-timeout-ms N] [--max-age-s N] "
+	        "[--normalize] [--debug] ADDR...\n");
 	exit(2);
 }
 
@@ -111,6 +119,9 @@ main(int argc, char **argv)
 	    {"throttle-retries", required_argument, NULL, 'Y'},
 	    {"lane-stats", no_argument, NULL, 'S'},
 	    {"bind", required_argument, NULL, 'b'},
+	    {"connect-timeout-ms", required_argument, NULL, 'c'},
+	    {"max-age-s", required_argument, NULL, 'A'},
+	    {"normalize", no_argument, NULL, 'N'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct engine_params ep = {0};
@@ -121,7 +132,9 @@ main(int argc, char **argv)
 	struct event_base *base;
 	struct dns *dns = NULL;
 	const char *dns_server = NULL, *lane = "probe.lane";
-	int lane_stats = 0;
+	int lane_stats = 0, normalize = 0;
+	struct address *na = NULL;
+	enum addr_err *nerr = NULL;
 	char err[256];
 	int ch;
 
@@ -147,6 +160,9 @@ main(int argc, char **argv)
 				ep.throttle_retries = ENGINE_THROTTLE_RETRIES_NONE;
 			break;
 		case 'S': lane_stats = 1; break;
+		case 'c': ep.connect_timeout_ms = probe_number(optarg); break;
+		case 'A': ep.max_session_age_s = probe_number(optarg); break;
+		case 'N': normalize = 1; break;
 		case 'b':
 			if (engine_check_bind(optarg, err, sizeof(err)) != 0) {
 				fprintf(stderr, "mxsift-probe: %s\n", err);
@@ -183,7 +199,10 @@ main(int argc, char **argv)
 	p.n = (size_t)(argc - optind);
 	p.v = calloc(p.n, sizeof(*p.v));
 	p.have = calloc(p.n, sizeof(*p.have));
-	if (p.v == NULL || p.have == NULL || (base = event_base_new()) == NULL) {
+	na = calloc(p.n, sizeof(*na));
+	nerr = calloc(p.n, sizeof(*nerr));
+	if (p.v == NULL || p.have == NULL || na == NULL || nerr == NULL ||
+	    (base = event_base_new()) == NULL) {
 		fprintf(stderr, "mxsift-probe: out of memory\n");
 		return 2;
 	}
@@ -197,8 +216,19 @@ main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < p.n; i++) {
 		const char *addr = argv[optind + (int)i];
-		const char *at = strrchr(addr, '@');
-		struct probe_req req = {
+		const char *at;
+		struct probe_req req;
+
+		if (normalize) {
+			nerr[i] = address_parse(addr, strlen(addr), &na[i]);
+			if (nerr[i] != ADDR_OK) {
+				p.done++;
+				continue;
+			}
+			addr = na[i].full;
+		}
+		at = strrchr(addr, '@');
+		req = (struct probe_req){
 		    .address = addr,
 		    .domain = at != NULL ? at + 1 : "",
 		    .mx_domain = lane,
@@ -212,11 +242,18 @@ main(int argc, char **argv)
 				req.flags |= VERDICT_F_SMTPUTF8;
 		(void)engine_submit(p.engine, &req);
 	}
+	if (p.done == p.n)
+		engine_shutdown(p.engine);
 	event_base_dispatch(base);
 
 	for (size_t i = 0; i < p.n; i++) {
 		const struct verdict *v = &p.v[i];
 
+		if (normalize && nerr[i] != ADDR_OK) {
+			printf("%s undeliverable invalid_syntax %s\n", argv[optind + (int)i],
+			       address_err_name(nerr[i]));
+			continue;
+		}
 		if (!p.have[i]) {
 			printf("%s unknown temp_failure 0 -\n", argv[optind + (int)i]);
 			continue;
@@ -240,5 +277,7 @@ main(int argc, char **argv)
 	event_base_free(base);
 	free(p.v);
 	free(p.have);
+	free(na);
+	free(nerr);
 	return 0;
 }

@@ -35,6 +35,8 @@
  *                          accept queue, never accepting: a client's SYN gets
  *                          no answer, its connect times out (nothing recorded)
  *   conn N | conn *        the statements below are connection N's (or the default)
+ *   local ADDR             fail unless this connection came to local address ADDR
+ *                          (with several -a: which MX host the client chose)
  *   strict [MS]            this connection must not see pipelining; with MS,
  *                          wait MS ms after each command before going on, so a
  *                          client that sends the next command early is caught
@@ -145,6 +147,7 @@ enum step_kind {
 	ST_RESET,
 	ST_STARTTLS,
 	ST_TLS_GARBAGE,
+	ST_LOCAL,
 	ST_SERVE
 };
 
@@ -631,6 +634,10 @@ script_parse_line(struct script **cur, char *line, const char *file, int lineno)
 		st.kind = ST_STARTTLS;
 	} else if (strcmp(kw, "starttls-garbage") == 0) {
 		st.kind = ST_TLS_GARBAGE;
+	} else if (strcmp(kw, "local") == 0) {
+		st.kind = ST_LOCAL;
+		if ((st.data = strdup(rest)) == NULL)
+			die("out of memory");
 	} else if (strcmp(kw, "serve") == 0) {
 		st.kind = ST_SERVE;
 	} else
@@ -1339,6 +1346,12 @@ conn_run(struct conn *c)
 		case ST_STARTTLS:
 			c->pc++;
 			conn_starttls(c);
+			break;
+		case ST_LOCAL:
+			c->pc++;
+			if (strcmp(c->local, st->data) != 0)
+				conn_fail(c, "script line %d: connection to %s, want %s", st->lineno,
+				          c->local, st->data);
 			break;
 		case ST_TLS_GARBAGE:
 			c->pc++;

@@ -22,6 +22,10 @@
 #                  them ("C1> EHLO probe.mxsift.test", "C1 * tls", ...)
 #   [verdicts]     the exact mxsift-probe output lines (bytes outside printable
 #                  ASCII written as \xHH)
+#   [log]          optional: POSIX extended regexes, one a line, each of which
+#                  must match a line of the probe's log (stderr, info level):
+#                  what the wire cannot show (a connect that timed out rather
+#                  than was refused)
 # Blank lines in [transcript] and [verdicts] are ignored.
 # Catch-all detection is on (as in production): after the first accepted
 # address of a domain the transcript shows one more RSET/MAIL/RCPT for
@@ -155,6 +159,12 @@ elif [ "$prc" -ne 0 ]; then
 	echo "probe exited with status $prc" >>"$work/verdicts.diff"
 	fail=1
 fi
+while IFS= read -r pat; do
+	if ! grep -Eq -- "$pat" "$work/probe.err"; then
+		echo "probe log has no line matching: $pat" >>"$work/verdicts.diff"
+		fail=1
+	fi
+done < <(section log | sed '/^[[:space:]]*$/d')
 # The server writes to stderr only when something went wrong with it
 # (a sanitizer report included).
 if [ -s "$work/smtpd.err" ]; then

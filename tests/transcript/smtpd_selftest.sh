@@ -258,5 +258,25 @@ finish
 [ "$bh" -eq 124 ] && [ "$g" = $'220 ok\r' ] && [ "$src" -eq 0 ]
 check $? "blackhole: connect times out (rc $bh), the listener beside it serves"
 
+# 12. local: which address the client connected to.
+start 'max-conns 2
+conn 1
+local 127.0.0.1
+reply 220 ok
+close
+conn 2
+local 127.0.0.2
+reply 220 ok
+close' -a 127.0.0.1 -a 127.0.0.3 || exit 1
+for a in 127.0.0.1 127.0.0.3; do
+	exec 3<>"/dev/tcp/$a/$port"
+	IFS= read -r -t 3 g <&3
+	exec 3>&-
+done
+finish
+[ "$src" -eq 1 ] && ! grep -q '^C1 !' "$work/t" &&
+	has "C2 ! script line 7: connection to 127.0.0.3, want 127.0.0.2"
+check $? "local: a connection to another address than the script's is a failure"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
