@@ -33,28 +33,15 @@
  *    and reachability (large providers demand forward-confirmed rDNS for
  *    IPv6 senders and many hosts have no working IPv6 route), so trying
  *    IPv4 first avoids paying a connect timeout per MX on broken IPv6.
- *  - Requests with queries out are bounded by an adaptive window, as TCP
- *    bounds segments: it starts at DNS_WINDOW_START (64), grows by one per
- *    clean answer (slow start) up to DNS_WINDOW_MAX (1,000), and halves
- *    (once per round of requests, never below DNS_WINDOW_MIN) when a
- *    sixteenth of the window's datagrams were lost: answers that needed a
- *    retransmission (c-ares' `timeouts`), or queries that timed out for
- *    good.  After a cut it grows
- *    by one per window's worth of clean answers.  The rest wait in FIFO
- *    order and start as answers come back.  Why: a burst of thousands of
- *    queries (a list's unique domains, a batch of new lanes) overflows a
- *    small resolver's UDP receive buffer (dnsmasq's default 208 KiB holds
- *    ~270 datagrams): the rest are dropped, every retry of the herd comes
- *    back together and is dropped again, and lookups end as DNS_ERROR after
- *    ~14 s (scripts/bench measured 73% dns_error on a 10,000-address check
- *    with no bound).  A fixed 64 kept dnsmasq loss-free but left a real
- *    recursive resolver, where a lookup takes tens of milliseconds, nearly
- *    idle; the window keeps up to 1,000 lookups out where the resolver
- *    keeps up and backs off where it drops.  dns_window() reports it.
- *    The price, measured against the test world's dnsmasq (loopback,
- *    answers in microseconds): 100,000 lookups take 3-8 s instead of 2.7 s
- *    with a fixed 64, because a loss is only seen when c-ares retransmits
- *    (DNS_TIMEOUT_MS later) and the last dropped lookups end the run.
+ *  - At most DNS_INFLIGHT_MAX requests have queries out at once; the rest
+ *    wait in FIFO order and start as answers come back.  A burst of
+ *    thousands of queries (a list's unique domains, a batch of new lanes)
+ *    overflows the resolver's UDP receive buffer: dnsmasq's default 208 KiB
+ *    holds ~270 datagrams, the rest are dropped, every retry of the herd
+ *    comes back together and is dropped again, and lookups end as
+ *    DNS_ERROR after ~14 s (scripts/bench measured 73% dns_error on a
+ *    10,000-address check before this cap).  64 requests (<= 128
+ *    datagrams) keep a local resolver busy without loss.
  *  - c-ares retries: 2000 ms first timeout, 3 tries.  With one server c-ares
  *    doubles the timeout per round, so a silent server costs ~14 s per
  *    lookup; a refused port (ICMP unreachable) fails at once.
@@ -80,21 +67,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DNS_TIMEOUT_MS   2000
 #define DNS_TRIES        3
 #define DNS_ADDRS_MAX    32      /* per family, per host */
 #define DNS_SERVERS_MAX  8
-#define DNS_WINDOW_START 64      /* requests with queries out (see above) */
-#define DNS_WINDOW_MIN   16
-#define DNS_WINDOW_MAX   1000
-#define DNS_RCVBUF       (1 << 20)
-/* Losses in one round that cut the window: a resolver that drops for want
- * of room drops a burst's worth; one that is slow on a few domains (a
- * recursive resolver waiting on dead authoritative servers) retransmits a
- * few of them, which says nothing of its room. */
-#define DNS_LOSS_CUT(w)  ((w) / 16 < 2 ? 2u : (unsigned)((w) / 16))
+#define DNS_INFLIGHT_MAX 64      /* requests with queries out (see above) */
 
 /* One libevent event per socket c-ares wants watched. */
 struct dns_watch {
@@ -126,7 +104,6 @@ struct dns_req {
 	dns_addr_cb addr_cb;
 	void *arg;
 	int outstanding;                /* c-ares queries not yet answered */
-	uint64_t started_ms;            /* when its first query went out */
 
 	struct dns_mx_result mx;        /* DNS_REQ_MX */
 	int st4, st6;                   /* c-ares status of the A / AAAA query */
@@ -146,10 +123,6 @@ struct dns {
 	struct dns_req *wait_head, *wait_tail;  /* waiting for a slot */
 	size_t npending;
 	unsigned inflight;              /* started, not yet ready */
-	double window, ssthresh;        /* in-flight bound (see the header) */
-	uint64_t cut_ms;                /* when the window was last halved */
-	unsigned round_losses;          /* losses seen since then */
-	unsigned inflight_peak;
 	int pumping;                    /* inside dns_pump(): no recursion */
 	int destroying;                 /* ares_destroy() running: swallow callbacks */
 	int delivering;                 /* inside a caller's callback */
@@ -499,47 +472,6 @@ dns_mx_parse(struct dns_req *r, unsigned char *abuf, int alen)
 	dns_req_ready(r);
 }
 
-static uint64_t
-dns_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/*
- * Adjust the in-flight window for one query's outcome (see the header).
- * Losses cut the window once per round, when there are DNS_LOSS_CUT of
- * them: losses of requests started before the last cut were sent under
- * the old window and say nothing about the new one.
- */
-static void
-dns_window_note(struct dns_req *r, int status, int timeouts)
-{
-	struct dns *d = r->d;
-
-	if (timeouts > 0 || status == ARES_ETIMEOUT) {
-		if (r->started_ms >= d->cut_ms && ++d->round_losses >= DNS_LOSS_CUT(d->window)) {
-			uint64_t now = dns_now_ms();
-
-			d->round_losses = 0;
-			d->ssthresh = d->window / 2 < DNS_WINDOW_MIN ? DNS_WINDOW_MIN : d->window / 2;
-			d->window = d->ssthresh;
-			d->cut_ms = now + 1;  /* later than any start so far */
-		}
-		return;
-	}
-	if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
-		return;         /* SERVFAIL, REFUSED: answered, says nothing of loss */
-	if (d->window < d->ssthresh)
-		d->window += 1.0;
-	else
-		d->window += 1.0 / d->window;
-	if (d->window > DNS_WINDOW_MAX)
-		d->window = DNS_WINDOW_MAX;
-}
-
 static void
 dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -547,7 +479,6 @@ dns_on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 
 	if (status == ARES_EDESTRUCTION)
 		return;         /* dns_free(): r is freed by the caller of ares_destroy */
-	dns_window_note(r, status, timeouts);
 	r->outstanding--;
 	switch (status) {
 	case ARES_SUCCESS:
@@ -659,7 +590,6 @@ dns_on_a(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	if (status == ARES_EDESTRUCTION)
 		return;
-	dns_window_note(arg, status, timeouts);
 	dns_on_addr(arg, AF_INET, status, abuf, alen);
 }
 
@@ -668,7 +598,6 @@ dns_on_aaaa(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	if (status == ARES_EDESTRUCTION)
 		return;
-	dns_window_note(arg, status, timeouts);
 	dns_on_addr(arg, AF_INET6, status, abuf, alen);
 }
 
@@ -712,13 +641,11 @@ dns_pump(struct dns *d)
 	if (d->pumping || d->destroying)
 		return;
 	d->pumping = 1;
-	while (d->inflight < (unsigned)d->window && (r = d->wait_head) != NULL) {
+	while (d->inflight < DNS_INFLIGHT_MAX && (r = d->wait_head) != NULL) {
 		d->wait_head = r->wait_next;
 		if (d->wait_head == NULL)
 			d->wait_tail = NULL;
-		if (++d->inflight > d->inflight_peak)
-			d->inflight_peak = d->inflight;
-		r->started_ms = dns_now_ms();
+		d->inflight++;
 		dns_req_start(r);
 	}
 	d->pumping = 0;
@@ -839,8 +766,6 @@ dns_new(struct event_base *base, const char *server, char *err, size_t errlen)
 		return NULL;
 	}
 	d->base = base;
-	d->window = DNS_WINDOW_START;
-	d->ssthresh = DNS_WINDOW_MAX;
 	d->timer = evtimer_new(base, dns_on_timer, d);
 	d->deliver = event_new(base, -1, 0, dns_on_deliver, d);
 	if (d->timer == NULL || d->deliver == NULL) {
@@ -854,11 +779,8 @@ dns_new(struct event_base *base, const char *server, char *err, size_t errlen)
 	o.sock_state_cb = dns_sock_state;
 	o.sock_state_cb_data = d;
 	o.lookups = (char *)"b";
-	/* a window's worth of answers can arrive in one burst: the default
-	 * 208 KiB holds ~270 of them (the kernel caps this at rmem_max) */
-	o.socket_receive_buffer_size = DNS_RCVBUF;
 	rc = ares_init_options(&d->ch, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	    ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_RCVBUF);
+	    ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
 		d->ch = NULL;
@@ -901,13 +823,6 @@ dns_destroy(struct dns *d)
 		event_free(d->deliver);
 	free(d);
 	ares_library_cleanup();
-}
-
-void
-dns_window(const struct dns *d, unsigned *window, unsigned *peak)
-{
-	*window = (unsigned)d->window;
-	*peak = d->inflight_peak;
 }
 
 void
