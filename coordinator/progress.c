@@ -9,6 +9,7 @@
  */
 #include "progress.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,10 +30,26 @@ progress_init(struct progress *pg, FILE *out, int quiet, const char *work)
 	pg->out = out;
 	pg->work = work;
 	clock_gettime(CLOCK_MONOTONIC, &pg->start);
+	pg->interval = PROGRESS_LINE_SECS;
 	if (quiet)
 		pg->mode = PROGRESS_OFF;
 	else
 		pg->mode = isatty(fileno(out)) ? PROGRESS_BAR : PROGRESS_LINES;
+	if (pg->mode == PROGRESS_LINES) {
+		const char *v = getenv("MXSIFT_PROGRESS_INTERVAL");
+		char *end;
+		double d;
+
+		if (v != NULL && *v != '\0') {
+			d = strtod(v, &end);
+			if (end != v && *end == '\0' && d >= 0.1 && d <= 86400)
+				pg->interval = d;
+			else
+				fprintf(out, "warning: MXSIFT_PROGRESS_INTERVAL='%s' ignored: it wants "
+				    "seconds from 0.1 to 86400 (e.g. 2 or 0.5); a line every %d s\n", v,
+				    PROGRESS_LINE_SECS);
+		}
+	}
 }
 
 void
@@ -60,7 +77,7 @@ progress_show(struct progress *pg, const struct plan_stats *st, uint64_t work_do
 
 	if (pg->mode == PROGRESS_OFF)
 		return;
-	if (pg->mode == PROGRESS_LINES && !final && el - pg->last_line < PROGRESS_LINE_SECS)
+	if (pg->mode == PROGRESS_LINES && !final && el - pg->last_line < pg->interval)
 		return;
 	pg->last_line = el;
 	rate = el > 0 ? (double)st->rows / el : 0;

@@ -5,7 +5,10 @@
  *
  * On a terminal: one bar line redrawn in place (no colour, so NO_COLOR has
  * nothing to switch off).  Otherwise: one plain line every
- * PROGRESS_LINE_SECS, parsable as key=value pairs.  Off with --quiet.
+ * PROGRESS_LINE_SECS, parsable as key=value pairs; the environment variable
+ * MXSIFT_PROGRESS_INTERVAL=SECONDS (0.1 to 86400, fractions allowed)
+ * changes the interval, for log collectors that want more or fewer lines
+ * (and for tests that cannot wait 10 s).  Off with --quiet.
  */
 #ifndef MXSIFT_PROGRESS_H
 #define MXSIFT_PROGRESS_H
@@ -25,10 +28,13 @@ struct progress {
 	FILE *out;
 	struct timespec start;
 	double last_line;
+	double interval;       /* seconds between lines (PROGRESS_LINES) */
 	const char *work;      /* what work_done counts: "verified", "tasks" */
 };
 
-/* mode from quiet and isatty(fileno(out)). */
+/* mode from quiet and isatty(fileno(out)); interval from
+ * MXSIFT_PROGRESS_INTERVAL (a bad value is reported on out once and the
+ * default kept). */
 void progress_init(struct progress *pg, FILE *out, int quiet, const char *work);
 /* work_total 0 = unknown.  final: print whatever the interval, end the bar. */
 void progress_show(struct progress *pg, const struct plan_stats *st, uint64_t work_done,
