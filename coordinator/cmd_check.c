@@ -236,6 +236,7 @@ check_usage(FILE *f)
 	    RETRY_DEFAULT_SCHEDULE ")\n"
 	    "  -q, --quiet             no progress output\n"
 	    "      --report FILE       also write an HTML report with charts to FILE\n"
+	    "      --config FILE       configuration file ([check] section; see mxsift(1))\n"
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"

@@ -166,6 +166,7 @@ submit_usage(FILE *f)
 	    "                          the same FILE: nothing is counted twice\n"
 	    "  -q, --quiet             no progress on stderr\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "      --config FILE       configuration file ([submit] section; see mxsift(1))\n"
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Output: one summary line on stdout.  An empty FILE (or blank lines only) is\n"
