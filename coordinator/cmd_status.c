@@ -349,6 +349,7 @@ status_usage(FILE *f)
 	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
 	    "  -f, --format FMT        text (default) or json (one object)\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "      --config FILE       configuration file ([status] section; see mxsift(1))\n"
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Exit codes: 0 ok; 1 Redis failure or no such job; 2 usage error.\n");
@@ -505,6 +506,7 @@ export_usage(FILE *f)
 	    "  -f, --format FMT        csv (default) or jsonl\n"
 	    "  -o, --output FILE       write to FILE (default: stdout)\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
+	    "      --config FILE       configuration file ([export] section; see mxsift(1))\n"
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
