@@ -164,7 +164,8 @@ tail -n 1 "$tmp/bars" | grep -Eq '^\[#{20}\] working rows 4  invalid 1  .* verif
 grep -q $'\033\\[[0-9;]*mdeliverable' "$tmp/bar.tty" || fail "no colour on the terminal: $(cat -v "$tmp/bar.tty")"
 on_tty nocolor NO_COLOR=1 --
 grep -q $'\033\\[[0-9;]*m' "$tmp/nocolor.tty" && fail "NO_COLOR=1: colour sequences: $(cat -v "$tmp/nocolor.tty")"
-tr '\r' '\n' <"$tmp/nocolor.tty" | grep -Eq '^\[#{20}\] working rows 4 ' ||
+tr '\r' '\n' <"$tmp/nocolor.tty" >"$tmp/nocolor.lines"
+grep -Eq '^\[#{20}\] working rows 4 ' "$tmp/nocolor.lines" ||
 	fail "NO_COLOR=1: no bar (it has no colour to switch off): $(cat -v "$tmp/nocolor.tty")"
 on_tty tquiet -- --quiet
 grep -q '^progress \|\[[#.]\{20\}\]' "$tmp/tquiet.tty" && fail "--quiet on a terminal: $(cat -v "$tmp/tquiet.tty")"

@@ -155,7 +155,8 @@ redis_pid=
 wait_code readyz 503 15
 grep -qx 'redis not connected' "$tmp/body" || fail "/readyz 503 body: $(cat "$tmp/body")"
 [ "$(code healthz)" = 200 ] || fail "/healthz not 200 while Redis is away"
-curl -sf "http://127.0.0.1:$mport/metrics" | grep -qx 'mxsift_ready 0' || fail "mxsift_ready not 0"
+curl -sf "http://127.0.0.1:$mport/metrics" -o "$tmp/metrics" || fail "scrape failed"
+grep -qx 'mxsift_ready 0' "$tmp/metrics" || fail "mxsift_ready not 0: $(grep '^mxsift_ready' "$tmp/metrics")"
 redis_spawn || fail "redis-server did not restart on port $redis_port"
 wait_code readyz 200 20
 [ "$(code healthz)" = 200 ] || fail "/healthz not 200 after the restart"
