@@ -56,6 +56,9 @@ void dns_resolve_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg);
 void dns_resolve_addrs(struct dns *d, const char *host, int port, dns_addr_cb cb, void *arg);
 /* Number of queries in flight. */
 size_t dns_pending(const struct dns *d);
+/* The adaptive bound on requests with queries out (dns.c's header) now, and
+ * the most that had queries out at once since dns_new(). */
+void dns_window(const struct dns *d, unsigned *window, unsigned *peak);
 
 /* Registrable domain (libpsl) of host into out; falls back to host itself. */
 void dns_mx_domain(const char *host, char *out, size_t outlen);

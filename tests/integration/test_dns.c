@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -448,6 +449,262 @@ test_unreachable_server(void **state)
 	event_base_free(base);
 }
 
+/*
+ * A resolver on the test's own loop that answers NXDOMAIN to every query
+ * delay_ms after it arrived, holding at most cap unanswered queries (the
+ * rest are dropped, as a full UDP receive buffer drops them; cap 0: no
+ * limit).  It counts what a resolver would see: the most queries it held
+ * unanswered at once, and the drops.
+ */
+#define SLOW_MAX 8192
+struct slow_dns {
+	int fd;
+	struct event *rd, *tick;
+	unsigned delay_ms, cap;
+	unsigned drop_every;    /* also drop every Nth query that arrives (0: none) */
+	struct {
+		unsigned char buf[512];
+		size_t len;
+		struct sockaddr_storage from;
+		socklen_t flen;
+		uint64_t at;
+	} q[SLOW_MAX];
+	size_t head, tail;      /* ring of held queries */
+	unsigned held_peak, queries, drops;
+	char addr[64];
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+slow_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct slow_dns *sd = arg;
+	ssize_t n;
+
+	(void)what;
+	for (;;) {
+		size_t i = sd->tail % SLOW_MAX, held = sd->tail - sd->head;
+
+		sd->q[i].flen = sizeof(sd->q[i].from);
+		n = recvfrom(fd, sd->q[i].buf, sizeof(sd->q[i].buf), MSG_DONTWAIT,
+		    (struct sockaddr *)&sd->q[i].from, &sd->q[i].flen);
+		if (n < 0)
+			break;
+		if (n < 12)
+			continue;
+		sd->queries++;
+		if ((sd->cap > 0 && held >= sd->cap) || held >= SLOW_MAX ||
+		    (sd->drop_every > 0 && sd->queries % sd->drop_every == 0)) {
+			sd->drops++;
+			continue;
+		}
+		sd->q[i].len = (size_t)n;
+		sd->q[i].at = now_ms();
+		sd->tail++;
+		if (sd->tail - sd->head > sd->held_peak)
+			sd->held_peak = (unsigned)(sd->tail - sd->head);
+	}
+}
+
+static void
+slow_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct slow_dns *sd = arg;
+	uint64_t now = now_ms();
+
+	(void)fd;
+	(void)what;
+	while (sd->head != sd->tail && sd->q[sd->head % SLOW_MAX].at + sd->delay_ms <= now) {
+		size_t i = sd->head++ % SLOW_MAX;
+		unsigned char *b = sd->q[i].buf;
+
+		b[2] = (unsigned char)(0x80 | (b[2] & 0x79) | 0x04);  /* QR, AA */
+		b[3] = (unsigned char)((b[3] & 0x70) | 0x80 | 3);     /* RA, NXDOMAIN */
+		memset(b + 6, 0, 6);
+		(void)sendto(sd->fd, b, sd->q[i].len, 0, (struct sockaddr *)&sd->q[i].from,
+		    sd->q[i].flen);
+	}
+}
+
+static struct slow_dns *
+slow_start(struct event_base *base, unsigned delay_ms, unsigned cap)
+{
+	struct slow_dns *sd = calloc(1, sizeof(*sd));
+	struct sockaddr_in sin = { 0 };
+	socklen_t slen = sizeof(sin);
+	struct timeval tv = { 0, 1000 };
+	int big = 4 << 20;
+
+	assert_non_null(sd);
+	sd->delay_ms = delay_ms;
+	sd->cap = cap;
+	sd->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	/* the drops are the cap's, not the kernel's */
+	(void)setsockopt(sd->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(sd->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(sd->fd, (struct sockaddr *)&sin, &slen), 0);
+	snprintf(sd->addr, sizeof(sd->addr), "127.0.0.1:%d", ntohs(sin.sin_port));
+	sd->rd = event_new(base, sd->fd, EV_READ | EV_PERSIST, slow_on_read, sd);
+	sd->tick = event_new(base, -1, EV_PERSIST, slow_on_tick, sd);
+	event_add(sd->rd, NULL);
+	event_add(sd->tick, &tv);
+	return sd;
+}
+
+static void
+slow_stop(struct slow_dns *sd)
+{
+	event_free(sd->rd);
+	event_free(sd->tick);
+	close(sd->fd);
+	free(sd);
+}
+
+struct many {
+	unsigned called, nxdomain, errors;
+};
+
+static void
+on_mx_count(void *arg, const char *domain, const struct dns_mx_result *r)
+{
+	struct many *m = arg;
+
+	(void)domain;
+	m->called++;
+	if (r->status == DNS_NXDOMAIN)
+		m->nxdomain++;
+	else if (r->status == DNS_ERROR)
+		m->errors++;
+}
+
+/* Resolve n names against sd; returns the dns module's peak in flight. */
+static unsigned
+slow_resolve(struct event_base *base, struct slow_dns *sd, unsigned n, struct many *m,
+    unsigned *window)
+{
+	struct dns *d;
+	char err[256], name[64];
+	unsigned peak;
+	time_t t0 = time(NULL);
+
+	d = dns_new(base, sd->addr, err, sizeof(err));
+	assert_non_null(d);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "w%05u.test", i);
+		dns_resolve_mx(d, name, on_mx_count, m);
+	}
+	while (dns_pending(d) > 0 && time(NULL) - t0 < 60)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(dns_pending(d), 0);
+	dns_window(d, window, &peak);
+	dns_free(d);
+	return peak;
+}
+
+/* A resolver that keeps up (every answer 150 ms later, nothing dropped):
+ * the window opens to 1,000 lookups in flight, and never beyond. */
+static void
+test_window_opens(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct slow_dns *sd = slow_start(base, 150, 0);
+	struct many m = { 0 };
+	unsigned window, peak;
+
+	(void)state;
+	peak = slow_resolve(base, sd, 4000, &m, &window);
+	assert_int_equal(m.called, 4000);
+	assert_int_equal(m.nxdomain, 4000);
+	assert_int_equal(sd->drops, 0);
+	assert_int_equal(sd->queries, 4000);    /* no retransmission */
+	assert_int_equal(peak, 1000);
+	assert_true(sd->held_peak >= 1000);
+	assert_true(sd->held_peak <= 1000);
+	assert_int_equal(window, 1000);
+	slow_stop(sd);
+	event_base_free(base);
+}
+
+/* A resolver that answers at once (within the 1 ms tick): the window stays
+ * at its start, 64, however many lookups wait (a fast forwarder is the
+ * kind whose receive buffer overflows when pushed). */
+static void
+test_window_fast_stays(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct slow_dns *sd = slow_start(base, 0, 0);
+	struct many m = { 0 };
+	unsigned window, peak;
+
+	(void)state;
+	peak = slow_resolve(base, sd, 4000, &m, &window);
+	assert_int_equal(m.called, 4000);
+	assert_int_equal(m.nxdomain, 4000);
+	assert_int_equal(peak, 64);
+	assert_int_equal(window, 64);
+	assert_true(sd->held_peak <= 64);
+	slow_stop(sd);
+	event_base_free(base);
+}
+
+/* A resolver that loses one query in a hundred (a recursive resolver that
+ * does not answer in time for a few dead domains): c-ares asks those again,
+ * and the window stays open. */
+static void
+test_window_few_losses(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct slow_dns *sd = slow_start(base, 20, 0);
+	struct many m = { 0 };
+	unsigned window, peak;
+
+	(void)state;
+	sd->drop_every = 100;
+	peak = slow_resolve(base, sd, 4000, &m, &window);
+	assert_int_equal(m.called, 4000);
+	assert_int_equal(m.nxdomain, 4000);
+	assert_true(sd->drops >= 40);           /* the losses happened */
+	assert_int_equal(peak, 1000);
+	assert_int_equal(window, 1000);
+	slow_stop(sd);
+	event_base_free(base);
+}
+
+/* A resolver that drops what it cannot hold (200 queries, as a small
+ * receive buffer does): the window backs off below the drop point and
+ * every lookup still ends in its answer, none in DNS_ERROR. */
+static void
+test_window_backs_off(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct slow_dns *sd = slow_start(base, 40, 200);
+	struct many m = { 0 };
+	unsigned window, peak;
+
+	(void)state;
+	peak = slow_resolve(base, sd, 3000, &m, &window);
+	printf("backs off: %u queries, %u dropped, peak in flight %u, window at the end %u\n",
+	    sd->queries, sd->drops, peak, window);
+	assert_int_equal(m.called, 3000);
+	assert_true(sd->drops > 0);             /* the fault bit */
+	assert_int_equal(m.errors, 0);
+	assert_int_equal(m.nxdomain, 3000);
+	assert_true(peak > 200);
+	assert_true(window <= 500);
+	slow_stop(sd);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -467,6 +724,10 @@ main(void)
 		cmocka_unit_test(test_free_in_callback),
 		cmocka_unit_test(test_resolve_from_callback),
 		cmocka_unit_test(test_unreachable_server),
+		cmocka_unit_test(test_window_opens),
+		cmocka_unit_test(test_window_fast_stays),
+		cmocka_unit_test(test_window_few_losses),
+		cmocka_unit_test(test_window_backs_off),
 	};
 
 	server = getenv("MXSIFT_TEST_DNS");
