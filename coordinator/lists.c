@@ -20,6 +20,7 @@
  * hand-edited list cannot silently stop matching.
  */
 #include "lists.h"
+#include "hash.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -67,12 +68,8 @@ struct lists {
 static uint64_t
 lists_hash(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = hash_fnv1a(s, n);
 
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
 	return h ^ (h >> 29);
 }
 

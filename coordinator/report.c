@@ -8,6 +8,7 @@
  * viewBox, so they scale with the page and print; no script anywhere.
  */
 #include "report.h"
+#include "hash.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -52,11 +53,7 @@ struct report {
 static uint64_t
 report_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603u;   /* FNV-1a */
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
+	return hash_fnv1a(s, strlen(s));
 }
 
 static int
