@@ -955,6 +955,62 @@ out:
 	return rc;
 }
 
+int
+jobstore_get_verdicts(struct jobstore *js, const char *job, const char *const *fields,
+    size_t n, struct verdict *out, char **addresses, int *found)
+{
+	char key[JOBSTORE_NAME_MAX + 64];
+	const char **argv;
+	size_t *lens;
+	redisReply *r;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	argv = calloc(n + 2, sizeof(*argv));
+	lens = calloc(n + 2, sizeof(*lens));
+	if (argv == NULL || lens == NULL) {
+		snprintf(js->err, sizeof(js->err), "out of memory");
+		goto out;
+	}
+	js_key(key, sizeof(key), job, "verdicts");
+	argv[0] = "HMGET";
+	lens[0] = 5;
+	argv[1] = key;
+	lens[1] = strlen(key);
+	for (size_t i = 0; i < n; i++) {
+		argv[i + 2] = fields[i];
+		lens[i + 2] = strlen(fields[i]);
+	}
+	if ((r = js_cmd(js, "HMGET", (int)(n + 2), argv, lens)) == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		freeReplyObject(r);
+		js_set_err(js, "HMGET", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = r->element[i];
+
+		found[i] = 0;
+		addresses[i] = NULL;
+		if (e->type == REDIS_REPLY_STRING &&
+		    jobstore_verdict_unpack((const uint8_t *)e->str, e->len, &addresses[i],
+		    &out[i]) == 0)
+			found[i] = 1;
+		else {
+			free(addresses[i]);
+			addresses[i] = NULL;
+		}
+	}
+	freeReplyObject(r);
+	rc = 0;
+out:
+	free(argv);
+	free(lens);
+	return rc;
+}
+
 static uint64_t
 js_u64(const char *s)
 {

@@ -224,6 +224,14 @@ void jobstore_get_written(const struct jobstore *js, uint64_t *fresh, uint64_t *
 int jobstore_get_last(struct jobstore *js, const char *const *addresses, size_t n,
     struct verdict *out, int *found);
 
+/* The verdicts of job under n fields (addresses, or "#line:N" of invalid
+ * rows; one HMGET): found[i] = 1 with out[i] and addresses[i] (malloc'd,
+ * the caller frees it) filled when the job has that field and it decodes,
+ * else found[i] = 0 and addresses[i] = NULL.  0 / -1 (err in
+ * jobstore_errstr). */
+int jobstore_get_verdicts(struct jobstore *js, const char *job, const char *const *fields,
+    size_t n, struct verdict *out, char **addresses, int *found);
+
 /* Every live worker's lane report (those whose hash has not expired), in
  * the workers set's order (oldest report first); *out is malloc'd, free it
  * with jobstore_lane_reports_free().  Unparsable lanes are skipped with a

@@ -36,6 +36,8 @@
 
 #include "commands.h"
 #include "config.h"
+#include "export_input.h"
+#include "intake.h"
 #include "jobstore.h"
 #include "log.h"
 #include "term.h"
@@ -43,6 +45,8 @@
 
 struct status_args {
 	const char *job, *redis, *format, *output;
+	/* export --input: the submitted list, read as submit read it */
+	const char *input, *column, *field, *input_format;
 };
 
 /* Shared option parsing for both commands; returns -1 (usage), 1 (help
@@ -51,12 +55,16 @@ static int
 status_parse(int argc, char **argv, struct status_args *a, int with_output,
     void (*usage)(FILE *))
 {
-	enum { OPT_LOG_LEVEL = 256 };
+	enum { OPT_LOG_LEVEL = 256, OPT_INPUT_FORMAT };
 	static const struct option longopts[] = {
 		{ "job", required_argument, NULL, 'j' },
 		{ "redis", required_argument, NULL, 'r' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "column", required_argument, NULL, 'c' },
+		{ "field", required_argument, NULL, 'F' },
+		{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -64,19 +72,34 @@ status_parse(int argc, char **argv, struct status_args *a, int with_output,
 	int ch;
 
 	if (config_command(with_output ? "mxsift export" : "mxsift status", argv[0], longopts,
-	    with_output ? "j:r:f:o:h" : "j:r:f:h", &argc, &argv) == -1)
+	    with_output ? "j:r:f:o:i:c:F:h" : "j:r:f:h", &argc, &argv) == -1)
 		return -1;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, with_output ? "j:r:f:o:h" : "j:r:f:h", longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, with_output ? "j:r:f:o:i:c:F:h" : "j:r:f:h",
+	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': a->job = optarg; break;
 		case 'r': a->redis = optarg; break;
 		case 'f': a->format = optarg; break;
 		case 'o':
-			if (!with_output)
+		case 'i':
+		case 'c':
+		case 'F':
+		case OPT_INPUT_FORMAT:
+			if (!with_output) {
+				fprintf(stderr, "mxsift %s: unknown option\n", argv[0]);
 				goto bad;
-			a->output = optarg;
+			}
+			if (ch == 'o')
+				a->output = optarg;
+			else if (ch == 'i')
+				a->input = optarg;
+			else if (ch == 'c')
+				a->column = optarg;
+			else if (ch == 'F')
+				a->field = optarg;
+			else
+				a->input_format = optarg;
 			break;
 		case OPT_LOG_LEVEL: {
 			int l = log_parse_level(optarg);
@@ -102,6 +125,21 @@ status_parse(int argc, char **argv, struct status_args *a, int with_output,
 	}
 	if (!jobstore_valid_name(a->job)) {
 		fprintf(stderr, "mxsift %s: bad job name '%s'\n", argv[0], a->job);
+		goto bad;
+	}
+	if (a->input == NULL && (a->column != NULL || a->field != NULL || a->input_format != NULL)) {
+		fprintf(stderr, "mxsift %s: --column, --field and --input-format go with --input\n",
+		    argv[0]);
+		goto bad;
+	}
+	if ((a->column != NULL && a->column[0] == '\0') || (a->field != NULL && a->field[0] == '\0')) {
+		fprintf(stderr, "mxsift %s: --%s must not be empty\n", argv[0],
+		    a->column != NULL && a->column[0] == '\0' ? "column" : "field");
+		goto bad;
+	}
+	if (a->input_format != NULL && intake_format_parse(a->input_format) < 0) {
+		fprintf(stderr, "mxsift %s: --input-format must be auto, text, csv, tsv or jsonl, "
+		    "not '%s'\n", argv[0], a->input_format);
 		goto bad;
 	}
 	return 0;
@@ -495,16 +533,28 @@ export_usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: mxsift export --job NAME --redis URL [--format csv|jsonl] [-o OUT]\n"
+	    "                     [--input FILE [--column C] [--field F] [--input-format FMT]]\n"
 	    "\n"
 	    "Write every verdict of a fleet job, one row per unique address (and per\n"
 	    "invalid input row), in no particular order.  line is empty and input is\n"
 	    "null: the fleet keeps verdicts per address, not per input row.\n"
+	    "\n"
+	    "With --input, the list that was submitted is read again and joined with\n"
+	    "the job's verdicts: one row per input row, in input order, with its line\n"
+	    "and text, as `mxsift check` writes them (duplicates get their first\n"
+	    "spelling's verdict).  A row the job has no verdict for (not finished, or\n"
+	    "not this job's list) is unknown/temp_failure 'no verdict in job NAME',\n"
+	    "counted on stderr, exit 1.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -j, --job NAME          the job given to `mxsift submit`\n"
 	    "  -r, --redis URL         redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
 	    "  -f, --format FMT        csv (default) or jsonl\n"
 	    "  -o, --output FILE       write to FILE (default: stdout)\n"
+	    "  -i, --input FILE        the submitted list (- for stdin): one row per its row\n"
+	    "  -c, --column NAME|N     with --input: as given to submit (default: email)\n"
+	    "  -F, --field NAME        with --input: JSONL member, as given to submit\n"
+	    "      --input-format FMT  with --input: auto (default), text, csv, tsv, jsonl\n"
 	    "      --log-level LEVEL   debug, info, warn (default), error\n"
 	    "      --config FILE       configuration file ([export] section; see mxsift(1))\n"
 	    "  -h, --help              this help\n"
@@ -512,7 +562,8 @@ export_usage(FILE *f)
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
 	    "detail,reply.\n"
 	    "\n"
-	    "Exit codes: 0 ok; 1 Redis failure, no such job, or a write error; 2 usage error.\n");
+	    "Exit codes: 0 ok; 1 Redis failure, no such job, a write error, or (--input)\n"
+	    "rows without a verdict; 2 usage error; 3 (--input) the input is unusable.\n");
 }
 
 struct export_state {
@@ -581,7 +632,26 @@ cmd_export(int argc, char **argv)
 	errno = 0;
 	if (verdict_write_header(x.out, x.fmt) == -1)
 		x.werr = errno ? errno : EIO;
-	else if (jobstore_scan_verdicts(js, a.job, export_row, &x, &bad) == -1) {
+	else if (a.input != NULL) {
+		struct intake_opts io = { .column = a.column, .field = a.field };
+		struct export_input_stats st;
+		char err[512];
+		int unusable;
+
+		if (a.input_format != NULL)
+			io.format = (enum intake_format)intake_format_parse(a.input_format);
+		if (export_input(js, a.job, a.input, &io, x.out, x.fmt, &st, &unusable, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "mxsift export: %s\n", err);
+			rc = unusable ? MXSIFT_EXIT_INPUT : MXSIFT_EXIT_FAILURE;
+		}
+		if (st.missing > 0) {
+			fprintf(stderr, "mxsift export: %" PRIu64 " of %" PRIu64 " rows have no verdict "
+			    "in job %s (written as unknown/temp_failure)\n", st.missing, st.rows, a.job);
+			if (rc == MXSIFT_EXIT_OK)
+				rc = MXSIFT_EXIT_FAILURE;
+		}
+	} else if (jobstore_scan_verdicts(js, a.job, export_row, &x, &bad) == -1) {
 		fprintf(stderr, "mxsift export: %s\n", jobstore_errstr(js));
 		rc = MXSIFT_EXIT_FAILURE;
 	}

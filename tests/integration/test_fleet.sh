@@ -8,7 +8,10 @@
 #    invalid rows of the fixture; counts per status/reason match it;
 #  - export holds exactly one verdict per unique address (and one per invalid
 #    row), each the one the fixture's `expect` column names;
-#  - export agrees with `mxsift check` on the same list;
+#  - export agrees with `mxsift check` on the same list; export --input gives
+#    one row per input row, in order, equal to check's row by row, and in a
+#    job submitted with --fold-local always, duplicates by case get their
+#    first spelling's verdict; a row not in the job is counted, exit 1;
 #  - Postfix saw one session per MX host set (not per address), RSET between
 #    recipients (rset = rcpt - 1), QUIT at the end, no failed MAIL/RSET/EHLO,
 #    no 503 anywhere, and exactly one RCPT per unique SMTP-probed address
@@ -249,5 +252,71 @@ jq -r '[.address, .status + "/" + .reason] | @tsv' "$tmp/check.jsonl" >"$tmp/che
 { grep -v 'invalid_syntax' "$tmp/check.tsv" | sort -u; grep 'invalid_syntax' "$tmp/check.tsv"; } |
 	sort >"$tmp/check.sorted"
 diff -u "$tmp/check.sorted" "$tmp/have" || fail "mxsift export and mxsift check disagree"
+
+# ---- a second job, folded, after the Postfix log checks (a third worker; its
+# RCPTs are not the first job's): export --input gives each row its first
+# spelling's verdict
+start_worker 3
+job2="$job-fold"
+printf 'email\nAlice@alpha.test\nalice@alpha.test\nALICE@alpha.test\nbob@alpha.test\nBOB@alpha.test\nnobody@alpha.test\nnot-an-address\n' \
+	>"$tmp/fold.csv"
+"$mxsift" submit --job "$job2" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic" --fold-local always "$tmp/fold.csv" >"$tmp/submit2.out" 2>"$tmp/submit2.err" ||
+	{ cat "$tmp/submit2.err" >&2; fail "submit of the folded job failed"; }
+for i in $(seq 1 300); do
+	s2=$("$mxsift" status --job "$job2" --redis "$redis" --format json)
+	[ "$(jq .done <<<"$s2")" -ge 4 ] && break
+	sleep 0.1
+done
+[ "$(jq .done <<<"$s2")" -eq 4 ] || fail "folded job: done $(jq .done <<<"$s2"), want 4 (3 unique + 1 invalid)"
+kill -TERM "${pids[0]}"
+wait "${pids[0]}" || fail "worker 3 exited non-zero after SIGTERM"
+pids=()
+
+# ---- export --input: one row per input row, in order, as check writes them ----------
+"$mxsift" export --job "$job" --redis "$redis" --input "$fixture" --column email --format jsonl \
+	-o "$tmp/export-rows.jsonl" 2>"$tmp/export-rows.err" ||
+	{ cat "$tmp/export-rows.err" >&2; fail "export --input failed"; }
+cols='[.line, .input, .address, .status, .reason, .smtp_code, .enhanced_code, .mx_host] | @tsv'
+jq -r "$cols" "$tmp/check.jsonl" >"$tmp/check.rows"
+jq -r "$cols" "$tmp/export-rows.jsonl" >"$tmp/export.rows"
+[ "$(wc -l <"$tmp/export.rows")" -eq "$(tail -n +2 "$fixture" | grep -c .)" ] ||
+	fail "export --input: $(wc -l <"$tmp/export.rows") rows for $(tail -n +2 "$fixture" | grep -c .) input rows"
+diff -u "$tmp/check.rows" "$tmp/export.rows" || fail "export --input and mxsift check disagree row by row"
+"$mxsift" export --job "$job" --redis "$redis" --input "$fixture" --column email \
+	-o "$tmp/export-rows.csv" || fail "export --input (csv) failed"
+[ "$(($(wc -l <"$tmp/export-rows.csv") - 1))" -eq "$(wc -l <"$tmp/export.rows")" ] ||
+	fail "export --input csv has another number of rows than jsonl"
+
+# folded job: duplicates by case get the first spelling's verdict, in input order
+"$mxsift" export --job "$job2" --redis "$redis" --input "$tmp/fold.csv" --format jsonl \
+	-o "$tmp/fold.jsonl" || fail "export --input of the folded job failed"
+jq -r '[.line, .input, .address, .status + "/" + .reason] | @tsv' "$tmp/fold.jsonl" >"$tmp/fold.have"
+printf '%s\t%s\t%s\t%s\n' \
+	2 Alice@alpha.test Alice@alpha.test deliverable/accepted \
+	3 alice@alpha.test Alice@alpha.test deliverable/accepted \
+	4 ALICE@alpha.test Alice@alpha.test deliverable/accepted \
+	5 bob@alpha.test bob@alpha.test deliverable/accepted \
+	6 BOB@alpha.test bob@alpha.test deliverable/accepted \
+	7 nobody@alpha.test nobody@alpha.test undeliverable/mailbox_not_found \
+	8 not-an-address not-an-address undeliverable/invalid_syntax >"$tmp/fold.want"
+diff -u "$tmp/fold.want" "$tmp/fold.have" || fail "export --input of the folded job"
+
+# a row the job has no verdict for: written, unknown/temp_failure, counted, exit 1
+printf 'email\nalice@alpha.test\nstranger@alpha.test\n' >"$tmp/other.csv"
+rc=0
+"$mxsift" export --job "$job" --redis "$redis" --input "$tmp/other.csv" --format jsonl \
+	-o "$tmp/other.jsonl" 2>"$tmp/other.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "export --input with a row not in the job: exit $rc, want 1"
+grep -q "1 of 2 rows have no verdict in job $job" "$tmp/other.err" ||
+	fail "export --input: no count of the rows without a verdict: $(cat "$tmp/other.err")"
+[ "$(jq -r '[.line, .status, .reason, .detail] | @tsv' "$tmp/other.jsonl" | tail -n 1)" = \
+	"$(printf '3\tunknown\ttemp_failure\tno verdict in job %s' "$job")" ] ||
+	fail "export --input: the row without a verdict: $(tail -n 1 "$tmp/other.jsonl")"
+# usage and unusable input
+rc=0; "$mxsift" export --job "$job" --redis "$redis" --column email >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "export --column without --input: exit $rc, want 2"
+rc=0; "$mxsift" export --job "$job" --redis "$redis" --input "$tmp/nonexistent.csv" >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 3 ] || fail "export --input of a missing file: exit $rc, want 3"
 
 echo "PASS: $total verdicts ($smtp_rcpts by SMTP) via $tasks tasks, 2 workers, $sessions sessions"
