@@ -50,6 +50,8 @@
 
 struct probe {
 	struct engine *engine;
+	struct probe_req *reqs;      /* --stagger-ms: submitted from timers */
+	struct event **timers;
 	struct verdict *v;
 	int *have;
 	size_t n, done;
@@ -65,7 +67,9 @@ probe_usage(void)
 	        "[--timeout-ms N] [--dns HOST:PORT] [--no-catch-all] [--catch-all-local NAME] "
 	        "[--lanes FILE] [--lane KEY] [--backoff-ms N] [--throttle-retries N] "
 	        "[--lane-stats] [--bind ADDR] [--connect-timeout-ms N] [--max-age-s N] "
-	        "[--normalize] [--debug] ADDR...\n");
+	        "[--normalize] [--idle-ms N] [--stagger-ms N] [--debug] ADDR...\n"
+	        "  --idle-ms N     QUIT a session idle for N ms (engine idle_close_ms)\n"
+	        "  --stagger-ms N  submit the i-th address i*N ms after the start\n");
 	exit(2);
 }
 
@@ -97,6 +101,16 @@ probe_done(void *arg, void *tag, const char *address, const struct verdict *v)
 		engine_shutdown(p->engine);
 }
 
+static struct probe *probe_self; /* for the --stagger-ms timers */
+
+static void
+probe_submit_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)engine_submit(probe_self->engine, arg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -122,6 +136,8 @@ main(int argc, char **argv)
 	    {"connect-timeout-ms", required_argument, NULL, 'c'},
 	    {"max-age-s", required_argument, NULL, 'A'},
 	    {"normalize", no_argument, NULL, 'N'},
+	    {"idle-ms", required_argument, NULL, 'I'},
+	    {"stagger-ms", required_argument, NULL, 'G'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct engine_params ep = {0};
@@ -133,6 +149,7 @@ main(int argc, char **argv)
 	struct dns *dns = NULL;
 	const char *dns_server = NULL, *lane = "probe.lane";
 	int lane_stats = 0, normalize = 0;
+	unsigned stagger_ms = 0;
 	struct address *na = NULL;
 	enum addr_err *nerr = NULL;
 	char err[256];
@@ -163,6 +180,8 @@ main(int argc, char **argv)
 		case 'c': ep.connect_timeout_ms = probe_number(optarg); break;
 		case 'A': ep.max_session_age_s = probe_number(optarg); break;
 		case 'N': normalize = 1; break;
+		case 'I': ep.idle_close_ms = probe_number(optarg); break;
+		case 'G': stagger_ms = probe_number(optarg); break;
 		case 'b':
 			if (engine_check_bind(optarg, err, sizeof(err)) != 0) {
 				fprintf(stderr, "mxsift-probe: %s\n", err);
@@ -201,7 +220,10 @@ main(int argc, char **argv)
 	p.have = calloc(p.n, sizeof(*p.have));
 	na = calloc(p.n, sizeof(*na));
 	nerr = calloc(p.n, sizeof(*nerr));
-	if (p.v == NULL || p.have == NULL || na == NULL || nerr == NULL ||
+	p.reqs = calloc(p.n, sizeof(*p.reqs));
+	p.timers = calloc(p.n, sizeof(*p.timers));
+	if (p.v == NULL || p.have == NULL || na == NULL || nerr == NULL || p.reqs == NULL ||
+	    p.timers == NULL ||
 	    (base = event_base_new()) == NULL) {
 		fprintf(stderr, "mxsift-probe: out of memory\n");
 		return 2;
@@ -210,6 +232,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxsift-probe: dns: %s\n", err);
 		return 2;
 	}
+	probe_self = &p;
 	if ((p.engine = engine_new(base, dns, &ep, probe_done, &p)) == NULL) {
 		fprintf(stderr, "mxsift-probe: cannot create engine\n");
 		return 2;
@@ -240,6 +263,18 @@ main(int argc, char **argv)
 		for (const unsigned char *c = (const unsigned char *)addr; *c; c++)
 			if (*c >= 0x80)
 				req.flags |= VERDICT_F_SMTPUTF8;
+		if (stagger_ms > 0 && i > 0) {
+			struct timeval tv = {(time_t)((uint64_t)stagger_ms * i / 1000),
+			                     (suseconds_t)((uint64_t)stagger_ms * i % 1000 * 1000)};
+
+			p.reqs[i] = req;
+			p.timers[i] = evtimer_new(base, probe_submit_later, &p.reqs[i]);
+			if (p.timers[i] == NULL || evtimer_add(p.timers[i], &tv) != 0) {
+				fprintf(stderr, "mxsift-probe: cannot arm a timer\n");
+				return 2;
+			}
+			continue;
+		}
 		(void)engine_submit(p.engine, &req);
 	}
 	if (p.done == p.n)
@@ -273,6 +308,11 @@ main(int argc, char **argv)
 	}
 	fflush(stdout);
 	engine_free(p.engine);
+	for (size_t i = 0; i < p.n; i++)
+		if (p.timers[i] != NULL)
+			event_free(p.timers[i]);
+	free(p.timers);
+	free(p.reqs);
 	dns_free(dns);
 	event_base_free(base);
 	free(p.v);
