@@ -1253,7 +1253,7 @@ cmd_check(int argc, char **argv)
 		ep.lanes_file = lanes_default;
 	} else if (strcmp(ep.lanes_file, "none") == 0)
 		ep.lanes_file = NULL;
-	c.base = event_base_new();
+	c.base = engine_event_base_new();
 	if (c.base == NULL) {
 		fprintf(stderr, "mxsift check: cannot create event loop\n");
 		lists_close(c.lists);

@@ -123,6 +123,10 @@ typedef void (*engine_done_cb)(void *arg, void *tag, const char *address,
  * user in err ("--bind 192.0.2.7: Cannot assign requested address ..."). */
 int engine_check_bind(const char *addr, char *err, size_t errlen);
 
+/* The event loop an engine wants: precise timers (timerfd under epoll), so
+ * a lane's rate-limit wake-ups are not rounded up to the next millisecond.
+ * NULL when libevent cannot make one. */
+struct event_base *engine_event_base_new(void);
 /* dns is borrowed (must outlive the engine).  params may be NULL. */
 struct engine *engine_new(struct event_base *base, struct dns *dns,
     const struct engine_params *params, engine_done_cb done, void *arg);

@@ -1752,7 +1752,7 @@ main(int argc, char **argv)
 	TAILQ_INIT(&w.tasks);
 	TAILQ_INIT(&w.waiting);
 
-	if ((w.base = event_base_new()) == NULL) {
+	if ((w.base = engine_event_base_new()) == NULL) {
 		log_error("cannot create event loop", "%s", "");
 		goto out;
 	}
