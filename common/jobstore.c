@@ -1441,6 +1441,18 @@ struct ja_write {
 
 TAILQ_HEAD(ja_list, ja_write);
 
+/* A have-verdicts lookup on the current connection, answered or not. */
+struct ja_read {
+	TAILQ_ENTRY(ja_read) entry;
+	struct jobstore_async *ja;
+	size_t n;
+	jobstore_have_cb cb;
+	void *arg;
+	uint64_t sent_at;     /* monotonic ms */
+};
+
+TAILQ_HEAD(ja_read_list, ja_read);
+
 struct jobstore_async {
 	struct event_base *base;
 	struct jobstore_url url;
@@ -1453,6 +1465,7 @@ struct jobstore_async {
 	int freeing;
 	struct ja_list writes;
 	size_t nwrites;
+	struct ja_read_list reads;    /* oldest first */
 	struct event *watchdog;
 	struct event *reconnect;
 	unsigned long connects;
@@ -1470,6 +1483,7 @@ ja_now_ms(void)
 
 static void ja_connect(struct jobstore_async *ja);
 static void ja_send(struct jobstore_async *ja, struct ja_write *jw);
+static redisAsyncContext *ja_usable(struct jobstore_async *ja);
 
 /* The current connection is gone (or being dropped): every unanswered
  * write becomes unsent, and a reconnect is scheduled after the backoff. */
@@ -1670,6 +1684,15 @@ ja_on_watchdog(evutil_socket_t fd, short what, void *arg)
 		ja_drop(ja);
 		return;
 	}
+	if (!TAILQ_EMPTY(&ja->reads) &&
+	    now - TAILQ_FIRST(&ja->reads)->sent_at > ja->p.command_timeout_ms) {
+		/* hiredis answers every unanswered command with NULL on the drop */
+		log_warn("redis lookup timed out", "host=%s port=%d timeout_ms=%u",
+		    ja->url.host, ja->url.port, ja->p.command_timeout_ms);
+		ja->reset = 1;
+		ja_drop(ja);
+		return;
+	}
 	TAILQ_FOREACH(jw, &ja->writes, entry) {
 		if (!jw->sent)
 			continue;
@@ -1717,6 +1740,7 @@ jobstore_async_new(struct event_base *base, const char *url,
 	ja->backoff_ms = ja->p.backoff_min_ms;
 	ja->base = base;
 	TAILQ_INIT(&ja->writes);
+	TAILQ_INIT(&ja->reads);
 	ja->watchdog = event_new(base, -1, EV_PERSIST, ja_on_watchdog, ja);
 	ja->reconnect = evtimer_new(base, ja_on_reconnect, ja);
 	if (ja->watchdog == NULL || ja->reconnect == NULL) {
@@ -1777,6 +1801,75 @@ jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char
 	if (js_count_init(&w, job, event, counter, incr) == -1)
 		return -1;
 	return ja_queue_write(ja, &w, cb, arg);
+}
+
+static void
+ja_on_have_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct ja_read *rd = privdata;
+	struct jobstore_async *ja = rd->ja;
+	redisReply *r = reply;
+	unsigned char *have = NULL;
+
+	(void)ac;
+	TAILQ_REMOVE(&ja->reads, rd, entry);
+	if (!ja->freeing) {
+		if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == rd->n &&
+		    (have = calloc(rd->n, 1)) != NULL)
+			for (size_t i = 0; i < rd->n; i++)
+				have[i] = r->element[i]->type == REDIS_REPLY_STRING;
+		else if (r != NULL && r->type == REDIS_REPLY_ERROR)
+			log_warn("redis lookup refused", "error=\"%s\"", r->str);
+		rd->cb(rd->arg, have, rd->n);
+		free(have);
+	}
+	free(rd);
+}
+
+int
+jobstore_async_have_verdicts(struct jobstore_async *ja, const char *job,
+    const char *const *fields, size_t n, jobstore_have_cb cb, void *arg)
+{
+	char key[JOBSTORE_NAME_MAX + 64];
+	const char **argv = NULL;
+	size_t *lens = NULL;
+	struct ja_read *rd = NULL;
+	redisAsyncContext *ac;
+	int rc = -1;
+
+	if (n == 0 || n > INT_MAX - 2 || !jobstore_valid_name(job))
+		return -1;
+	if ((ac = ja_usable(ja)) == NULL)
+		return 1;
+	argv = calloc(n + 2, sizeof(*argv));
+	lens = calloc(n + 2, sizeof(*lens));
+	rd = calloc(1, sizeof(*rd));
+	if (argv == NULL || lens == NULL || rd == NULL)
+		goto out;
+	js_key(key, sizeof(key), job, "verdicts");
+	argv[0] = "HMGET";
+	lens[0] = 5;
+	argv[1] = key;
+	lens[1] = strlen(key);
+	for (size_t i = 0; i < n; i++) {
+		argv[i + 2] = fields[i];
+		lens[i + 2] = strlen(fields[i]);
+	}
+	rd->ja = ja;
+	rd->n = n;
+	rd->cb = cb;
+	rd->arg = arg;
+	rd->sent_at = ja_now_ms();
+	if (redisAsyncCommandArgv(ac, ja_on_have_reply, rd, (int)(n + 2), argv, lens) == REDIS_OK) {
+		TAILQ_INSERT_TAIL(&ja->reads, rd, entry);
+		rd = NULL;
+		rc = 0;
+	}
+out:
+	free(rd);
+	free(argv);
+	free(lens);
+	return rc;
 }
 
 /* Replies to lane reports: nothing waits for them; a refusal is logged

@@ -276,6 +276,17 @@ int jobstore_async_put_verdict(struct jobstore_async *ja, const char *job, const
  * Redis has answered.  0, or -1 (bad arguments, no memory: no cb). */
 int jobstore_async_count_once(struct jobstore_async *ja, const char *job, const char *event,
     const char *counter, uint64_t incr, jobstore_write_cb cb, void *arg);
+/* have[i] = 1 when fields[i] has a verdict; have is NULL when there was no
+ * answer (connection lost or dropped, lookup timed out, an error reply). */
+typedef void (*jobstore_have_cb)(void *arg, const unsigned char *have, size_t n);
+/* Which of fields already have a verdict in job (HMGET on the verdicts
+ * hash: only presence is used).  Best effort: sent only on an established
+ * connection, never resent; a lookup unanswered for command_timeout_ms
+ * drops the connection like a write would.  cb fires once, never from
+ * inside this call and never after jobstore_async_free().  0 sent, 1 not
+ * connected (no cb), -1 bad arguments or no memory (no cb). */
+int jobstore_async_have_verdicts(struct jobstore_async *ja, const char *job,
+    const char *const *fields, size_t n, jobstore_have_cb cb, void *arg);
 /* Replace worker r->worker's lane report (the hash, its expiry ttl_ms, its
  * place in the workers set) in one script call.  Best effort, unlike the
  * writes above: sent only when connected, never queued or resent (the next

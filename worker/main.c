@@ -168,7 +168,8 @@ struct wtask {
 	const char *mx_domain;
 	struct wtag *tags;
 	unsigned char *retry;     /* per address: goes to the retry topic */
-	size_t naddrs, nretry, unreported, pending;
+	unsigned char *have;      /* per address: its verdict was in Redis already */
+	size_t naddrs, nretry, unreported, pending, skipped;
 	uint64_t first_at, retry_due;    /* wall-clock ms */
 	uint64_t started_ms;
 	unsigned by_status[VS__COUNT];
@@ -176,6 +177,8 @@ struct wtask {
 	int started;              /* counted in tasks_inflight (running or waiting) */
 	int waiting;              /* in w->waiting: its lane may not open a session yet */
 	int running;              /* submitted to the engine: counted in w->act */
+	int looked_up;            /* asked Redis which addresses have verdicts */
+	int looking;              /* that lookup is unanswered */
 	TAILQ_ENTRY(wtask) wentry;
 	int failed;               /* do not store the offset */
 	/* the outgoing message (retry or dead letter), kept for a re-produce */
@@ -215,6 +218,7 @@ struct worker {
 	struct retry_policy retry;
 	size_t live;              /* tasks in the list */
 	size_t tasks_inflight;    /* started Task messages */
+	size_t looking_addrs;     /* addresses of those waiting for their Redis lookup */
 	size_t held;
 	size_t max_inflight, max_tasks, max_held;
 	size_t peak_tasks, peak_inflight, peak_held;   /* high-water marks, logged at stop */
@@ -428,7 +432,8 @@ worker_part_pause(struct worker *w, struct wpart *p, int pause)
 static void
 worker_update_pause(struct worker *w)
 {
-	size_t inflight = engine_pending(w->engine) + jobstore_async_pending(w->ja);
+	size_t inflight = engine_pending(w->engine) + jobstore_async_pending(w->ja) +
+	    w->looking_addrs;
 	uint64_t now = worker_now_ms();
 	int redis_ok, connected, full, held_full;
 	struct wpart *p;
@@ -531,6 +536,7 @@ worker_task_free(struct wtask *t)
 	free(t->dead_job);
 	free(t->tags);
 	free(t->retry);
+	free(t->have);
 	free(t->out_buf);
 	free(t->out_key);
 	free(t->out_error);
@@ -569,11 +575,12 @@ worker_task_finish(struct wtask *t)
 			metrics_inc(METRICS_TASKS_DONE, 1);
 			log_info("task done", "job=%s topic=%s partition=%" PRId32 " offset=%" PRId64
 			    " mx_domain=%s domain=%s attempt=%u addresses=%zu deliverable=%u "
-			    "undeliverable=%u risky=%u unknown=%u retried=%zu ms=%" PRIu64, t->job,
-			    p->topic, p->partition, t->offset, t->mx_domain, t->task->domain,
-			    t->task->attempt, t->naddrs, t->by_status[VS_DELIVERABLE],
-			    t->by_status[VS_UNDELIVERABLE], t->by_status[VS_RISKY],
-			    t->by_status[VS_UNKNOWN], t->nretry, worker_now_ms() - t->started_ms);
+			    "undeliverable=%u risky=%u unknown=%u retried=%zu skipped=%zu ms=%"
+			    PRIu64, t->job, p->topic, p->partition, t->offset, t->mx_domain,
+			    t->task->domain, t->task->attempt, t->naddrs,
+			    t->by_status[VS_DELIVERABLE], t->by_status[VS_UNDELIVERABLE],
+			    t->by_status[VS_RISKY], t->by_status[VS_UNKNOWN], t->nretry, t->skipped,
+			    worker_now_ms() - t->started_ms);
 		}
 		worker_part_done(w, p, t->offset);
 	}
@@ -731,6 +738,20 @@ worker_task_answer(struct wtask *t, size_t i, const struct verdict *v)
 	worker_task_step(t);
 }
 
+/* Address i of t has a verdict in Redis already (an earlier delivery of
+ * this message, or of a retry of it, wrote it; first wins, so probing it
+ * again could change nothing): answered without a probe or a write. */
+static void
+worker_task_skip(struct wtask *t, size_t i)
+{
+	(void)i;
+	t->skipped++;
+	t->unreported--;
+	if (t->unreported == 0)
+		worker_task_reported(t);
+	worker_task_step(t);
+}
+
 static void
 worker_on_probe(void *arg, void *tag, const char *address, const struct verdict *v)
 {
@@ -871,16 +892,12 @@ worker_drop_waiting(struct worker *w, struct wpart *p)
 	return n;
 }
 
-/* A task to work on (a fresh message, or a held retry now due): it runs
- * now, or waits while --max-sessions lanes are busy with others. */
+/* It runs now, or waits while --max-sessions lanes are busy with others. */
 static void
-worker_task_start(struct wtask *t)
+worker_task_admit(struct wtask *t)
 {
 	struct worker *w = t->w;
 
-	worker_task_link(t);
-	t->started = 1;
-	w->tasks_inflight++;
 	if (w->max_sessions > 0 && worker_act_find(w, t->mx_domain) == NULL &&
 	    (w->nwaiting > 0 || worker_sessions_busy(w) >= w->max_sessions)) {
 		t->waiting = 1;
@@ -891,6 +908,61 @@ worker_task_start(struct wtask *t)
 		return;
 	}
 	worker_task_run(t);
+}
+
+static void
+worker_on_have(void *arg, const unsigned char *have, size_t n)
+{
+	struct wtask *t = arg;
+	struct worker *w = t->w;
+
+	t->looking = 0;
+	w->looking_addrs -= t->naddrs;
+	if (have != NULL && n == t->naddrs && (t->have = malloc(n)) != NULL)
+		memcpy(t->have, have, n);
+	if (w->aborting || t->part->revoked) {
+		/* its partition went meanwhile: redone by the next owner */
+		t->failed = 1;
+		worker_task_finish(t);
+		return;
+	}
+	worker_task_admit(t);
+}
+
+/*
+ * A task to work on (a fresh message, or a held retry now due).  First ask
+ * Redis which of its addresses have a verdict already: a message delivered
+ * again (a worker killed before its offset was committed, a consumer group
+ * that reads the topic from the start) then costs no SMTP traffic for what
+ * is done.  Best effort: without an answer every address is probed, and
+ * the job store's first-wins keeps the counts right either way.
+ */
+static void
+worker_task_start(struct wtask *t)
+{
+	struct worker *w = t->w;
+	const char **fields;
+	int rc = 1;
+
+	worker_task_link(t);
+	t->started = 1;
+	w->tasks_inflight++;
+	if (!t->looked_up && t->naddrs > 0) {
+		t->looked_up = 1;
+		if ((fields = calloc(t->naddrs, sizeof(*fields))) != NULL) {
+			for (size_t i = 0; i < t->naddrs; i++)
+				fields[i] = t->task->addresses[i]->address;
+			rc = jobstore_async_have_verdicts(w->ja, t->job, fields, t->naddrs,
+			    worker_on_have, t);
+			free(fields);
+		}
+		if (rc == 0) {
+			t->looking = 1;
+			w->looking_addrs += t->naddrs;
+			return;
+		}
+	}
+	worker_task_admit(t);
 }
 
 /* Probe every address of t. */
@@ -930,6 +1002,10 @@ worker_task_run(struct wtask *t)
 
 		t->tags[i].t = t;
 		t->tags[i].i = i;
+		if (t->have != NULL && t->have[i]) {
+			worker_task_skip(t, i);
+			continue;
+		}
 		aerr = address_parse(a, strlen(a), &parsed);
 		if (aerr != ADDR_OK || strcasecmp(parsed.domain, task->domain) != 0) {
 			/* the coordinator checks syntax; this is a bad producer */
@@ -954,6 +1030,10 @@ worker_task_run(struct wtask *t)
 		(void)engine_submit(w->engine, &req);
 	}
 	free(hosts);
+	if (t->skipped > 0)
+		log_info("addresses already answered", "job=%s source=%s mx_domain=%s "
+		    "skipped=%zu addresses=%zu", t->job, t->src, t->mx_domain, t->skipped,
+		    t->naddrs);
 	worker_task_step(t);
 }
 

@@ -10,8 +10,13 @@
 #   kill9        kill -9 of a worker; a third worker takes over.  The fault
 #                must bite: some task message is done twice (by the killed
 #                worker, its offset not committed, and again by its
-#                successor) and the SMTP server sees more RCPTs than there
-#                are addresses (no catch-all probes here: one RCPT a pass)
+#                successor), and the successor finds the verdicts the killed
+#                worker wrote (Redis lookup before probing: "addresses already
+#                answered") instead of probing them again
+#   replay       no fault: the job done, a worker of a new consumer group
+#                reads the task topic from the start (auto.offset.reset
+#                earliest): every task message is done again with every
+#                address skipped, and the SMTP server sees no new RCPT
 #   broker       two of the three brokers down for 4 s, then up again
 #   kafka_errors Produce errors during submit, Fetch and OffsetCommit errors
 #                mid-job, then a graceful stop of one worker (its last
@@ -179,10 +184,42 @@ kill9)
 	done
 	again=$(sort "$tmp/done2" "$tmp/done3" | uniq | comm -12 "$tmp/done1" - | wc -l)
 	[ "$again" -gt 0 ] || fail "no task done by worker 1 was redelivered after kill -9"
+	# What worker 1 had written was looked up, not probed again: every
+	# task message it finished is done again with all its addresses
+	# skipped (its offset was never committed; its verdicts are in Redis).
+	skipped=$(cat "$tmp/w2.log" "$tmp/w3.log" |
+		sed -n "s/.*msg=\"addresses already answered\" job=$job .* skipped=\([0-9]*\) .*/\1/p" |
+		awk '{ s += $1 } END { print s + 0 }')
+	w1_addrs=$(sed -n "s/.*msg=\"task done\" job=$job .* addresses=\([0-9]*\) .*/\1/p" "$tmp/w1.log" |
+		awk '{ s += $1 } END { print s + 0 }')
+	[ "$skipped" -ge "$w1_addrs" ] ||
+		fail "worker 1 finished tasks of $w1_addrs addresses; its successors skipped only $skipped"
 	rcpts=$(sink_stat cmd_rcpt)
-	[ "$rcpts" -gt "$smtp_total" ] ||
-		fail "the SMTP server saw $rcpts RCPT for $smtp_total addresses: nothing was probed again"
-	echo "redelivered after kill -9: $again task messages; $rcpts RCPT for $smtp_total addresses"
+	[ "$rcpts" -ge "$smtp_total" ] || fail "the SMTP server saw $rcpts RCPT for $smtp_total addresses"
+	echo "redelivered after kill -9: $again task messages; $skipped addresses found in Redis, not probed again ($w1_addrs in worker 1's finished tasks); $rcpts RCPT for $smtp_total addresses"
+	;;
+replay)
+	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"
+	fleet_wait_done 50
+	rcpt1=$(sink_stat cmd_rcpt)
+	ntasks=$(cat "$tmp/w1.log" "$tmp/w2.log" | grep -c "msg=\"task done\" job=$job topic=$topic ")
+	# a new group: its worker reads mxsift.tasks from the start
+	group_old=$group group=$group-replay
+	fleet_worker 3 "${wargs[@]}"
+	group=$group_old
+	for _ in $(seq 1 600); do
+		[ "$(grep -c "msg=\"task done\" job=$job topic=$topic " "$tmp/w3.log")" -ge "$ntasks" ] && break
+		sleep 0.05
+	done
+	n3=$(grep -c "msg=\"task done\" job=$job topic=$topic " "$tmp/w3.log" || true)
+	[ "$n3" -ge "$ntasks" ] || fail "the new group's worker did $n3 of $ntasks task messages in 30 s"
+	grep "msg=\"task done\" job=$job topic=$topic " "$tmp/w3.log" |
+		awk '{ a = $0; s = $0; sub(/.* addresses=/, "", a); sub(/ .*/, "", a)
+			sub(/.* skipped=/, "", s); sub(/ .*/, "", s); if (a != s) bad++ }
+			END { exit bad > 0 }' || fail "a replayed task was probed: $(grep 'task done' "$tmp/w3.log" | head -n 3)"
+	rcpt2=$(sink_stat cmd_rcpt)
+	[ "$rcpt2" -eq "$rcpt1" ] || fail "the replay sent $((rcpt2 - rcpt1)) RCPT (every address had its verdict)"
+	echo "replay by a new group: $n3 task messages done again, every address skipped; RCPT $rcpt1 -> $rcpt2"
 	;;
 drain)
 	submit >"$tmp/submit.out" 2>"$tmp/submit.err" || fail "mxsift submit failed"

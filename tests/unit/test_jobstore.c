@@ -1021,6 +1021,108 @@ test_async_hung_server(void **state)
 	event_base_free(a.base);
 }
 
+/* have-verdicts lookups: presence per field; no answer (a server that
+ * never answers) is NULL after the command timeout; not connected is 1 and
+ * no callback; a lookup pending at free is never answered. */
+struct hcase {
+	struct event_base *base;
+	int fired, was_null;
+	unsigned char have[4];
+};
+
+static void
+on_have(void *arg, const unsigned char *have, size_t n)
+{
+	struct hcase *h = arg;
+
+	h->fired++;
+	h->was_null = have == NULL;
+	if (have != NULL)
+		memcpy(h->have, have, n < sizeof(h->have) ? n : sizeof(h->have));
+	event_base_loopbreak(h->base);
+}
+
+static void
+test_async_have_verdicts(void **state)
+{
+	struct srv *s = *state;
+	struct acase a = { 0 };
+	struct hcase h = { 0 };
+	struct jobstore_async_params p = { .connect_timeout_ms = 300, .command_timeout_ms = 300,
+		.backoff_min_ms = 50, .backoff_max_ms = 100 };
+	struct jobstore_async *ja;
+	struct sockaddr_in sin;
+	struct verdict v;
+	const char *fields[] = { "a0@alpha.test", "nope@alpha.test", "a2@alpha.test" };
+	char err[256], url[64];
+	int fd, port, one = 1;
+
+	NEED_SERVER(s);
+	a.base = h.base = event_base_new();
+	ja = jobstore_async_new(a.base, s->url, NULL, err, sizeof(err));
+	assert_non_null(ja);
+	/* before the connection is up: not sent */
+	assert_int_equal(jobstore_async_have_verdicts(ja, "have1", fields, 3, on_have, &h), 1);
+	make_verdict(&v, VR_ACCEPTED, 250, "2.1.5");
+	a.want = 2;
+	assert_int_equal(jobstore_async_put_verdict(ja, "have1", fields[0], fields[0], &v,
+	    on_written, &a), 0);
+	assert_int_equal(jobstore_async_put_verdict(ja, "have1", fields[2], fields[2], &v,
+	    on_written, &a), 0);
+	run_loop(a.base, 10);
+	assert_int_equal(a.fired, 2);
+	assert_int_equal(jobstore_async_have_verdicts(ja, "have1", fields, 3, on_have, &h), 0);
+	assert_int_equal(h.fired, 0);   /* never from inside the call */
+	run_loop(h.base, 10);
+	assert_int_equal(h.fired, 1);
+	assert_false(h.was_null);
+	assert_int_equal(h.have[0], 1);
+	assert_int_equal(h.have[1], 0);
+	assert_int_equal(h.have[2], 1);
+	/* another job has none of them */
+	h.fired = 0;
+	assert_int_equal(jobstore_async_have_verdicts(ja, "have2", fields, 3, on_have, &h), 0);
+	run_loop(h.base, 10);
+	assert_int_equal(h.fired, 1);
+	assert_false(h.was_null);
+	assert_int_equal(h.have[0] + h.have[1] + h.have[2], 0);
+	assert_int_equal(jobstore_async_have_verdicts(ja, "bad name", fields, 3, on_have, &h), -1);
+	assert_int_equal(jobstore_async_have_verdicts(ja, "have1", fields, 0, on_have, &h), -1);
+	/* pending at free: no callback */
+	h.fired = 0;
+	assert_int_equal(jobstore_async_have_verdicts(ja, "have1", fields, 3, on_have, &h), 0);
+	jobstore_async_free(ja);
+	assert_int_equal(h.fired, 0);
+
+	/* a server that accepts (the kernel's backlog) and never answers */
+	port = free_port();
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	ja = jobstore_async_new(h.base, url, &p, err, sizeof(err));
+	assert_non_null(ja);
+	for (int i = 0; i < 50 && !jobstore_async_connected(ja); i++) {
+		struct timeval tv = { 0, 20 * 1000 };
+		event_base_loopexit(h.base, &tv);
+		event_base_dispatch(h.base);
+	}
+	assert_true(jobstore_async_connected(ja));
+	h.fired = 0;
+	assert_int_equal(jobstore_async_have_verdicts(ja, "have1", fields, 3, on_have, &h), 0);
+	run_loop(h.base, 5);
+	assert_int_equal(h.fired, 1);
+	assert_true(h.was_null);
+	jobstore_async_free(ja);
+	close(fd);
+	event_base_free(h.base);
+}
+
 int
 main(void)
 {
@@ -1041,6 +1143,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lane_reports, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_reconnect, srv_setup, srv_teardown),
 		cmocka_unit_test_setup_teardown(test_async_hung_server, srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_async_have_verdicts, srv_setup, srv_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
