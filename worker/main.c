@@ -746,6 +746,7 @@ worker_task_skip(struct wtask *t, size_t i)
 {
 	(void)i;
 	t->skipped++;
+	metrics_inc(METRICS_ADDRESSES_SKIPPED, 1);
 	t->unreported--;
 	if (t->unreported == 0)
 		worker_task_reported(t);

@@ -57,6 +57,8 @@ static const struct {
 	    "Work handed to the retry topic for a later attempt." },
 	[METRICS_DEAD_LETTERS] = { "mxsift_dead_letters_total",
 	    "Messages handed to the dead-letter topic." },
+	[METRICS_ADDRESSES_SKIPPED] = { "mxsift_addresses_skipped_total",
+	    "Addresses of a task that had a verdict in Redis already (a task delivered again): not probed." },
 };
 
 /* A timed Redis write in flight. */

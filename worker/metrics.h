@@ -50,6 +50,7 @@ enum metrics_counter {
 	METRICS_BAD_MESSAGES,         /* undecodable messages skipped */
 	METRICS_RETRIES_SCHEDULED,    /* work handed to the retry topic */
 	METRICS_DEAD_LETTERS,         /* messages handed to the dead-letter topic */
+	METRICS_ADDRESSES_SKIPPED,    /* addresses with a verdict in Redis already */
 	METRICS__COUNT
 };
 

@@ -219,6 +219,12 @@ replay)
 			END { exit bad > 0 }' || fail "a replayed task was probed: $(grep 'task done' "$tmp/w3.log" | head -n 3)"
 	rcpt2=$(sink_stat cmd_rcpt)
 	[ "$rcpt2" -eq "$rcpt1" ] || fail "the replay sent $((rcpt2 - rcpt1)) RCPT (every address had its verdict)"
+	# and its metrics say so: every address it was handed, skipped
+	mport=$(sed -n 's/.*msg="metrics listening" addr=127.0.0.1 port=\([0-9]*\).*/\1/p' "$tmp/w3.log" | head -n 1)
+	handed=$(grep "msg=\"task done\" job=$job topic=$topic " "$tmp/w3.log" |
+		sed 's/.* addresses=\([0-9]*\) .*/\1/' | awk '{ s += $1 } END { print s + 0 }')
+	m=$(curl -fsS "http://127.0.0.1:$mport/metrics" | awk '$1 == "mxsift_addresses_skipped_total" { print $2 }')
+	[ "$m" = "$handed" ] || fail "mxsift_addresses_skipped_total $m, expected $handed"
 	echo "replay by a new group: $n3 task messages done again, every address skipped; RCPT $rcpt1 -> $rcpt2"
 	;;
 drain)
