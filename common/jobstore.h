@@ -58,26 +58,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "redis_url.h"
 #include "verdict.h"
 
 struct event_base;
 
 #define JOBSTORE_NAME_MAX 64
-#define JOBSTORE_DEFAULT_PORT 6379
 #define JOBSTORE_LAST_TTL_S 7776000        /* 90 days */
 #define JOBSTORE_LAST_TTL_STR "7776000"
-
-/* redis://[[user]:password@]host[:port][/db]; host may be [v6]. */
-struct jobstore_url {
-	char host[256];
-	int port;
-	char user[128];        /* "" = none (AUTH password only) */
-	char password[256];    /* "" = no AUTH */
-	int db;                /* SELECT db when > 0 */
-};
-
-/* 0, or -1 with err set. */
-int jobstore_parse_url(const char *url, struct jobstore_url *out, char *err, size_t errlen);
 
 /* 1 if name is a usable job name, else 0. */
 int jobstore_valid_name(const char *name);

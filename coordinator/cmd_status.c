@@ -40,6 +40,7 @@
 #include "intake.h"
 #include "jobstore.h"
 #include "log.h"
+#include "redis_url.h"
 #include "term.h"
 #include "verdict.h"
 
@@ -127,6 +128,9 @@ status_parse(int argc, char **argv, struct status_args *a, int with_output,
 		fprintf(stderr, "mxsift %s: bad job name '%s'\n", argv[0], a->job);
 		goto bad;
 	}
+	if (redis_url_check_option(with_output ? "mxsift export" : "mxsift status",
+	    a->redis) == -1)
+		return -1;
 	if (a->input == NULL && (a->column != NULL || a->field != NULL || a->input_format != NULL)) {
 		fprintf(stderr, "mxsift %s: --column, --field and --input-format go with --input\n",
 		    argv[0]);

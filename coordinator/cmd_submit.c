@@ -73,6 +73,7 @@
 #include "kafka.h"
 #include "lists.h"
 #include "log.h"
+#include "redis_url.h"
 #include "mxsift.pb-c.h"
 #include "plan.h"
 #include "progress.h"
@@ -759,6 +760,8 @@ cmd_submit(int argc, char **argv)
 		    s.job);
 		goto usage;
 	}
+	if (redis_url_check_option("mxsift submit", redis) == -1)
+		goto usage_out;
 	path = argv[optind];
 
 	if ((lists = lists_open(data_dir, err, sizeof(err))) == NULL) {

@@ -70,13 +70,17 @@ test_parse_url(void **state)
 		{ "redis://h/-1", 0, NULL, 0, NULL, NULL, 0 },
 		{ "redis://[::1", 0, NULL, 0, NULL, NULL, 0 },
 		{ "redis://:bad%4@h", 0, NULL, 0, NULL, NULL, 0 },
+		{ "rediss://h:6380", 0, NULL, 0, NULL, NULL, 0 },
+		/* a comment after the value in a config file is part of the value */
+		{ "redis://h:6379/0   # database 0", 0, NULL, 0, NULL, NULL, 0 },
+		{ "redis://h   # local", 0, NULL, 0, NULL, NULL, 0 },
 		{ NULL, 0, NULL, 0, NULL, NULL, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct jobstore_url u;
+		struct redis_url u;
 		char err[128] = "";
-		int rc = jobstore_parse_url(cases[i].url, &u, err, sizeof(err));
+		int rc = redis_url_parse(cases[i].url, &u, err, sizeof(err));
 
 		if (!cases[i].ok) {
 			if (rc != -1)
