@@ -945,6 +945,10 @@ js_meta_field(void *arg, const char *f, const char *v)
 	else if (strcmp(f, "total") == 0) m->total = js_u64(v);
 	else if (strcmp(f, "domains") == 0) m->domains = js_u64(v);
 	else if (strcmp(f, "tasks") == 0) m->tasks = js_u64(v);
+	else if (strcmp(f, "reused") == 0) {
+		m->reused = js_u64(v);
+		m->has_reused = 1;
+	}
 	else if (strcmp(f, "submitted_at") == 0) m->submitted_at = strtoll(v, NULL, 10);
 	else if (strcmp(f, "state") == 0) js_strlcpy(m->state, v, sizeof(m->state));
 	else if (strcmp(f, "file") == 0) js_strlcpy(m->file, v, sizeof(m->file));

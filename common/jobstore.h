@@ -3,7 +3,10 @@
  *
  * Keys per job NAME (NAME: 1..64 of [A-Za-z0-9._-], see jobstore_valid_name):
  *   mxsift:job:NAME:meta      hash  rows, unique, invalid, duplicates, total,
- *                                   domains, tasks, submitted_at, state, file
+ *                                   domains, tasks, submitted_at, state, file,
+ *                                   reused (verdicts copied from earlier jobs
+ *                                   by submit --reuse-within; set when submit
+ *                                   ends, absent from older jobs)
  *   mxsift:job:NAME:counts    hash  done, status:<status>, reason:<reason>,
  *                                   retried, dead, dead_addresses, backed_off
  *   mxsift:job:NAME:verdicts  hash  field -> serialised mxsift.Verdict (protobuf)
@@ -86,6 +89,8 @@ struct jobstore_meta {
 	uint64_t rows, unique, invalid, duplicates;
 	uint64_t total;        /* verdicts expected: unique valid + invalid rows */
 	uint64_t domains, tasks;
+	uint64_t reused;       /* of total: verdicts copied from earlier jobs */
+	int has_reused;        /* reused is in the hash (jobstore_get_meta only) */
 	int64_t submitted_at;  /* unix seconds */
 	char state[24];        /* planning, submitted, failed */
 	char file[256];

@@ -379,6 +379,7 @@ status_usage(FILE *f)
 	    "usage: mxsift status --job NAME --redis URL [--format text|json]\n"
 	    "\n"
 	    "Show a fleet job's progress: total verdicts expected, verdicts done, the\n"
+	    "verdicts reused from earlier jobs (submit --reuse-within), the\n"
 	    "counts per status and per reason, addresses retried later (temporary\n"
 	    "answers), dead-lettered messages, and rate-limit back-offs.  Then the\n"
 	    "lanes (MX domains) the running workers report, fleet-wide: backed-off\n"
@@ -430,6 +431,8 @@ status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
 	fprintf(f, "%-14s %" PRIu64 "\n", "invalid", m->invalid);
 	fprintf(f, "%-14s %" PRIu64 "\n", "duplicates", m->duplicates);
 	fprintf(f, "%-14s %" PRIu64 "\n", "tasks", m->tasks);
+	if (m->has_reused)
+		fprintf(f, "%-14s %" PRIu64 "\n", "reused", m->reused);
 	fprintf(f, "%-14s %" PRIu64 "\n", "total", m->total);
 	fprintf(f, "%-14s %" PRIu64 " (%.1f%%)\n", "done", c->done,
 	    m->total ? 100.0 * (double)c->done / (double)m->total : 100.0);
@@ -459,9 +462,12 @@ status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
 	    job, status_state(m, c), m->submitted_at);
 	status_json_str(f, m->file, 0);
 	fprintf(f, ",\"rows\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"invalid\":%" PRIu64
-	    ",\"duplicates\":%" PRIu64 ",\"tasks\":%" PRIu64 ",\"total\":%" PRIu64
-	    ",\"done\":%" PRIu64 ",\"status\":{", m->rows, m->unique, m->invalid, m->duplicates,
-	    m->tasks, m->total, c->done);
+	    ",\"duplicates\":%" PRIu64 ",\"tasks\":%" PRIu64, m->rows, m->unique, m->invalid,
+	    m->duplicates, m->tasks);
+	if (m->has_reused)
+		fprintf(f, ",\"reused\":%" PRIu64, m->reused);
+	fprintf(f, ",\"total\":%" PRIu64 ",\"done\":%" PRIu64 ",\"status\":{", m->total,
+	    c->done);
 	for (int i = 0; i < VS__COUNT; i++)
 		fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "",
 		    verdict_status_name((enum verdict_status)i), c->status[i]);
