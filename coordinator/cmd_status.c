@@ -398,6 +398,12 @@ status_usage(FILE *f)
 	    "Exit codes: 0 ok; 1 Redis failure or no such job; 2 usage error.\n");
 }
 
+/*
+ * The job's state as status and export say it, derived from the meta's
+ * state (planning, submitted, failed) and the counts: a submitted job is
+ * complete once every verdict is in, incomplete when dead-lettered addresses
+ * make up the rest, else running.
+ */
 static const char *
 status_state(const struct jobstore_meta *m, const struct jobstore_counts *c)
 {
@@ -624,11 +630,11 @@ cmd_export(int argc, char **argv)
 	}
 	if ((js = status_open("export", &a, &m, &rc)) == NULL)
 		return rc;
-	if (jobstore_get_counts(js, a.job, &c) == 0 &&
-	    (c.done < m.total || strcmp(m.state, "submitted") != 0))
+	/* the state in status's words: "running", not the meta's "submitted" */
+	if (jobstore_get_counts(js, a.job, &c) == 0 && strcmp(status_state(&m, &c), "complete") != 0)
 		fprintf(stderr, "mxsift export: job %s is not complete (%" PRIu64 " of %" PRIu64
 		    " verdicts, state %s): exporting what is there\n", a.job, c.done, m.total,
-		    m.state[0] ? m.state : "unknown");
+		    status_state(&m, &c));
 	x.out = stdout;
 	if (a.output != NULL && strcmp(a.output, "-") != 0) {
 		x.out = fopen(a.output, "w");

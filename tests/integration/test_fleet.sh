@@ -11,7 +11,9 @@
 #  - export agrees with `mxsift check` on the same list; export --input gives
 #    one row per input row, in order, equal to check's row by row, and in a
 #    job submitted with --fold-local always, duplicates by case get their
-#    first spelling's verdict; a row not in the job is counted, exit 1;
+#    first spelling's verdict; a row not in the job is counted, exit 1; the
+#    export of a job no worker serves says it is not complete with the state
+#    status says (running), that of a complete one nothing;
 #  - Postfix saw one session per MX host set (not per address), RSET between
 #    recipients (rset = rcpt - 1), QUIT at the end, no failed MAIL/RSET/EHLO,
 #    no 503 anywhere, and exactly one RCPT per unique SMTP-probed address
@@ -301,6 +303,22 @@ printf '%s\t%s\t%s\t%s\n' \
 	7 nobody@alpha.test nobody@alpha.test undeliverable/mailbox_not_found \
 	8 not-an-address not-an-address undeliverable/invalid_syntax >"$tmp/fold.want"
 diff -u "$tmp/fold.want" "$tmp/fold.have" || fail "export --input of the folded job"
+
+# a job no worker serves (a topic of its own): export names its state as status does
+job3="$job-idle"
+"$mxsift" submit --job "$job3" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic.idle" --quiet "$tmp/fold.csv" >/dev/null 2>"$tmp/submit3.err" ||
+	{ cat "$tmp/submit3.err" >&2; fail "submit of the idle job failed"; }
+s3=$("$mxsift" status --job "$job3" --redis "$redis" --format json)
+[ "$(jq -r .state <<<"$s3")" = running ] || fail "idle job: state $(jq -r .state <<<"$s3"), want running"
+"$mxsift" status --job "$job3" --redis "$redis" | grep -Eq '^state +running$' ||
+	fail "idle job: text status does not say running"
+"$mxsift" export --job "$job3" --redis "$redis" -o "$tmp/idle.csv" 2>"$tmp/idle.err" ||
+	fail "export of the idle job failed: $(cat "$tmp/idle.err")"
+grep -qF "mxsift export: job $job3 is not complete ($(jq .done <<<"$s3") of $(jq .total <<<"$s3") verdicts, state running): exporting what is there" \
+	"$tmp/idle.err" || fail "export of the idle job: $(cat "$tmp/idle.err")"
+# a complete job's export says nothing of the kind
+grep -q 'not complete' "$tmp/export-rows.err" && fail "export of a complete job: $(cat "$tmp/export-rows.err")"
 
 # a row the job has no verdict for: written, unknown/temp_failure, counted, exit 1
 printf 'email\nalice@alpha.test\nstranger@alpha.test\n' >"$tmp/other.csv"
