@@ -5,7 +5,8 @@
 #
 # Asserts:
 #  - status reaches done == total, and total == unique valid addresses +
-#    invalid rows of the fixture; counts per status/reason match it;
+#    invalid rows of the fixture; counts per status/reason match it; submit's
+#    last progress line says that total and every task;
 #  - export holds exactly one verdict per unique address (and one per invalid
 #    row), each the one the fixture's `expect` column names;
 #  - export agrees with `mxsift check` on the same list; export --input gives
@@ -133,6 +134,12 @@ log_start=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
 	{ cat "$tmp/submit.err" >&2; fail "mxsift submit exited non-zero"; }
 cat "$tmp/submit.out"
 grep -q "^submitted job $job: " "$tmp/submit.out" || fail "no summary line from submit"
+# submit's last progress line (stderr is a file: key=value lines) has the
+# job's total and every task
+tasks_made=$(sed -n 's/.*; \([0-9]*\) tasks (.*/\1/p' "$tmp/submit.out")
+last=$(grep '^progress ' "$tmp/submit.err" | tail -n 1)
+[[ "$last" == *" tasks=$tasks_made total=$total "* ]] ||
+	fail "submit's last progress line, want tasks=$tasks_made total=$total: $last"
 # a job name can only be used once
 if "$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
 	--topic "$topic" "$fixture" >/dev/null 2>&1; then
