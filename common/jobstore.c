@@ -122,6 +122,19 @@ jobstore_invalid_field(uint64_t line, char *out, size_t outlen)
 	snprintf(out, outlen, "#line:%" PRIu64, line);
 }
 
+uint64_t
+jobstore_invalid_line(const char *field)
+{
+	unsigned long long n;
+	char *end;
+
+	if (strncmp(field, "#line:", 6) != 0 || field[6] < '1' || field[6] > '9')
+		return 0;
+	errno = 0;
+	n = strtoull(field + 6, &end, 10);
+	return *end != '\0' || errno != 0 ? 0 : (uint64_t)n;
+}
+
 static void
 js_key(char *out, size_t outlen, const char *job, const char *what)
 {

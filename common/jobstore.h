@@ -75,6 +75,8 @@ int jobstore_valid_name(const char *name);
 
 /* The verdicts-hash field of an invalid input row: "#line:N". */
 void jobstore_invalid_field(uint64_t line, char *out, size_t outlen);
+/* N of such a field; 0 for any other field (an address). */
+uint64_t jobstore_invalid_line(const char *field);
 
 /* mxsift.Verdict <-> struct verdict.  pack returns a malloc'd buffer (*len
  * set) or NULL.  unpack returns 0 or -1 (bad bytes, unknown status/reason

@@ -552,8 +552,10 @@ export_usage(FILE *f)
 	    "                     [--input FILE [--column C] [--field F] [--input-format FMT]]\n"
 	    "\n"
 	    "Write every verdict of a fleet job, one row per unique address (and per\n"
-	    "invalid input row), in no particular order.  line is empty and input is\n"
-	    "null: the fleet keeps verdicts per address, not per input row.\n"
+	    "invalid input row), in no particular order (Redis's scan order).  input\n"
+	    "is null, and line is empty but for invalid rows: the fleet keeps\n"
+	    "verdicts per address, not per input row (an invalid row's address is its\n"
+	    "text).\n"
 	    "\n"
 	    "With --input, the list that was submitted is read again and joined with\n"
 	    "the job's verdicts: one row per input row, in input order, with its line\n"
@@ -593,7 +595,9 @@ static int
 export_row(void *arg, const char *field, const char *address, const struct verdict *v)
 {
 	struct export_state *x = arg;
-	struct verdict_row row = { .line = 0, .input = NULL, .address = address, .v = v };
+	/* an invalid row is kept per input row ("#line:N"), so its line is known */
+	struct verdict_row row = { .line = jobstore_invalid_line(field), .input = NULL,
+		.address = address, .v = v };
 
 	if (verdict_write_row(x->out, x->fmt, &row) == -1) {
 		x->werr = errno ? errno : EIO;
