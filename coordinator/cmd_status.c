@@ -578,7 +578,7 @@ export_usage(FILE *f)
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
-	    "detail,reply.\n"
+	    "detail,reply,suggestion.\n"
 	    "\n"
 	    "Exit codes: 0 ok; 1 Redis failure, no such job, a write error, or (--input)\n"
 	    "rows without a verdict; 2 usage error; 3 (--input) the input is unusable.\n");

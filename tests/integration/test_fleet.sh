@@ -9,7 +9,7 @@
 #    last progress line says that total and every task;
 #  - export holds exactly one verdict per unique address (and one per invalid
 #    row, with its line, as check writes it), each the one the fixture's
-#    `expect` column names;
+#    `expect` column names; its columns are those export --help lists;
 #  - export agrees with `mxsift check` on the same list; export --input gives
 #    one row per input row, in order, equal to check's row by row, and in a
 #    job submitted with --fold-local always, duplicates by case get their
@@ -195,6 +195,12 @@ fi
 "$mxsift" export --job "$job" --redis "$redis" -o "$tmp/export.csv" || fail "csv export failed"
 [ "$(head -n 1 "$tmp/export.csv")" = "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply,suggestion" ] ||
 	fail "csv export header: $(head -n 1 "$tmp/export.csv")"
+# export --help lists the columns the output has
+"$mxsift" export --help | sed -n '/^Columns: /,/\.$/p' | tr -d '\n' | sed 's/^Columns: //; s/\.$//' \
+	>"$tmp/help.columns"
+[ "$(cat "$tmp/help.columns")" = "$(head -n 1 "$tmp/export.csv")" ] ||
+	fail "export --help lists the columns '$(cat "$tmp/help.columns")', the output has '$(head -n 1 "$tmp/export.csv")'"
+[ "$(($(wc -l <"$tmp/export.csv") - 1))" -eq "$total" ] || fail "csv export has the wrong number of rows"
 # SMTP evidence survives the round trip through Redis
 jq -e 'select(.reason == "accepted") | select(.smtp_code != 250 or .mx_host == "")' \
 	"$tmp/export.jsonl" >/dev/null && fail "an accepted verdict without 250/mx_host evidence"
