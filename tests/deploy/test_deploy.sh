@@ -10,7 +10,8 @@
 #    which is the port of metrics-addr in the ConfigMap's [worker] section;
 #    the PodDisruptionBudget selects the Deployment's pods; every kustomize
 #    resource exists; compose runs a KRaft Kafka (no ZooKeeper), Redis and
-#    three workers;
+#    three workers; the CLI service (uid 10001) mounts host directories
+#    read-only and no recipe line has it write a file (-o) instead of stdout;
 #  - the ConfigMap's mxsift.conf is accepted by mxsift-worker and mxsift submit;
 #  - the configuration path of the systemd units (MXSIFT_CONFIG) and of the
 #    install lines (deploy/README.md, the units' comments) is the programs'
@@ -108,6 +109,16 @@ env = sv["kafka"]["environment"]
 assert "controller" in env["KAFKA_PROCESS_ROLES"], "compose Kafka must run in KRaft mode"
 assert not any("zookeeper" in s for s in sv), "no ZooKeeper"
 assert sv["worker"]["deploy"]["replicas"] == 3, "three workers"
+# The CLI runs as the image's uid 10001, which cannot write into a host
+# directory it does not own: its bind mounts are read-only, and no recipe has
+# it write a file (-o PATH) instead of stdout.
+for v in sv["mxsift"].get("volumes", []):
+    if isinstance(v, str) and v.startswith((".", "/")):
+        assert v.endswith(":ro"), f"compose mxsift: host mount {v} is not read-only"
+for f in ("docker-compose.yml", "README.md"):
+    for n, line in enumerate(open(os.path.join(deploy, f)), 1):
+        if "compose" in line and " run " in line and re.search(r" (-o|--output)[ =]", line):
+            raise AssertionError(f"{f}:{n}: the CLI container writes a file as uid 10001: {line.strip()}")
 print("manifests ok: readiness /readyz on port", port)
 EOF
 	"$worker" --config "$tmp/configmap.conf" --help >/dev/null 2>"$tmp/err" ||
