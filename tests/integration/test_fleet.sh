@@ -141,11 +141,13 @@ tasks_made=$(sed -n 's/.*; \([0-9]*\) tasks (.*/\1/p' "$tmp/submit.out")
 last=$(grep '^progress ' "$tmp/submit.err" | tail -n 1)
 [[ "$last" == *" tasks=$tasks_made total=$total "* ]] ||
 	fail "submit's last progress line, want tasks=$tasks_made total=$total: $last"
-# a job name can only be used once
+# a job name can only be used once (deploy/k8s/hygiene-cronjob.yaml quotes the message)
 if "$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
-	--topic "$topic" "$fixture" >/dev/null 2>&1; then
+	--topic "$topic" "$fixture" >/dev/null 2>"$tmp/again.err"; then
 	fail "a second submit with the same job name was accepted"
 fi
+grep -q "^mxsift submit: job '$job' already exists in Redis" "$tmp/again.err" ||
+	fail "a second submit with the same job name said: $(cat "$tmp/again.err")"
 
 status() { "$mxsift" status --job "$job" --redis "$redis" --format json; }
 s=$(status) || fail "mxsift status failed"
