@@ -264,6 +264,7 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 	uint64_t lanes = 0, backed_off = 0;
 	size_t n = 0, nbacked = 0, w[6];
 	int64_t now = status_now_ms();
+	int listed;
 
 	for (size_t i = 0; i < nreps; i++) {
 		lanes += reps[i].lanes;
@@ -272,6 +273,7 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 	}
 	if (n > 0)
 		refs = calloc(n, sizeof(*refs));   /* no memory: the counts only */
+	listed = n == 0 || refs != NULL;
 	n = 0;
 	for (size_t i = 0; refs != NULL && i < nreps; i++)
 		for (size_t j = 0; j < reps[i].n; j++) {
@@ -288,8 +290,20 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 	if (n > nbacked + STATUS_TOP_LANES)
 		n = nbacked + STATUS_TOP_LANES;
 	fprintf(f, "%-14s %zu\n", "workers", nreps);
-	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown)\n", "lanes", lanes,
+	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown", "lanes", lanes,
 	    backed_off, n);
+	/* Say why the others are not: a worker reports only lanes with work
+	 * (queued recipients or a session) or backed off, and its 20 deepest
+	 * queues (LANESTATUS_TOP).  With fewer than 20 such rows and every
+	 * backed-off lane listed, nothing was cut: the rest are idle. */
+	if (listed && n < lanes) {
+		if (n - nbacked < STATUS_TOP_LANES && nbacked == backed_off)
+			fprintf(f, ", %" PRIu64 " idle: nothing queued, no session", lanes - n);
+		else
+			fprintf(f, "; the others are idle or past the %d deepest queues",
+			    STATUS_TOP_LANES);
+	}
+	fprintf(f, ")\n");
 	if (n == 0) {
 		free(refs);
 		return;
