@@ -60,8 +60,9 @@ static const struct {
 	[ADDR_DOMAIN_NO_DOT] = { "domain_no_dot",
 	    "The domain has a single label and is not reachable on the Internet." },
 	[ADDR_IP_LITERAL] = { "ip_literal",
-	    "The domain is an IP address literal ([...]): valid syntax, but not "
-	    "probed (no MX applies, and mailbox providers refuse such addresses)." },
+	    "The domain is an IP address literal ([...]): RFC 5321 allows it, but "
+	    "mailbox providers refuse such addresses and no MX applies, so it is "
+	    "treated as invalid and not probed." },
 	[ADDR_IDN_BAD] = { "idn_bad",
 	    "The internationalised domain name cannot be converted to ASCII." },
 	[ADDR_PATH_TOO_LONG] = { "path_too_long",

@@ -20,6 +20,7 @@
 
 #include "duration.h"
 #include "log.h"
+#include "redis_url.h"
 
 extern char **environ;
 
@@ -168,10 +169,10 @@ config_has_ctl(const char *v)
 
 /*
  * Check the value of a key whose meaning is the same in every command.
- * Returns NULL when fine, else what is wrong (a static string).
+ * Returns NULL when fine, else what is wrong (a static string, or buf).
  */
 static const char *
-config_check_value(const char *key, const char *v)
+config_check_value(const char *key, const char *v, char *buf, size_t buflen)
 {
 	if (config_has_ctl(v))
 		return "control characters are not allowed";
@@ -190,11 +191,16 @@ config_check_value(const char *key, const char *v)
 		if (log_parse_level(v) < 0)
 			return "wants debug, info, warn or error";
 	} else if (strcmp(key, "redis") == 0) {
-		if (strncmp(v, "rediss://", 9) == 0)
-			return "rediss:// (TLS) is not supported: hiredis 0.14 has no TLS; "
-			       "reach Redis over a private network or a TLS tunnel (stunnel)";
-		if (strncmp(v, "redis://", 8) != 0)
-			return "wants redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
+		struct redis_url u;
+
+		/* the whole URL, so that a bad one stops every command here,
+		 * naming its place, and not at its first connection */
+		if (redis_url_parse(v, &u, buf, buflen) == -1) {
+			size_t n = strlen(buf);
+
+			snprintf(buf + n, buflen - n, " (wants " REDIS_URL_SYNTAX ")");
+			return buf;
+		}
 	} else if (strcmp(key, "mail-from") == 0) {
 		if (strpbrk(v, "<> ") != NULL)
 			return "wants a bare address (local@domain) or an empty value for <>";
@@ -249,6 +255,7 @@ config_add(struct config_list *l, const struct option *longopts, int kafka, int 
 {
 	const struct option *o;
 	const char *why;
+	char whybuf[320];
 	char *arg;
 	int b;
 
@@ -269,8 +276,9 @@ config_add(struct config_list *l, const struct option *longopts, int kafka, int 
 			return config_err(err, errlen, "out of memory");
 		return 0;
 	}
-	if ((why = config_check_value(key, value)) != NULL)
-		return config_err(err, errlen, "%s: %s %s", where, key, why);
+	if ((why = config_check_value(key, value, whybuf, sizeof(whybuf))) != NULL)
+		return config_err(err, errlen, "%s: %s%s%s", where, key, why == whybuf ? ": " : " ",
+		    why);
 	o = CONFIG_IN(key, config_never) ? NULL : config_find_opt(longopts, key);
 	if (o == NULL) {
 		if (shared)

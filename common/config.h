@@ -48,9 +48,9 @@
  * names the place to fix: "FILE:LINE: unknown key 'x' in [worker] (known:
  * ...)", "MXSIFT_SMTP_PORT: smtp-port wants 1..65535", "--config: cannot
  * read FILE: reason".  Values of shared keys are checked here (port, TLS
- * mode, log level, Redis URL scheme, addresses without CR/LF, SMTP
- * timeouts: duration.h); the rest are checked by the command, whose
- * message names the option.
+ * mode, log level, the whole Redis URL: redis_url.h, addresses without
+ * CR/LF, SMTP timeouts: duration.h); the rest are checked by the command,
+ * whose message names the option.
  */
 #ifndef MXSIFT_CONFIG_H
 #define MXSIFT_CONFIG_H

@@ -1,7 +1,7 @@
 /*
  * jobstore.c — a fleet job's state in Redis (see jobstore.h for the keys).
  *
- * Owns: the Redis URL parser, the Verdict protobuf mapping, the one Lua
+ * Owns: the Verdict protobuf mapping, the one Lua
  * script that writes a verdict and counts it only if new, a blocking client
  * (hiredis redisContext) and an asynchronous client on a libevent loop.
  *
@@ -122,6 +122,19 @@ jobstore_invalid_field(uint64_t line, char *out, size_t outlen)
 	snprintf(out, outlen, "#line:%" PRIu64, line);
 }
 
+uint64_t
+jobstore_invalid_line(const char *field)
+{
+	unsigned long long n;
+	char *end;
+
+	if (strncmp(field, "#line:", 6) != 0 || field[6] < '1' || field[6] > '9')
+		return 0;
+	errno = 0;
+	n = strtoull(field + 6, &end, 10);
+	return *end != '\0' || errno != 0 ? 0 : (uint64_t)n;
+}
+
 static void
 js_key(char *out, size_t outlen, const char *job, const char *what)
 {
@@ -139,35 +152,6 @@ js_copy(char *out, size_t outlen, const char *s, size_t n)
 	return 0;
 }
 
-/* Percent-decoding for the user and password parts (RFC 3986). */
-static int
-js_copy_decoded(char *out, size_t outlen, const char *s, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '%') {
-			char hex[3];
-			char *end;
-			if (i + 2 >= n)
-				return -1;
-			hex[0] = s[i + 1];
-			hex[1] = s[i + 2];
-			hex[2] = '\0';
-			c = (char)strtol(hex, &end, 16);
-			if (*end != '\0' || c == '\0')
-				return -1;
-			i += 2;
-		}
-		if (o + 1 >= outlen)
-			return -1;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 static int
 js_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -182,86 +166,6 @@ js_fail(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
-}
-
-int
-jobstore_parse_url(const char *url, struct jobstore_url *out, char *err, size_t errlen)
-{
-	const char *p, *at, *hostend, *end, *colon;
-	long v;
-	char *e;
-
-	memset(out, 0, sizeof(*out));
-	out->port = JOBSTORE_DEFAULT_PORT;
-	if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
-		return js_fail(err, errlen, "redis URL must start with redis://");
-	p = url + 8;
-	end = p + strcspn(p, "/?#");
-	/* userinfo: the last '@' before the path (a password may hold '@' only
-	 * percent-encoded, but be lenient about it anyway) */
-	at = NULL;
-	for (const char *q = p; q < end; q++)
-		if (*q == '@')
-			at = q;
-	if (at != NULL) {
-		colon = memchr(p, ':', (size_t)(at - p));
-		if (colon == NULL) {
-			/* redis://password@host is a common shorthand */
-			if (js_copy_decoded(out->password, sizeof(out->password), p,
-			    (size_t)(at - p)) == -1)
-				return js_fail(err, errlen, "bad password in redis URL");
-		} else {
-			if (js_copy_decoded(out->user, sizeof(out->user), p,
-			    (size_t)(colon - p)) == -1 ||
-			    js_copy_decoded(out->password, sizeof(out->password), colon + 1,
-			    (size_t)(at - colon - 1)) == -1)
-				return js_fail(err, errlen, "bad user or password in redis URL");
-		}
-		p = at + 1;
-	}
-	if (*p == '[') {
-		hostend = memchr(p, ']', (size_t)(end - p));
-		if (hostend == NULL)
-			return js_fail(err, errlen, "unterminated [ in redis URL");
-		if (js_copy(out->host, sizeof(out->host), p + 1, (size_t)(hostend - p - 1)) == -1)
-			return js_fail(err, errlen, "host too long in redis URL");
-		p = hostend + 1;
-		if (p < end && *p != ':')
-			return js_fail(err, errlen, "junk after ] in redis URL");
-	} else {
-		hostend = memchr(p, ':', (size_t)(end - p));
-		if (hostend == NULL)
-			hostend = end;
-		if (js_copy(out->host, sizeof(out->host), p, (size_t)(hostend - p)) == -1)
-			return js_fail(err, errlen, "host too long in redis URL");
-		p = hostend;
-	}
-	if (out->host[0] == '\0')
-		snprintf(out->host, sizeof(out->host), "127.0.0.1");
-	if (p < end && *p == ':') {
-		char port[8];
-		if (js_copy(port, sizeof(port), p + 1, (size_t)(end - p - 1)) == -1 ||
-		    port[0] == '\0')
-			return js_fail(err, errlen, "bad port in redis URL");
-		errno = 0;
-		v = strtol(port, &e, 10);
-		if (*e != '\0' || errno != 0 || v < 1 || v > 65535)
-			return js_fail(err, errlen, "bad port in redis URL");
-		out->port = (int)v;
-	}
-	p = end;
-	if (*p == '/') {
-		p++;
-		if (*p != '\0' && *p != '?' && *p != '#') {
-			errno = 0;
-			v = strtol(p, &e, 10);
-			if ((*e != '\0' && *e != '?' && *e != '#') || errno != 0 || v < 0 ||
-			    v > INT_MAX || e == p)
-				return js_fail(err, errlen, "bad database number in redis URL");
-			out->db = (int)v;
-		}
-	}
-	return 0;
 }
 
 /* ---- Verdict <-> protobuf ---------------------------------------------- */
@@ -739,12 +643,12 @@ js_cmd(struct jobstore *js, const char *what, int argc, const char **argv, const
 struct jobstore *
 jobstore_connect(const char *url, unsigned timeout_ms, char *err, size_t errlen)
 {
-	struct jobstore_url u;
+	struct redis_url u;
 	struct jobstore *js;
 	struct timeval tv;
 	redisReply *r;
 
-	if (jobstore_parse_url(url, &u, err, errlen) == -1)
+	if (redis_url_parse(url, &u, err, errlen) == -1)
 		return NULL;
 	if (timeout_ms == 0)
 		timeout_ms = 5000;
@@ -1054,6 +958,10 @@ js_meta_field(void *arg, const char *f, const char *v)
 	else if (strcmp(f, "total") == 0) m->total = js_u64(v);
 	else if (strcmp(f, "domains") == 0) m->domains = js_u64(v);
 	else if (strcmp(f, "tasks") == 0) m->tasks = js_u64(v);
+	else if (strcmp(f, "reused") == 0) {
+		m->reused = js_u64(v);
+		m->has_reused = 1;
+	}
 	else if (strcmp(f, "submitted_at") == 0) m->submitted_at = strtoll(v, NULL, 10);
 	else if (strcmp(f, "state") == 0) js_strlcpy(m->state, v, sizeof(m->state));
 	else if (strcmp(f, "file") == 0) js_strlcpy(m->file, v, sizeof(m->file));
@@ -1455,7 +1363,7 @@ TAILQ_HEAD(ja_read_list, ja_read);
 
 struct jobstore_async {
 	struct event_base *base;
-	struct jobstore_url url;
+	struct redis_url url;
 	struct jobstore_async_params p;
 	redisAsyncContext *ac;
 	enum ja_state state;
@@ -1723,7 +1631,7 @@ jobstore_async_new(struct event_base *base, const char *url,
 		js_fail(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (jobstore_parse_url(url, &ja->url, err, errlen) == -1) {
+	if (redis_url_parse(url, &ja->url, err, errlen) == -1) {
 		free(ja);
 		return NULL;
 	}

@@ -3,7 +3,10 @@
  *
  * Keys per job NAME (NAME: 1..64 of [A-Za-z0-9._-], see jobstore_valid_name):
  *   mxsift:job:NAME:meta      hash  rows, unique, invalid, duplicates, total,
- *                                   domains, tasks, submitted_at, state, file
+ *                                   domains, tasks, submitted_at, state, file,
+ *                                   reused (verdicts copied from earlier jobs
+ *                                   by submit --reuse-within; set when submit
+ *                                   ends, absent from older jobs)
  *   mxsift:job:NAME:counts    hash  done, status:<status>, reason:<reason>,
  *                                   retried, dead, dead_addresses, backed_off
  *   mxsift:job:NAME:verdicts  hash  field -> serialised mxsift.Verdict (protobuf)
@@ -58,32 +61,22 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "redis_url.h"
 #include "verdict.h"
 
 struct event_base;
 
 #define JOBSTORE_NAME_MAX 64
-#define JOBSTORE_DEFAULT_PORT 6379
 #define JOBSTORE_LAST_TTL_S 7776000        /* 90 days */
 #define JOBSTORE_LAST_TTL_STR "7776000"
-
-/* redis://[[user]:password@]host[:port][/db]; host may be [v6]. */
-struct jobstore_url {
-	char host[256];
-	int port;
-	char user[128];        /* "" = none (AUTH password only) */
-	char password[256];    /* "" = no AUTH */
-	int db;                /* SELECT db when > 0 */
-};
-
-/* 0, or -1 with err set. */
-int jobstore_parse_url(const char *url, struct jobstore_url *out, char *err, size_t errlen);
 
 /* 1 if name is a usable job name, else 0. */
 int jobstore_valid_name(const char *name);
 
 /* The verdicts-hash field of an invalid input row: "#line:N". */
 void jobstore_invalid_field(uint64_t line, char *out, size_t outlen);
+/* N of such a field; 0 for any other field (an address). */
+uint64_t jobstore_invalid_line(const char *field);
 
 /* mxsift.Verdict <-> struct verdict.  pack returns a malloc'd buffer (*len
  * set) or NULL.  unpack returns 0 or -1 (bad bytes, unknown status/reason
@@ -98,6 +91,8 @@ struct jobstore_meta {
 	uint64_t rows, unique, invalid, duplicates;
 	uint64_t total;        /* verdicts expected: unique valid + invalid rows */
 	uint64_t domains, tasks;
+	uint64_t reused;       /* of total: verdicts copied from earlier jobs */
+	int has_reused;        /* reused is in the hash (jobstore_get_meta only) */
 	int64_t submitted_at;  /* unix seconds */
 	char state[24];        /* planning, submitted, failed */
 	char file[256];

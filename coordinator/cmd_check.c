@@ -246,7 +246,8 @@ check_usage(FILE *f)
 	    "Exit codes: 0 done; 1 runtime failure, or done but the DNS resolver answered\n"
 	    "for no domain, or a read error (truncated gzip) ended the input early (the\n"
 	    "rows before it are written); 2 usage error (also: -o or --report is the\n"
-	    "input file); 3 input unusable (unreadable, no such column, not JSONL);\n"
+	    "input file); 3 input unusable (unreadable, no such column, not JSONL,\n"
+	    "UTF-16);\n"
 	    "130 / 143 interrupted by SIGINT / SIGTERM (a second one exits at once).\n",
 	    lists_default_dir());
 }

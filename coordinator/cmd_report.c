@@ -24,6 +24,7 @@
 #include "config.h"
 #include "jobstore.h"
 #include "log.h"
+#include "redis_url.h"
 #include "report.h"
 
 static void
@@ -116,6 +117,8 @@ cmd_report(int argc, char **argv)
 		fprintf(stderr, "mxsift report: bad job name '%s'\n", job);
 		return MXSIFT_EXIT_USAGE;
 	}
+	if (redis_url_check_option("mxsift report", redis) == -1)
+		return MXSIFT_EXIT_USAGE;
 	if ((js = jobstore_connect(redis, 5000, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift report: %s\n", err);
 		return MXSIFT_EXIT_FAILURE;

@@ -40,6 +40,7 @@
 #include "intake.h"
 #include "jobstore.h"
 #include "log.h"
+#include "redis_url.h"
 #include "term.h"
 #include "verdict.h"
 
@@ -127,6 +128,9 @@ status_parse(int argc, char **argv, struct status_args *a, int with_output,
 		fprintf(stderr, "mxsift %s: bad job name '%s'\n", argv[0], a->job);
 		goto bad;
 	}
+	if (redis_url_check_option(with_output ? "mxsift export" : "mxsift status",
+	    a->redis) == -1)
+		return -1;
 	if (a->input == NULL && (a->column != NULL || a->field != NULL || a->input_format != NULL)) {
 		fprintf(stderr, "mxsift %s: --column, --field and --input-format go with --input\n",
 		    argv[0]);
@@ -260,6 +264,7 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 	uint64_t lanes = 0, backed_off = 0;
 	size_t n = 0, nbacked = 0, w[6];
 	int64_t now = status_now_ms();
+	int listed;
 
 	for (size_t i = 0; i < nreps; i++) {
 		lanes += reps[i].lanes;
@@ -268,6 +273,7 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 	}
 	if (n > 0)
 		refs = calloc(n, sizeof(*refs));   /* no memory: the counts only */
+	listed = n == 0 || refs != NULL;
 	n = 0;
 	for (size_t i = 0; refs != NULL && i < nreps; i++)
 		for (size_t j = 0; j < reps[i].n; j++) {
@@ -284,8 +290,20 @@ status_print_lanes_text(FILE *f, const struct jobstore_lane_report *reps, size_t
 	if (n > nbacked + STATUS_TOP_LANES)
 		n = nbacked + STATUS_TOP_LANES;
 	fprintf(f, "%-14s %zu\n", "workers", nreps);
-	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown)\n", "lanes", lanes,
+	fprintf(f, "%-14s %" PRIu64 " (%" PRIu64 " backed off, %zu shown", "lanes", lanes,
 	    backed_off, n);
+	/* Say why the others are not: a worker reports only lanes with work
+	 * (queued recipients or a session) or backed off, and its 20 deepest
+	 * queues (LANESTATUS_TOP).  With fewer than 20 such rows and every
+	 * backed-off lane listed, nothing was cut: the rest are idle. */
+	if (listed && n < lanes) {
+		if (n - nbacked < STATUS_TOP_LANES && nbacked == backed_off)
+			fprintf(f, ", %" PRIu64 " idle: nothing queued, no session", lanes - n);
+		else
+			fprintf(f, "; the others are idle or past the %d deepest queues",
+			    STATUS_TOP_LANES);
+	}
+	fprintf(f, ")\n");
 	if (n == 0) {
 		free(refs);
 		return;
@@ -375,6 +393,7 @@ status_usage(FILE *f)
 	    "usage: mxsift status --job NAME --redis URL [--format text|json]\n"
 	    "\n"
 	    "Show a fleet job's progress: total verdicts expected, verdicts done, the\n"
+	    "verdicts reused from earlier jobs (submit --reuse-within), the\n"
 	    "counts per status and per reason, addresses retried later (temporary\n"
 	    "answers), dead-lettered messages, and rate-limit back-offs.  Then the\n"
 	    "lanes (MX domains) the running workers report, fleet-wide: backed-off\n"
@@ -393,6 +412,12 @@ status_usage(FILE *f)
 	    "Exit codes: 0 ok; 1 Redis failure or no such job; 2 usage error.\n");
 }
 
+/*
+ * The job's state as status and export say it, derived from the meta's
+ * state (planning, submitted, failed) and the counts: a submitted job is
+ * complete once every verdict is in, incomplete when dead-lettered addresses
+ * make up the rest, else running.
+ */
 static const char *
 status_state(const struct jobstore_meta *m, const struct jobstore_counts *c)
 {
@@ -426,6 +451,8 @@ status_print_text(FILE *f, const char *job, const struct jobstore_meta *m,
 	fprintf(f, "%-14s %" PRIu64 "\n", "invalid", m->invalid);
 	fprintf(f, "%-14s %" PRIu64 "\n", "duplicates", m->duplicates);
 	fprintf(f, "%-14s %" PRIu64 "\n", "tasks", m->tasks);
+	if (m->has_reused)
+		fprintf(f, "%-14s %" PRIu64 "\n", "reused", m->reused);
 	fprintf(f, "%-14s %" PRIu64 "\n", "total", m->total);
 	fprintf(f, "%-14s %" PRIu64 " (%.1f%%)\n", "done", c->done,
 	    m->total ? 100.0 * (double)c->done / (double)m->total : 100.0);
@@ -455,9 +482,12 @@ status_print_json(FILE *f, const char *job, const struct jobstore_meta *m,
 	    job, status_state(m, c), m->submitted_at);
 	status_json_str(f, m->file, 0);
 	fprintf(f, ",\"rows\":%" PRIu64 ",\"unique\":%" PRIu64 ",\"invalid\":%" PRIu64
-	    ",\"duplicates\":%" PRIu64 ",\"tasks\":%" PRIu64 ",\"total\":%" PRIu64
-	    ",\"done\":%" PRIu64 ",\"status\":{", m->rows, m->unique, m->invalid, m->duplicates,
-	    m->tasks, m->total, c->done);
+	    ",\"duplicates\":%" PRIu64 ",\"tasks\":%" PRIu64, m->rows, m->unique, m->invalid,
+	    m->duplicates, m->tasks);
+	if (m->has_reused)
+		fprintf(f, ",\"reused\":%" PRIu64, m->reused);
+	fprintf(f, ",\"total\":%" PRIu64 ",\"done\":%" PRIu64 ",\"status\":{", m->total,
+	    c->done);
 	for (int i = 0; i < VS__COUNT; i++)
 		fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "",
 		    verdict_status_name((enum verdict_status)i), c->status[i]);
@@ -536,8 +566,10 @@ export_usage(FILE *f)
 	    "                     [--input FILE [--column C] [--field F] [--input-format FMT]]\n"
 	    "\n"
 	    "Write every verdict of a fleet job, one row per unique address (and per\n"
-	    "invalid input row), in no particular order.  line is empty and input is\n"
-	    "null: the fleet keeps verdicts per address, not per input row.\n"
+	    "invalid input row), in no particular order (Redis's scan order).  input\n"
+	    "is null, and line is empty but for invalid rows: the fleet keeps\n"
+	    "verdicts per address, not per input row (an invalid row's address is its\n"
+	    "text).\n"
 	    "\n"
 	    "With --input, the list that was submitted is read again and joined with\n"
 	    "the job's verdicts: one row per input row, in input order, with its line\n"
@@ -560,7 +592,7 @@ export_usage(FILE *f)
 	    "  -h, --help              this help\n"
 	    "\n"
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
-	    "detail,reply.\n"
+	    "detail,reply,suggestion.\n"
 	    "\n"
 	    "Exit codes: 0 ok; 1 Redis failure, no such job, a write error, or (--input)\n"
 	    "rows without a verdict; 2 usage error; 3 (--input) the input is unusable.\n");
@@ -577,7 +609,9 @@ static int
 export_row(void *arg, const char *field, const char *address, const struct verdict *v)
 {
 	struct export_state *x = arg;
-	struct verdict_row row = { .line = 0, .input = NULL, .address = address, .v = v };
+	/* an invalid row is kept per input row ("#line:N"), so its line is known */
+	struct verdict_row row = { .line = jobstore_invalid_line(field), .input = NULL,
+		.address = address, .v = v };
 
 	if (verdict_write_row(x->out, x->fmt, &row) == -1) {
 		x->werr = errno ? errno : EIO;
@@ -614,11 +648,11 @@ cmd_export(int argc, char **argv)
 	}
 	if ((js = status_open("export", &a, &m, &rc)) == NULL)
 		return rc;
-	if (jobstore_get_counts(js, a.job, &c) == 0 &&
-	    (c.done < m.total || strcmp(m.state, "submitted") != 0))
+	/* the state in status's words: "running", not the meta's "submitted" */
+	if (jobstore_get_counts(js, a.job, &c) == 0 && strcmp(status_state(&m, &c), "complete") != 0)
 		fprintf(stderr, "mxsift export: job %s is not complete (%" PRIu64 " of %" PRIu64
 		    " verdicts, state %s): exporting what is there\n", a.job, c.done, m.total,
-		    m.state[0] ? m.state : "unknown");
+		    status_state(&m, &c));
 	x.out = stdout;
 	if (a.output != NULL && strcmp(a.output, "-") != 0) {
 		x.out = fopen(a.output, "w");

@@ -73,6 +73,7 @@
 #include "kafka.h"
 #include "lists.h"
 #include "log.h"
+#include "redis_url.h"
 #include "mxsift.pb-c.h"
 #include "plan.h"
 #include "progress.h"
@@ -759,6 +760,8 @@ cmd_submit(int argc, char **argv)
 		    s.job);
 		goto usage;
 	}
+	if (redis_url_check_option("mxsift submit", redis) == -1)
+		goto usage_out;
 	path = argv[optind];
 
 	if ((lists = lists_open(data_dir, err, sizeof(err))) == NULL) {
@@ -866,7 +869,8 @@ cmd_submit(int argc, char **argv)
 		goto out;
 	}
 	plan_get_stats(s.plan, &st);
-	progress_show(&s.pg, &st, s.tasks, 0, 1);
+	/* every task is made: the bar ends full, "tasks N/N" */
+	progress_show(&s.pg, &st, s.tasks, s.tasks, 1);
 	/* No domain answered: the held dns_error verdicts are not written (a
 	 * --resume with a working resolver must be able to give the real
 	 * ones) and the job is failed below.  Some domain answered after the

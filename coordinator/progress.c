@@ -124,7 +124,8 @@ progress_show(struct progress *pg, const struct plan_stats *st, uint64_t work_do
 		    (unsigned long long)st->rows, (unsigned long long)st->invalid,
 		    (unsigned long long)st->duplicates, (unsigned long long)st->unique,
 		    (unsigned long long)st->domains, (unsigned long long)st->resolved,
-		    pg->work, (unsigned long long)work_done, (unsigned long long)work_total,
-		    rate, etas, st->reading ? " reading" : "");
+		    pg->work, (unsigned long long)work_done,
+		    (unsigned long long)(st->unique + st->invalid), rate, etas,
+		    st->reading ? " reading" : "");
 	fflush(pg->out);
 }

@@ -36,7 +36,14 @@ struct progress {
  * MXSIFT_PROGRESS_INTERVAL (a bad value is reported on out once and the
  * default kept). */
 void progress_init(struct progress *pg, FILE *out, int quiet, const char *work);
-/* work_total 0 = unknown.  final: print whatever the interval, end the bar. */
+/*
+ * work_done of work_total (0 = unknown) makes the bar's fraction and the ETA
+ * once reading is over.  A line's total= is the verdicts expected so far,
+ * unique + invalid (the job's total in `mxsift status`), whatever the work
+ * counts: for check the same as work_total, for submit (work: tasks, whose
+ * number is known only at the end) not.  final: print whatever the
+ * interval, end the bar.
+ */
 void progress_show(struct progress *pg, const struct plan_stats *st, uint64_t work_done,
     uint64_t work_total, int final);
 /* "1:02:03" / "4:05" / "-" for unknown; for tests. */

@@ -109,6 +109,7 @@
 #include "metrics.h"
 #include "mxsift.pb-c.h"
 #include "offsets.h"
+#include "redis_url.h"
 #include "retry.h"
 #include "verdict.h"
 
@@ -1819,6 +1820,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxsift-worker: --brokers and --redis are required\n");
 		goto usage;
 	}
+	if (redis_url_check_option("mxsift-worker", redis) == -1)
+		goto bad_value;
 	if (strcmp(w.topic, w.retry_topic) == 0 || strcmp(w.topic, w.dead_topic) == 0 ||
 	    strcmp(w.retry_topic, w.dead_topic) == 0) {
 		fprintf(stderr, "mxsift-worker: the task, retry and dead-letter topics must differ\n");

@@ -10,8 +10,12 @@
 #    which is the port of metrics-addr in the ConfigMap's [worker] section;
 #    the PodDisruptionBudget selects the Deployment's pods; every kustomize
 #    resource exists; compose runs a KRaft Kafka (no ZooKeeper), Redis and
-#    three workers;
+#    three workers; the CLI service (uid 10001) mounts host directories
+#    read-only and no recipe line has it write a file (-o) instead of stdout;
 #  - the ConfigMap's mxsift.conf is accepted by mxsift-worker and mxsift submit;
+#  - the configuration path of the systemd units (MXSIFT_CONFIG) and of the
+#    install lines (deploy/README.md, the units' comments) is the programs'
+#    default, CONFIG_DEFAULT_PATH;
 #  - the Grafana dashboard is valid JSON and queries only metrics that
 #    worker/metrics.c exports (integration.metrics checks a live scrape);
 #  - the Dockerfile's build packages are in scripts/setup's list and its
@@ -40,6 +44,22 @@ if command -v systemd-analyze >/dev/null; then
 else
 	skipped+=(systemd)
 fi
+
+# ---- one configuration file, where the programs look for it -------------------------------
+# The units' MXSIFT_CONFIG and the file deploy/README.md installs are the path
+# the programs read by default (common/config.h), so that the commands of the
+# README run on a host set up by the recipe without --config or MXSIFT_CONFIG.
+default=$(sed -n 's/^#define CONFIG_DEFAULT_PATH "\(.*\)"$/\1/p' "$src/common/config.h")
+[ -n "$default" ] || fail "no CONFIG_DEFAULT_PATH in common/config.h"
+units=$(grep -ho '^Environment=MXSIFT_CONFIG=[^ ]*' "$deploy"/systemd/*.service | sed 's/^Environment=//' | sort -u)
+[ "$units" = "MXSIFT_CONFIG=$default" ] ||
+	fail "systemd units set $(tr '\n' ' ' <<<"$units")instead of MXSIFT_CONFIG=$default only"
+installed=$(sed -n 's|^[#[:space:]]*install .*deploy/mxsift\.conf\.example \([^ ]*\).*|\1|p' \
+	"$deploy/README.md" "$deploy"/systemd/*.service | sort -u)
+[ "$installed" = "$default" ] ||
+	fail "deploy/ installs the configuration as '$(tr '\n' ' ' <<<"$installed")', the programs read $default"
+grep -q "^# Install as $default " "$deploy/mxsift.conf.example" ||
+	fail "mxsift.conf.example does not say to install it as $default"
 
 # ---- YAML: Kubernetes and compose -----------------------------------------------------
 if python3 -c 'import yaml' 2>/dev/null; then
@@ -89,6 +109,16 @@ env = sv["kafka"]["environment"]
 assert "controller" in env["KAFKA_PROCESS_ROLES"], "compose Kafka must run in KRaft mode"
 assert not any("zookeeper" in s for s in sv), "no ZooKeeper"
 assert sv["worker"]["deploy"]["replicas"] == 3, "three workers"
+# The CLI runs as the image's uid 10001, which cannot write into a host
+# directory it does not own: its bind mounts are read-only, and no recipe has
+# it write a file (-o PATH) instead of stdout.
+for v in sv["mxsift"].get("volumes", []):
+    if isinstance(v, str) and v.startswith((".", "/")):
+        assert v.endswith(":ro"), f"compose mxsift: host mount {v} is not read-only"
+for f in ("docker-compose.yml", "README.md"):
+    for n, line in enumerate(open(os.path.join(deploy, f)), 1):
+        if "compose" in line and " run " in line and re.search(r" (-o|--output)[ =]", line):
+            raise AssertionError(f"{f}:{n}: the CLI container writes a file as uid 10001: {line.strip()}")
 print("manifests ok: readiness /readyz on port", port)
 EOF
 	"$worker" --config "$tmp/configmap.conf" --help >/dev/null 2>"$tmp/err" ||

@@ -9,6 +9,7 @@
 #  - every command's --help lists --config, and --config FILE is read by it:
 #    an unknown key in the command's section stops it with FILE:LINE, exit 2;
 #  - both programs answer --version with the version in the pages' .TH line;
+#  - check --help and submit --help name UTF-16 under exit 3 (unusable input);
 #  - `mxsift COMMAND --help` exits 0 and prints to stdout for every command;
 #  - deploy/mxsift.conf.example, the file a new user starts from, is accepted
 #    by every command (a key it names that a command lacks would stop it).
@@ -61,6 +62,13 @@ while read -r opt; do
 	documented "$opt" "$doc/mxsift-worker.1" || missing+=("mxsift-worker $opt")
 done < <(longopts <<<"$help")
 [ ${#missing[@]} -eq 0 ] || fail "options missing from the man pages: ${missing[*]}"
+
+# check and submit refuse UTF-16 input with exit 3: both helps say so, as mxsift.1 does
+for cmd in check submit; do
+	"$mxsift" "$cmd" --help | sed -n '/^Exit codes:/,/^$/p' | tr '\n' ' ' | grep -q '3 input unusable ([^)]*UTF-16' ||
+		fail "mxsift $cmd --help: exit 3 does not name UTF-16"
+done
+grep -q 'UTF\\-16' "$doc/mxsift.1" || fail "mxsift.1 does not name UTF-16"
 
 v1=$("$mxsift" --version) v2=$("$worker" --version)
 ver=${v1#mxsift }

@@ -99,7 +99,7 @@ for _ in 1 2 3 4 5; do
 		>"$tmp/port" 2>"$tmp/smtpd.err" &
 	spid=$!
 	for _ in $(seq 1 100); do
-		port=$(awk '$1 == "port" { print $2 }' "$tmp/port")
+		port=$(awk '$1 == "port" { print $2 }' "$tmp/port" 2>/dev/null) || true
 		[ -n "$port" ] && break
 		kill -0 "$spid" 2>/dev/null || break
 		sleep 0.05

@@ -135,7 +135,7 @@ if only 4; then
 	tarpit=$!
 	port=
 	for _ in $(seq 1 100); do
-		port=$(awk '$1 == "port" { print $2 }' tarpit.port)
+		port=$(awk '$1 == "port" { print $2 }' tarpit.port 2>/dev/null) || true
 		[ -n "$port" ] && break
 		kill -0 "$tarpit" 2>/dev/null || break
 		sleep 0.05

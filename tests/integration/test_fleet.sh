@@ -5,13 +5,17 @@
 #
 # Asserts:
 #  - status reaches done == total, and total == unique valid addresses +
-#    invalid rows of the fixture; counts per status/reason match it;
+#    invalid rows of the fixture; counts per status/reason match it; submit's
+#    last progress line says that total and every task;
 #  - export holds exactly one verdict per unique address (and one per invalid
-#    row), each the one the fixture's `expect` column names;
+#    row, with its line, as check writes it), each the one the fixture's
+#    `expect` column names; its columns are those export --help lists;
 #  - export agrees with `mxsift check` on the same list; export --input gives
 #    one row per input row, in order, equal to check's row by row, and in a
 #    job submitted with --fold-local always, duplicates by case get their
-#    first spelling's verdict; a row not in the job is counted, exit 1;
+#    first spelling's verdict; a row not in the job is counted, exit 1; the
+#    export of a job no worker serves says it is not complete with the state
+#    status says (running), that of a complete one nothing;
 #  - Postfix saw one session per MX host set (not per address), RSET between
 #    recipients (rset = rcpt - 1), QUIT at the end, no failed MAIL/RSET/EHLO,
 #    no 503 anywhere, and exactly one RCPT per unique SMTP-probed address
@@ -131,11 +135,19 @@ log_start=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
 	{ cat "$tmp/submit.err" >&2; fail "mxsift submit exited non-zero"; }
 cat "$tmp/submit.out"
 grep -q "^submitted job $job: " "$tmp/submit.out" || fail "no summary line from submit"
-# a job name can only be used once
+# submit's last progress line (stderr is a file: key=value lines) has the
+# job's total and every task
+tasks_made=$(sed -n 's/.*; \([0-9]*\) tasks (.*/\1/p' "$tmp/submit.out")
+last=$(grep '^progress ' "$tmp/submit.err" | tail -n 1)
+[[ "$last" == *" tasks=$tasks_made total=$total "* ]] ||
+	fail "submit's last progress line, want tasks=$tasks_made total=$total: $last"
+# a job name can only be used once (deploy/k8s/hygiene-cronjob.yaml quotes the message)
 if "$mxsift" submit --job "$job" --brokers "$brokers" --redis "$redis" --dns "$dns" \
-	--topic "$topic" "$fixture" >/dev/null 2>&1; then
+	--topic "$topic" "$fixture" >/dev/null 2>"$tmp/again.err"; then
 	fail "a second submit with the same job name was accepted"
 fi
+grep -q "^mxsift submit: job '$job' already exists in Redis" "$tmp/again.err" ||
+	fail "a second submit with the same job name said: $(cat "$tmp/again.err")"
 
 status() { "$mxsift" status --job "$job" --redis "$redis" --format json; }
 s=$(status) || fail "mxsift status failed"
@@ -185,6 +197,11 @@ fi
 "$mxsift" export --job "$job" --redis "$redis" -o "$tmp/export.csv" || fail "csv export failed"
 [ "$(head -n 1 "$tmp/export.csv")" = "line,input,address,status,reason,smtp_code,enhanced_code,mx_host,detail,reply,suggestion" ] ||
 	fail "csv export header: $(head -n 1 "$tmp/export.csv")"
+# export --help lists the columns the output has
+"$mxsift" export --help | sed -n '/^Columns: /,/\.$/p' | tr -d '\n' | sed 's/^Columns: //; s/\.$//' \
+	>"$tmp/help.columns"
+[ "$(cat "$tmp/help.columns")" = "$(head -n 1 "$tmp/export.csv")" ] ||
+	fail "export --help lists the columns '$(cat "$tmp/help.columns")', the output has '$(head -n 1 "$tmp/export.csv")'"
 [ "$(($(wc -l <"$tmp/export.csv") - 1))" -eq "$total" ] || fail "csv export has the wrong number of rows"
 # SMTP evidence survives the round trip through Redis
 jq -e 'select(.reason == "accepted") | select(.smtp_code != 250 or .mx_host == "")' \
@@ -252,6 +269,15 @@ jq -r '[.address, .status + "/" + .reason] | @tsv' "$tmp/check.jsonl" >"$tmp/che
 { grep -v 'invalid_syntax' "$tmp/check.tsv" | sort -u; grep 'invalid_syntax' "$tmp/check.tsv"; } |
 	sort >"$tmp/check.sorted"
 diff -u "$tmp/check.sorted" "$tmp/have" || fail "mxsift export and mxsift check disagree"
+# export knows an invalid row's line (its field is #line:N) and writes it, as check
+# does; every other row has none
+inv='select(.reason == "invalid_syntax") | [.line, .address] | @tsv'
+jq -r "$inv" "$tmp/check.jsonl" | sort >"$tmp/check.inv"
+jq -r "$inv" "$tmp/export.jsonl" | sort >"$tmp/export.inv"
+[ -s "$tmp/check.inv" ] || fail "the fixture has no invalid rows"
+diff -u "$tmp/check.inv" "$tmp/export.inv" || fail "export: invalid rows' lines differ from check's"
+jq -e 'select(.reason != "invalid_syntax" and .line != null)' "$tmp/export.jsonl" >/dev/null &&
+	fail "export wrote a line for a unique address"
 
 # ---- a second job, folded, after the Postfix log checks (a third worker; its
 # RCPTs are not the first job's): export --input gives each row its first
@@ -301,6 +327,22 @@ printf '%s\t%s\t%s\t%s\n' \
 	7 nobody@alpha.test nobody@alpha.test undeliverable/mailbox_not_found \
 	8 not-an-address not-an-address undeliverable/invalid_syntax >"$tmp/fold.want"
 diff -u "$tmp/fold.want" "$tmp/fold.have" || fail "export --input of the folded job"
+
+# a job no worker serves (a topic of its own): export names its state as status does
+job3="$job-idle"
+"$mxsift" submit --job "$job3" --brokers "$brokers" --redis "$redis" --dns "$dns" \
+	--topic "$topic.idle" --quiet "$tmp/fold.csv" >/dev/null 2>"$tmp/submit3.err" ||
+	{ cat "$tmp/submit3.err" >&2; fail "submit of the idle job failed"; }
+s3=$("$mxsift" status --job "$job3" --redis "$redis" --format json)
+[ "$(jq -r .state <<<"$s3")" = running ] || fail "idle job: state $(jq -r .state <<<"$s3"), want running"
+"$mxsift" status --job "$job3" --redis "$redis" | grep -Eq '^state +running$' ||
+	fail "idle job: text status does not say running"
+"$mxsift" export --job "$job3" --redis "$redis" -o "$tmp/idle.csv" 2>"$tmp/idle.err" ||
+	fail "export of the idle job failed: $(cat "$tmp/idle.err")"
+grep -qF "mxsift export: job $job3 is not complete ($(jq .done <<<"$s3") of $(jq .total <<<"$s3") verdicts, state running): exporting what is there" \
+	"$tmp/idle.err" || fail "export of the idle job: $(cat "$tmp/idle.err")"
+# a complete job's export says nothing of the kind
+grep -q 'not complete' "$tmp/export-rows.err" && fail "export of a complete job: $(cat "$tmp/export-rows.err")"
 
 # a row the job has no verdict for: written, unknown/temp_failure, counted, exit 1
 printf 'email\nalice@alpha.test\nstranger@alpha.test\n' >"$tmp/other.csv"

@@ -61,7 +61,7 @@ start_server() {
 	fleet_pids+=("$spid")
 	smtp_port=
 	for _ in $(seq 1 100); do
-		smtp_port=$(awk '$1 == "port" { print $2 }' "$tmp/$2.port")
+		smtp_port=$(awk '$1 == "port" { print $2 }' "$tmp/$2.port" 2>/dev/null) || true
 		[ -n "$smtp_port" ] && return 0
 		kill -0 "$spid" 2>/dev/null || break
 		sleep 0.05
@@ -341,7 +341,9 @@ fleet_stop_workers
 # ---- how status shows a big report ------------------------------------------------
 # A report as a worker writes it (redis-cli): 25 lanes with work, one paused
 # for another minute, one slowed.  Text: both backed-off lanes first, then
-# the 20 deepest queues; JSON: all 27.
+# the 20 deepest queues; JSON: all 27.  The lanes line says why the others
+# are not shown: idle (a report of one idle lane lists none), or idle or past
+# the 20 deepest queues.
 rport=${redis#redis://127.0.0.1:} rport=${rport%%/*} fake=fake-$run:1
 now=$(date +%s%3N)
 args=()
@@ -366,6 +368,24 @@ grep -Eq '^ +[^ ]+ +outlook\.com +0\.125/s +0\.5/s +40 +0/1 +paused until [0-9:]
 	"$tmp/fake.rows" || fail "status: the paused lane's row: $(cat "$tmp/fake.rows")"
 grep -Eq '^ +[^ ]+ +slow\.test +1\.4/s +unlimited +0 +0/1 +slowed, 1 pause$' "$tmp/fake.rows" ||
 	fail "status: the slowed lane's row: $(cat "$tmp/fake.rows")"
+# The lanes line says why lanes are not shown.  In a database of its own (11),
+# so that the lanes of other tests' workers on the world's Redis do not count:
+# a worker with one idle lane (its report lists none), then the big report.
+db11() { redis-cli -p "$rport" -n 11 "$@" >/dev/null; }
+db11 hset "mxsift:job:lanes-$run:meta" total 0 state submitted
+db11 hset "mxsift:worker:$fake:lanes" '#worker' "updated_at=$now interval_ms=5000 lanes=1 backed_off=0 shown=0"
+db11 zadd mxsift:workers "$now" "$fake"
+"$mxsift" status --job "lanes-$run" --redis "redis://127.0.0.1:$rport/11" >"$tmp/idle.status" ||
+	fail "status of the idle lane's database failed"
+grep -qx 'lanes          1 (0 backed off, 0 shown, 1 idle: nothing queued, no session)' "$tmp/idle.status" ||
+	fail "status: the lanes line of one idle lane: $(grep '^lanes' "$tmp/idle.status")"
+db11 hset "mxsift:worker:$fake:lanes" '#worker' \
+	"updated_at=$now interval_ms=5000 lanes=40 backed_off=2 shown=27" "${args[@]}"
+"$mxsift" status --job "lanes-$run" --redis "redis://127.0.0.1:$rport/11" >"$tmp/big.status" ||
+	fail "status of the big report's database failed"
+grep -qx 'lanes          40 (2 backed off, 22 shown; the others are idle or past the 20 deepest queues)' \
+	"$tmp/big.status" || fail "status: the lanes line of the big report: $(grep '^lanes' "$tmp/big.status")"
+redis-cli -p "$rport" -n 11 flushdb >/dev/null
 stop_server
 # (phase 3's bad Task is one, and only one)
 [ "$(grep -c 'level=error msg="undecodable task" .*reason="no domain"' "$tmp/w5.log")" -eq 1 ] ||

@@ -290,7 +290,7 @@ fleet_smtpd_start() {
 	fleet_pids+=("$spid")
 	smtp_port=
 	for _ in $(seq 1 100); do
-		smtp_port=$(awk '$1 == "port" { print $2 }' "$tmp/$name.port")
+		smtp_port=$(awk '$1 == "port" { print $2 }' "$tmp/$name.port" 2>/dev/null) || true
 		[ -n "$smtp_port" ] && return 0
 		kill -0 "$spid" 2>/dev/null || break
 		sleep 0.05

@@ -36,7 +36,7 @@ serve() {
 	spid=$!
 	port=
 	for i in $(seq 1 100); do
-		port=$(awk '$1 == "port" { print $2 }' "$tmp/port")
+		port=$(awk '$1 == "port" { print $2 }' "$tmp/port" 2>/dev/null) || true
 		[ -n "$port" ] && return 0
 		sleep 0.05
 	done

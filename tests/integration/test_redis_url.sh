@@ -11,6 +11,11 @@
 #    status and export exit 1 naming AUTH/SELECT and Redis's answer;
 #    mxsift-worker exits 2 at start with that message and where to fix it,
 #    and never prints the password;
+#  - a URL that does not parse (a bad database number or port, a comment
+#    after the value in a config file, rediss://), from the flag, MXSIFT_REDIS
+#    or a config file: submit, status, export, report and the worker exit 2
+#    before any work with one line naming the source (--redis, MXSIFT_REDIS,
+#    FILE:LINE) and the URL's syntax, never the password;
 #  - submit, one worker, status and export with the URL: the job completes
 #    with the expected verdicts; every key of the job (and the worker's lane
 #    report) is in database 3, database 0 stays empty;
@@ -99,6 +104,56 @@ refused() {
 refused "a wrong password" "redis://:wrong-$pass@127.0.0.1:$redis_port/3" 'AUTH: WRONGPASS'
 refused "no password" "redis://127.0.0.1:$redis_port/3" 'SELECT: NOAUTH'
 refused "database out of range" "redis://:$pass@127.0.0.1:$redis_port/99" 'SELECT: ERR DB index is out of range'
+# malformed WHERE URL PATTERN: a URL that does not parse is a usage error of every
+# command that takes one, exit 2 before any work, the message naming where it came
+# from (WHERE: flag, env or file) and never the password
+malformed() {
+	local where=$1 u=$2 pat=$3 cmd rc src args
+	for cmd in submit status export report worker; do
+		args=(--job "malformed-$run")
+		case $cmd in
+		submit) args+=(--brokers "$brokers" --dns "$dns" --topic "$topic" "$tmp/one.csv") ;;
+		worker) args=(--brokers "$brokers" --group "$group-malformed" --topic "$topic"
+			--metrics-addr off) ;;
+		esac
+		case $where in
+		flag) src=--redis; args+=(--redis "$u") ;;
+		env) src=MXSIFT_REDIS ;;
+		file) src="$tmp/bad-url.conf:2"; printf '# a copied example\nredis = %s\n' "$u" \
+			>"$tmp/bad-url.conf" ;;
+		esac
+		rc=0
+		if [ "$cmd" = worker ]; then
+			set -- "$worker" "${args[@]}"
+			prog=mxsift-worker
+		else
+			set -- "$mxsift" "$cmd" "${args[@]}"
+			prog="mxsift $cmd"
+		fi
+		case $where in
+		flag) "$@" >"$tmp/m.out" 2>"$tmp/m.err" || rc=$? ;;
+		env) MXSIFT_REDIS=$u "$@" >"$tmp/m.out" 2>"$tmp/m.err" || rc=$? ;;
+		file) MXSIFT_CONFIG=$tmp/bad-url.conf "$@" >"$tmp/m.out" 2>"$tmp/m.err" || rc=$? ;;
+		esac
+		[ "$rc" -eq 2 ] ||
+			fail "$where '$u': $prog exited $rc, expected 2: $(cat "$tmp/m.err")"
+		grep -qF "$prog: $src: redis: $pat" "$tmp/m.err" || grep -qF "$prog: $src: $pat" "$tmp/m.err" ||
+			fail "$where '$u': $prog said: $(cat "$tmp/m.err")"
+		grep -qF 'redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]' "$tmp/m.err" ||
+			fail "$where '$u': $prog does not show the URL's syntax: $(cat "$tmp/m.err")"
+		grep -qF "$pass" "$tmp/m.err" && fail "$where: the password is in $prog's message"
+		[ "$(grep -c '' "$tmp/m.err")" -eq 1 ] ||
+			fail "$where '$u': $prog printed more than its message: $(cat "$tmp/m.err")"
+	done
+	return 0
+}
+malformed file "redis://127.0.0.1:$redis_port/x" 'bad database number in redis URL'
+malformed flag "redis://:$pass@127.0.0.1:$redis_port/3x" 'bad database number in redis URL'
+malformed env "redis://:$pass@127.0.0.1:99999/3" 'bad port in redis URL'
+# a comment after the value (the format has none) is part of the value
+malformed file "redis://:$pass@127.0.0.1:$redis_port/3   # database 3" \
+	'bad database number in redis URL'
+malformed flag "rediss://127.0.0.1:$redis_port" 'rediss:// (TLS) is not supported'
 [ "$(rcli -n 3 dbsize)" = 0 ] && [ "$(rcli -n 0 dbsize)" = 0 ] ||
 	fail "a refused command wrote something"
 
@@ -168,4 +223,4 @@ check_exact "$tmp/exp2"
 [ "$(rcli -n 0 dbsize)" = 0 ] || fail "database 0 is not empty after the reconnect"
 fleet_stop_workers
 
-echo "PASS: redis://:***@127.0.0.1:$redis_port/3: refused URLs exit 1 (CLI) / 2 (worker); two jobs in database 3; /readyz 503 without Redis, 200 after its restart, /healthz 200 throughout"
+echo "PASS: redis://:***@127.0.0.1:$redis_port/3: refused URLs exit 1 (CLI) / 2 (worker), malformed ones 2 naming their source; two jobs in database 3; /readyz 503 without Redis, 200 after its restart, /healthz 200 throughout"

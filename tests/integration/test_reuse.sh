@@ -5,7 +5,8 @@
 # Job A probes a small list.  Job B submits the same list plus one new
 # address with --reuse-within 1h: the addresses A verified by SMTP are not
 # probed again (no task carries them), their verdicts are copied from A
-# (same checked_at), counted as reused in B's summary and meta, and B still
+# (same checked_at), counted as reused in B's summary and meta and shown by
+# `mxsift status` (text and JSON; not at all for a meta without it), and B still
 # reaches done == total.  Job C with --reuse-within 1s after they aged
 # reuses nothing.  Invalid rows and DNS failures are never "reused": they
 # are decided without SMTP anyway.  A bad duration is a usage error.
@@ -82,6 +83,11 @@ s=$("$mxsift" status --job "reuse-b-$run" --redis "$MXSIFT_TEST_REDIS" --format 
 [ "$(jq .total <<<"$s")" -eq 7 ] || fail "job B total $(jq .total <<<"$s"), expected 7"
 [ "$(redis-cli -u "$MXSIFT_TEST_REDIS" HGET "mxsift:job:reuse-b-$run:meta" reused)" = 4 ] ||
 	fail "job B meta has no reused=4"
+# status shows the meta's reused count, in JSON and in text
+[ "$(jq .reused <<<"$s")" = 4 ] || fail "status --format json of job B: reused $(jq .reused <<<"$s"), expected 4"
+"$mxsift" status --job "reuse-b-$run" --redis "$MXSIFT_TEST_REDIS" >"$tmp/b.status" ||
+	fail "status B failed"
+grep -Eq '^reused +4$' "$tmp/b.status" || fail "status of job B has no 'reused 4' line: $(cat "$tmp/b.status")"
 "$mxsift" export --job "reuse-b-$run" --redis "$MXSIFT_TEST_REDIS" --format jsonl \
 	-o "$tmp/b.jsonl" || fail "export B failed"
 # the reused verdicts are A's, checked_at and all
@@ -97,9 +103,17 @@ sleep 2
 read -r tasks_c reused_c < <(summary "$tmp/c.out")
 [ "$reused_c" -eq 0 ] || fail "job C reused $reused_c verdicts older than 1 s"
 wait_done "reuse-c-$run"
+s=$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" --format json)
+[ "$(jq .reused <<<"$s")" = 0 ] || fail "status of job C: reused $(jq .reused <<<"$s"), expected 0"
+# a job whose meta has no reused (submitted by an older mxsift) shows none
+redis-cli -u "$MXSIFT_TEST_REDIS" HDEL "mxsift:job:reuse-c-$run:meta" reused >/dev/null
+s=$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" --format json)
+[ "$(jq 'has("reused")' <<<"$s")" = false ] || fail "status shows reused for a meta without it"
+"$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" | grep -q '^reused' &&
+	fail "status text shows reused for a meta without it"
 
 rc=0
 "$mxsift" submit --job "reuse-d-$run" --reuse-within 7x "${common[@]}" "$tmp/a.csv" \
 	>/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "--reuse-within 7x exited $rc, expected 2"
-echo "PASS: 4 of 5 addresses reused within 1h, none within 1s"
+echo "PASS: 4 of 5 addresses reused within 1h (status: reused 4), none within 1s"

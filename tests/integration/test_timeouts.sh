@@ -104,7 +104,7 @@ server() {
 	spids+=($!)
 	port=
 	for i in $(seq 1 100); do
-		port=$(awk '$1 == "port" { print $2 }' "$name.port")
+		port=$(awk '$1 == "port" { print $2 }' "$name.port" 2>/dev/null) || true
 		[ -n "$port" ] && return 0
 		kill -0 "${spids[-1]}" 2>/dev/null || break
 		sleep 0.05

@@ -338,6 +338,9 @@ test_address_err_names(void **state)
 	/* the IP-literal rejection says why it is not probed */
 	assert_non_null(strstr(address_err_text(ADDR_IP_LITERAL), "IP address literal"));
 	assert_non_null(strstr(address_err_text(ADDR_IP_LITERAL), "not probed"));
+	/* ... and does not call valid what its verdict calls invalid_syntax */
+	assert_null(strstr(address_err_text(ADDR_IP_LITERAL), "valid syntax"));
+	assert_non_null(strstr(address_err_text(ADDR_IP_LITERAL), "treated as invalid"));
 }
 
 int

@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -70,13 +71,17 @@ test_parse_url(void **state)
 		{ "redis://h/-1", 0, NULL, 0, NULL, NULL, 0 },
 		{ "redis://[::1", 0, NULL, 0, NULL, NULL, 0 },
 		{ "redis://:bad%4@h", 0, NULL, 0, NULL, NULL, 0 },
+		{ "rediss://h:6380", 0, NULL, 0, NULL, NULL, 0 },
+		/* a comment after the value in a config file is part of the value */
+		{ "redis://h:6379/0   # database 0", 0, NULL, 0, NULL, NULL, 0 },
+		{ "redis://h   # local", 0, NULL, 0, NULL, NULL, 0 },
 		{ NULL, 0, NULL, 0, NULL, NULL, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct jobstore_url u;
+		struct redis_url u;
 		char err[128] = "";
-		int rc = jobstore_parse_url(cases[i].url, &u, err, sizeof(err));
+		int rc = redis_url_parse(cases[i].url, &u, err, sizeof(err));
 
 		if (!cases[i].ok) {
 			if (rc != -1)
@@ -92,6 +97,36 @@ test_parse_url(void **state)
 		assert_string_equal(u.password, cases[i].password);
 		assert_int_equal(u.db, cases[i].db);
 	}
+}
+
+/* "#line:N" and back; an address (or anything else) is no line. */
+static void
+test_invalid_line(void **state)
+{
+	static const struct {
+		const char *field;
+		uint64_t line;
+	} cases[] = {
+		{ "#line:1", 1 },
+		{ "#line:18446744073709551615", UINT64_MAX },
+		{ "alice@alpha.test", 0 },
+		{ "#line:", 0 },
+		{ "#line:0", 0 },
+		{ "#line:-1", 0 },
+		{ "#line:+1", 0 },
+		{ "#line:12x", 0 },
+		{ "#line:18446744073709551616", 0 },
+		{ "\"#line:3\"@example.com", 0 },
+	};
+	char field[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (jobstore_invalid_line(cases[i].field) != cases[i].line)
+			fail_msg("'%s': %" PRIu64 ", want %" PRIu64, cases[i].field,
+			    jobstore_invalid_line(cases[i].field), cases[i].line);
+	jobstore_invalid_field(42, field, sizeof(field));
+	assert_int_equal(jobstore_invalid_line(field), 42);
 }
 
 static void
@@ -1130,6 +1165,7 @@ main(void)
 		cmocka_unit_test(test_parse_url),
 		cmocka_unit_test(test_valid_name),
 		cmocka_unit_test(test_invalid_field),
+		cmocka_unit_test(test_invalid_line),
 		cmocka_unit_test(test_pack_roundtrip),
 		cmocka_unit_test(test_lane_records),
 		cmocka_unit_test(test_connect_refused),
