@@ -141,17 +141,6 @@ js_key(char *out, size_t outlen, const char *job, const char *what)
 	snprintf(out, outlen, "mxsift:job:%s:%s", job, what);
 }
 
-/* Copy s[0..n) into out (size outlen) as a string; -1 if it does not fit. */
-static int
-js_copy(char *out, size_t outlen, const char *s, size_t n)
-{
-	if (n >= outlen)
-		return -1;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return 0;
-}
-
 static int
 js_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -384,9 +373,9 @@ jobstore_lane_parse(const char *mx_domain, const char *value, struct jobstore_la
 	int rc, bad = 0;
 
 	memset(l, 0, sizeof(*l));
-	if (mx_domain == NULL || value == NULL ||
-	    js_copy(l->mx_domain, sizeof(l->mx_domain), mx_domain, strlen(mx_domain)) == -1)
+	if (mx_domain == NULL || value == NULL || strlen(mx_domain) >= sizeof(l->mx_domain))
 		return -1;
+	memcpy(l->mx_domain, mx_domain, strlen(mx_domain) + 1);
 	while (!bad && (rc = js_kv_next(&p, &k, &kl, &v, &vl)) != 0) {
 		if (rc == -1)
 			return -1;
@@ -859,6 +848,23 @@ out:
 	return rc;
 }
 
+/* argv/lens (n + 2 slots each) for HMGET of fields in job's verdicts hash,
+ * named in key (JOBSTORE_NAME_MAX + 64 bytes). */
+static void
+js_hmget_argv(char *key, size_t keylen, const char *job, const char *const *fields, size_t n,
+    const char **argv, size_t *lens)
+{
+	js_key(key, keylen, job, "verdicts");
+	argv[0] = "HMGET";
+	lens[0] = 5;
+	argv[1] = key;
+	lens[1] = strlen(key);
+	for (size_t i = 0; i < n; i++) {
+		argv[i + 2] = fields[i];
+		lens[i + 2] = strlen(fields[i]);
+	}
+}
+
 int
 jobstore_get_verdicts(struct jobstore *js, const char *job, const char *const *fields,
     size_t n, struct verdict *out, char **addresses, int *found)
@@ -877,15 +883,7 @@ jobstore_get_verdicts(struct jobstore *js, const char *job, const char *const *f
 		snprintf(js->err, sizeof(js->err), "out of memory");
 		goto out;
 	}
-	js_key(key, sizeof(key), job, "verdicts");
-	argv[0] = "HMGET";
-	lens[0] = 5;
-	argv[1] = key;
-	lens[1] = strlen(key);
-	for (size_t i = 0; i < n; i++) {
-		argv[i + 2] = fields[i];
-		lens[i + 2] = strlen(fields[i]);
-	}
+	js_hmget_argv(key, sizeof(key), job, fields, n, argv, lens);
 	if ((r = js_cmd(js, "HMGET", (int)(n + 2), argv, lens)) == NULL)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
@@ -1754,15 +1752,7 @@ jobstore_async_have_verdicts(struct jobstore_async *ja, const char *job,
 	rd = calloc(1, sizeof(*rd));
 	if (argv == NULL || lens == NULL || rd == NULL)
 		goto out;
-	js_key(key, sizeof(key), job, "verdicts");
-	argv[0] = "HMGET";
-	lens[0] = 5;
-	argv[1] = key;
-	lens[1] = strlen(key);
-	for (size_t i = 0; i < n; i++) {
-		argv[i + 2] = fields[i];
-		lens[i + 2] = strlen(fields[i]);
-	}
+	js_hmget_argv(key, sizeof(key), job, fields, n, argv, lens);
 	rd->ja = ja;
 	rd->n = n;
 	rd->cb = cb;

@@ -1011,6 +1011,27 @@ test_async_reconnect(void **state)
 /* A server that accepts the connection but never answers: the watchdog
  * drops it after the command timeout and the write is retried; when a real
  * server takes the port, it lands. */
+/* A loopback listener that never accepts: connects complete (the kernel's
+ * backlog) and nothing is ever answered.  Returns the socket; *port is set. */
+static int
+listen_silent(int *port)
+{
+	struct sockaddr_in sin;
+	int fd, one = 1;
+
+	*port = free_port();
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)*port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	return fd;
+}
+
 static void
 test_async_hung_server(void **state)
 {
@@ -1019,21 +1040,12 @@ test_async_hung_server(void **state)
 	struct jobstore_async_params p = { .connect_timeout_ms = 300, .command_timeout_ms = 300,
 		.backoff_min_ms = 50, .backoff_max_ms = 100 };
 	struct jobstore_async *ja;
-	struct sockaddr_in sin;
 	struct verdict v;
 	char err[256], url[64];
-	int fd, port, one = 1;
+	int fd, port;
 
 	NEED_SERVER(s);
-	port = free_port();
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(fd, 16), 0);     /* never accept(), never answer */
+	fd = listen_silent(&port);     /* never accept(), never answer */
 
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
 	a.base = event_base_new();
@@ -1086,11 +1098,10 @@ test_async_have_verdicts(void **state)
 	struct jobstore_async_params p = { .connect_timeout_ms = 300, .command_timeout_ms = 300,
 		.backoff_min_ms = 50, .backoff_max_ms = 100 };
 	struct jobstore_async *ja;
-	struct sockaddr_in sin;
 	struct verdict v;
 	const char *fields[] = { "a0@alpha.test", "nope@alpha.test", "a2@alpha.test" };
 	char err[256], url[64];
-	int fd, port, one = 1;
+	int fd, port;
 
 	NEED_SERVER(s);
 	a.base = h.base = event_base_new();
@@ -1130,15 +1141,7 @@ test_async_have_verdicts(void **state)
 	assert_int_equal(h.fired, 0);
 
 	/* a server that accepts (the kernel's backlog) and never answers */
-	port = free_port();
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(fd, 16), 0);
+	fd = listen_silent(&port);
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
 	ja = jobstore_async_new(h.base, url, &p, err, sizeof(err));
 	assert_non_null(ja);
