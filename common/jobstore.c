@@ -1376,6 +1376,7 @@ struct jobstore_async {
 	struct event *reconnect;
 	unsigned long connects;
 	int lanes_warned;     /* a lane report was refused (logged once) */
+	int have_warned;      /* a have-verdicts lookup was refused (logged once) */
 };
 
 static uint64_t
@@ -1724,8 +1725,10 @@ ja_on_have_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		    (have = calloc(rd->n, 1)) != NULL)
 			for (size_t i = 0; i < rd->n; i++)
 				have[i] = r->element[i]->type == REDIS_REPLY_STRING;
-		else if (r != NULL && r->type == REDIS_REPLY_ERROR)
-			log_warn("redis lookup refused", "error=\"%s\"", r->str);
+		else if (r != NULL && r->type == REDIS_REPLY_ERROR && !ja->have_warned) {
+			log_warn("redis lookup refused (logged once)", "error=\"%s\"", r->str);
+			ja->have_warned = 1;
+		}
 		rd->cb(rd->arg, have, rd->n);
 		free(have);
 	}

@@ -922,13 +922,15 @@ worker_on_have(void *arg, const unsigned char *have, size_t n)
 	w->looking_addrs -= t->naddrs;
 	if (have != NULL && n == t->naddrs && (t->have = malloc(n)) != NULL)
 		memcpy(t->have, have, n);
-	if (w->aborting || t->part->revoked) {
-		/* its partition went meanwhile: redone by the next owner */
+	if (w->aborting || w->stopping || t->part->revoked) {
+		/* its partition went, or the worker is stopping (nothing new
+		 * starts then, like the waiting tasks worker_begin_stop drops):
+		 * redone by the partition's next owner */
 		t->failed = 1;
 		worker_task_finish(t);
-		return;
-	}
-	worker_task_admit(t);
+	} else
+		worker_task_admit(t);
+	worker_update_pause(w);
 }
 
 /*
@@ -987,6 +989,8 @@ worker_task_run(struct wtask *t)
 	if (hosts == NULL) {
 		log_error("out of memory", "source=%s", t->src);
 		t->failed = 1;
+		t->pending = 1;   /* no address was submitted: only this step is left */
+		t->unreported = 0;
 		worker_task_step(t);
 		return;
 	}
