@@ -76,6 +76,7 @@
  * is no way to promise that without memory.
  */
 #include "dns.h"
+#include "clock.h"
 #include "log.h"
 
 #include <ares.h>
@@ -515,21 +516,6 @@ dns_mx_parse(struct dns_req *r, unsigned char *abuf, int alen)
 	dns_req_ready(r);
 }
 
-static uint64_t
-dns_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t
-dns_now_ms(void)
-{
-	return dns_now_us() / 1000u;
-}
-
 /*
  * Adjust the in-flight window for one query's outcome (see the header).
  * Losses cut the window once per round, when there are DNS_LOSS_CUT of
@@ -545,7 +531,7 @@ dns_window_note(struct dns_req *r, int status, int timeouts)
 
 	if (timeouts > 0 || status == ARES_ETIMEOUT) {
 		if (r->started_ms >= d->cut_ms && ++d->round_losses >= DNS_LOSS_CUT(d->window)) {
-			uint64_t now = dns_now_ms();
+			uint64_t now = clock_mono_ms();
 
 			d->round_losses = 0;
 			d->ssthresh = d->window / 2 < DNS_WINDOW_MIN ? DNS_WINDOW_MIN : d->window / 2;
@@ -556,7 +542,7 @@ dns_window_note(struct dns_req *r, int status, int timeouts)
 	}
 	if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
 		return;         /* SERVFAIL, REFUSED: answered, says nothing of loss */
-	rtt = dns_now_us() - r->started_us;
+	rtt = clock_mono_us() - r->started_us;
 	d->srtt_us = d->srtt_us == 0 ? rtt : (7 * d->srtt_us + rtt) / 8;
 	if (d->window <= DNS_WINDOW_START) {
 		/* the resolver's latency at the start window, slowly */
@@ -755,7 +741,7 @@ dns_pump(struct dns *d)
 			d->wait_tail = NULL;
 		if (++d->inflight > d->inflight_peak)
 			d->inflight_peak = d->inflight;
-		r->started_us = dns_now_us();
+		r->started_us = clock_mono_us();
 		r->started_ms = r->started_us / 1000u;
 		dns_req_start(r);
 	}

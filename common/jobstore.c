@@ -37,6 +37,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mxsift.pb-c.h"
 
@@ -1379,15 +1380,6 @@ struct jobstore_async {
 	int have_warned;      /* a have-verdicts lookup was refused (logged once) */
 };
 
-static uint64_t
-ja_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void ja_connect(struct jobstore_async *ja);
 static void ja_send(struct jobstore_async *ja, struct ja_write *jw);
 static redisAsyncContext *ja_usable(struct jobstore_async *ja);
@@ -1523,7 +1515,7 @@ ja_send(struct jobstore_async *ja, struct ja_write *jw)
 		return;
 	}
 	jw->sent = 1;
-	jw->sent_at = ja_now_ms();
+	jw->sent_at = clock_mono_ms();
 }
 
 static void
@@ -1544,7 +1536,7 @@ ja_connect(struct jobstore_async *ja)
 	ac->data = ja;
 	ja->ac = ac;
 	ja->state = JA_CONNECTING;
-	ja->connect_started = ja_now_ms();
+	ja->connect_started = clock_mono_ms();
 	ja->connects++;
 	redisLibeventAttach(ac, ja->base);
 	redisAsyncSetConnectCallback(ac, ja_on_connect);
@@ -1576,7 +1568,7 @@ ja_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
 	struct jobstore_async *ja = arg;
 	struct ja_write *jw;
-	uint64_t now = ja_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (ja->ac == NULL)
 		return;
@@ -1760,7 +1752,7 @@ jobstore_async_have_verdicts(struct jobstore_async *ja, const char *job,
 	rd->n = n;
 	rd->cb = cb;
 	rd->arg = arg;
-	rd->sent_at = ja_now_ms();
+	rd->sent_at = clock_mono_ms();
 	if (redisAsyncCommandArgv(ac, ja_on_have_reply, rd, (int)(n + 2), argv, lens) == REDIS_OK) {
 		TAILQ_INSERT_TAIL(&ja->reads, rd, entry);
 		rd = NULL;

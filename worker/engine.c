@@ -70,6 +70,7 @@
 #include <event2/event.h>
 
 #include "classify.h"
+#include "clock.h"
 #include "log.h"
 #include "smtp_session.h"
 
@@ -177,7 +178,12 @@ struct lane_rule {
 #define RULE_CONNS 0x10u
 #define RULE_RCPT 0x20u
 
-/* A token bucket; tokens refill at the lane's rate up to the burst. */
+/*
+ * A token bucket; tokens refill at the lane's rate up to the burst.  It
+ * counts in microseconds: a lane held to 40 RCPT/s with a burst of 1 cannot
+ * bank the time its wake-up is late, so a millisecond lost to rounding on
+ * every token is 4% of its rate.
+ */
 struct bucket {
 	double tokens;
 	uint64_t at_us; /* tokens were counted then (may lie in the future) */
@@ -253,26 +259,6 @@ static void lane_settle(struct lane *);
 static void conn_next(struct conn *);
 static void conn_free(struct conn *);
 
-/*
- * Monotonic time.  The token buckets count in microseconds: a lane held to
- * 40 RCPT/s with a burst of 1 cannot bank the time its wake-up is late, so
- * a millisecond lost to rounding on every token is 4% of its rate.
- */
-static uint64_t
-engine_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t
-engine_now_ms(void)
-{
-	return engine_now_us() / 1000u;
-}
-
 /* ---- requests and verdicts ----------------------------------------------- */
 
 static void
@@ -309,7 +295,7 @@ engine_stamp(struct ereq *r, const struct verdict *v, const struct conn *c)
 	if (c != NULL && c->s != NULL && r->v.tls == 0)
 		r->v.tls = smtp_session_tls(c->s);
 	r->v.attempts = r->attempts;
-	r->v.duration_ms = engine_now_ms() - r->submitted_ms;
+	r->v.duration_ms = clock_mono_ms() - r->submitted_ms;
 	r->v.flags |= r->flags;
 	if (r->v.checked_at == 0)
 		r->v.checked_at = (int64_t)time(NULL);
@@ -722,7 +708,7 @@ bucket_full_in(const struct bucket *b, double rate, unsigned burst, uint64_t now
 static void
 lane_wake_in_us(struct lane *l, uint64_t us)
 {
-	uint64_t at = engine_now_us() + us;
+	uint64_t at = clock_mono_us() + us;
 	struct timeval tv;
 
 	if (l->timer_at != 0 && l->timer_at <= at)
@@ -748,7 +734,7 @@ lane_nominal(const struct lane *l)
 static void
 lane_log_rate(const struct lane *l, const char *why)
 {
-	uint64_t now = engine_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	log_info("lane rate", "lane=%s rate=%.3f rule_rate=%.3f level=%u pause_ms=%llu why=%s",
 	         l->key, l->rate, l->rule.rate, l->level,
@@ -805,7 +791,7 @@ static void
 lane_backoff(struct lane *l, const struct smtp_reply *r)
 {
 	struct engine *e = l->e;
-	uint64_t now = engine_now_ms(), delay;
+	uint64_t now = clock_mono_ms(), delay;
 	double cur = l->rate > 0 ? l->rate : lane_nominal(l);
 	struct conn *c, *next;
 
@@ -845,7 +831,7 @@ static void
 lane_recover(struct lane *l)
 {
 	l->level = 0;
-	l->last_ms = engine_now_ms();
+	l->last_ms = clock_mono_ms();
 	if (l->rate == l->rule.rate)
 		return;
 	l->rate += lane_nominal(l) * LANE_RATE_STEP;
@@ -928,9 +914,9 @@ engine_lane(struct engine *e, const char *key)
 		return NULL;
 	}
 	lane_apply_rule(l);
-	l->last_ms = engine_now_ms();
-	bucket_fill(&l->rcpt, l->rule.burst, engine_now_us());
-	bucket_fill(&l->conn, l->rule.conn_burst, engine_now_us());
+	l->last_ms = clock_mono_ms();
+	bucket_fill(&l->rcpt, l->rule.burst, clock_mono_us());
+	bucket_fill(&l->conn, l->rule.conn_burst, clock_mono_us());
 	TAILQ_INIT(&l->q);
 	TAILQ_INIT(&l->conns);
 	memmove(e->lanes + at + 1, e->lanes + at, (e->nlanes - at) * sizeof(*e->lanes));
@@ -1014,7 +1000,7 @@ ca_free(struct ca_entry *ca)
 static void
 ca_sweep(struct engine *e)
 {
-	uint64_t now = engine_now_ms();
+	uint64_t now = clock_mono_ms();
 	size_t i, o = 0;
 
 	for (i = 0; i < e->ncas; i++) {
@@ -1037,7 +1023,7 @@ ca_get(struct engine *e, const char *domain)
 
 	if (at < e->ncas && strcmp(e->cas[at]->domain, domain) == 0) {
 		ca = e->cas[at];
-		if (ca->st != CA_PENDING && ca->st != CA_NONE && engine_now_ms() >= ca->until_ms)
+		if (ca->st != CA_PENDING && ca->st != CA_NONE && clock_mono_ms() >= ca->until_ms)
 			ca->st = CA_NONE;
 		return ca;
 	}
@@ -1110,7 +1096,7 @@ engine_catch_all_start(struct engine *e, const struct ereq *r)
 		return -1;
 	q->internal = 1;
 	q->lane = r->lane;
-	q->submitted_ms = engine_now_ms();
+	q->submitted_ms = clock_mono_ms();
 	q->address = malloc(n);
 	q->domain = strdup(r->domain);
 	q->hosts = calloc(r->nhosts, sizeof(*q->hosts));
@@ -1181,7 +1167,7 @@ engine_catch_all_resolve(struct engine *e, struct ereq *q, const struct verdict 
 		if (ttl > CA_UNKNOWN_TTL_S * 1000u)
 			ttl = CA_UNKNOWN_TTL_S * 1000u;
 	}
-	ca->until_ms = engine_now_ms() + ttl;
+	ca->until_ms = clock_mono_ms() + ttl;
 	log_debug("catch-all", "domain=%s answer=%s code=%d enhanced=%s parked_released=%s",
 	          ca->domain,
 	          ca->st == CA_YES  ? "catch-all"
@@ -1450,7 +1436,7 @@ conn_next(struct conn *c)
 				         "connect failed: %s", strerror(err));
 				continue;
 			}
-			c->sess_ms = engine_now_ms();
+			c->sess_ms = clock_mono_ms();
 			c->outcome = c->why = NULL;
 			c->end_code = 0;
 			e->stats.connections++;
@@ -1532,7 +1518,7 @@ conn_session_ready(void *tag, struct smtp_session *s)
 
 	c->lane->e->stats.sessions_ok++;
 	c->st = CONN_READY;
-	c->ready_ms = engine_now_ms();
+	c->ready_ms = clock_mono_ms();
 	log_debug("smtp ready", "conn=%u host=%s tls=%d ext=0x%x", c->id, c->host,
 	          smtp_session_tls(s), smtp_session_extensions(s));
 	lane_kick(c->lane);
@@ -1546,7 +1532,7 @@ conn_worn_out(const struct conn *c)
 
 	return smtp_session_rcpts(c->s) >= c->lane->rule.rcpt_per_session ||
 	       c->rejects >= p->max_rejects_per_session ||
-	       engine_now_ms() - c->ready_ms >= (uint64_t)p->max_session_age_s * 1000u;
+	       clock_mono_ms() - c->ready_ms >= (uint64_t)p->max_session_age_s * 1000u;
 }
 
 static void
@@ -1599,7 +1585,7 @@ conn_session_result(void *tag, struct smtp_session *s, const struct smtp_result 
 	}
 	if (c->st == CONN_READY && (e->shutting || conn_worn_out(c)))
 		conn_quit(c, e->shutting ? "shutdown" : "recycle");
-	else if (c->st == CONN_READY && l->paused_until > engine_now_ms())
+	else if (c->st == CONN_READY && l->paused_until > clock_mono_ms())
 		conn_quit(c, "backoff"); /* was busy when the lane paused */
 	lane_kick(l);
 }
@@ -1633,7 +1619,7 @@ conn_log_end(const struct conn *c, const struct smtp_session *s)
 	    "duration_ms=%llu outcome=%s why=%s code=%d",
 	    c->id, c->lane->key, c->host,
 	    *smtp_session_peer(s) != '\0' ? smtp_session_peer(s) : "-", smtp_session_tls(s),
-	    smtp_session_rcpts(s), c->rejects, (unsigned long long)(engine_now_ms() - c->sess_ms),
+	    smtp_session_rcpts(s), c->rejects, (unsigned long long)(clock_mono_ms() - c->sess_ms),
 	    c->outcome != NULL ? c->outcome : "quit", c->why != NULL ? c->why : "-", c->end_code);
 }
 
@@ -1847,7 +1833,7 @@ conn_feed(struct conn *c)
 			}
 			return;
 		}
-		if ((wait = bucket_take(&l->rcpt, l->rate, l->rule.burst, engine_now_us())) != 0) {
+		if ((wait = bucket_take(&l->rcpt, l->rate, l->rule.burst, clock_mono_us())) != 0) {
 			/* Too soon for this lane: the timer brings us back. */
 			evtimer_del(c->idle);
 			lane_wake_in_us(l, wait);
@@ -1918,7 +1904,7 @@ lane_pump(struct lane *l)
 	struct ereq *r;
 	unsigned opening, quitting;
 	int standby;
-	uint64_t now = engine_now_ms(), wait;
+	uint64_t now = clock_mono_ms(), wait;
 
 	/* Work requeued after engine_shutdown() (a dropped session, a 452
 	 * retry) would wait for a connection that is never opened. */
@@ -1951,7 +1937,7 @@ lane_pump(struct lane *l)
 			if (e->shutting || l->qlen <= opening || l->nconns - quitting >= l->rule.conns ||
 			    l->nconns >= 2 * l->rule.conns)
 				break;
-			wait = bucket_take(&l->conn, l->rule.conn_rate, l->rule.conn_burst, engine_now_us());
+			wait = bucket_take(&l->conn, l->rule.conn_rate, l->rule.conn_burst, clock_mono_us());
 			if (wait != 0) {
 				lane_wake_in_us(l, wait);
 				break;
@@ -1974,7 +1960,7 @@ lane_pump(struct lane *l)
 static void
 lane_settle(struct lane *l)
 {
-	uint64_t now = engine_now_ms(), wait, w2;
+	uint64_t now = clock_mono_ms(), wait, w2;
 
 	if (l->e->shutting) {
 		lane_drop(l);
@@ -1987,8 +1973,8 @@ lane_settle(struct lane *l)
 			lane_wake_in(l, LANE_FORGET_MS - (now - l->last_ms));
 		return;
 	}
-	wait = bucket_full_in(&l->rcpt, l->rate, l->rule.burst, engine_now_us());
-	w2 = bucket_full_in(&l->conn, l->rule.conn_rate, l->rule.conn_burst, engine_now_us());
+	wait = bucket_full_in(&l->rcpt, l->rate, l->rule.burst, clock_mono_us());
+	w2 = bucket_full_in(&l->conn, l->rule.conn_rate, l->rule.conn_burst, clock_mono_us());
 	if (w2 > wait)
 		wait = w2;
 	if (wait == 0)
@@ -2132,7 +2118,7 @@ engine_new(struct event_base *base, struct dns *dns, const struct engine_params 
 		e->p.throttle_retries = 5;
 	else if (e->p.throttle_retries == ENGINE_THROTTLE_RETRIES_NONE)
 		e->p.throttle_retries = 0;
-	e->jitter = (uint32_t)engine_now_ms() ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
+	e->jitter = (uint32_t)clock_mono_ms() ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
 	if (e->jitter == 0)
 		e->jitter = 1;
 	if (e->p.catch_all_local != NULL &&
@@ -2210,7 +2196,7 @@ engine_submit(struct engine *e, const struct probe_req *req)
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1; /* cannot even remember it */
-	r->submitted_ms = engine_now_ms();
+	r->submitted_ms = clock_mono_ms();
 	r->tag = req->tag;
 	r->flags = req->flags;
 	r->address = strdup(req->address != NULL ? req->address : "");
@@ -2338,7 +2324,7 @@ engine_get_stats(const struct engine *e, struct engine_stats *out)
 size_t
 engine_get_lane_stats(const struct engine *e, struct engine_lane_stats *out, size_t max)
 {
-	uint64_t now = engine_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	for (size_t i = 0; i < e->nlanes && i < max; i++) {
 		const struct lane *l = e->lanes[i];

@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define LANESTATUS_TICK_MS 1000
@@ -39,15 +40,6 @@ struct lanestatus {
 	/* the back-off picture of the last report */
 	uint64_t sig_backed_off, sig_paused, sig_backoffs;
 };
-
-static uint64_t
-lanestatus_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int64_t
 lanestatus_wall_ms(void)
@@ -157,7 +149,7 @@ lanestatus_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct lanestatus *ls = arg;
 	struct jobstore_lane_report r;
-	uint64_t now = lanestatus_mono_ms(), paused = 0, backoffs = 0;
+	uint64_t now = clock_mono_ms(), paused = 0, backoffs = 0;
 	size_t n;
 
 	(void)fd;

@@ -97,6 +97,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "address.h"
+#include "clock.h"
 #include "config.h"
 #include "dns.h"
 #include "duration.h"
@@ -240,15 +241,6 @@ struct worker {
 	uint64_t backoffs_at;     /* last look at the lanes (monotonic ms) */
 	unsigned long instance;   /* tells this process's back-off events apart */
 };
-
-static uint64_t
-worker_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 worker_usage(FILE *f)
@@ -435,7 +427,7 @@ worker_update_pause(struct worker *w)
 {
 	size_t inflight = engine_pending(w->engine) + jobstore_async_pending(w->ja) +
 	    w->looking_addrs;
-	uint64_t now = worker_now_ms();
+	uint64_t now = clock_mono_ms();
 	int redis_ok, connected, full, held_full;
 	struct wpart *p;
 
@@ -520,7 +512,7 @@ worker_task_new(struct worker *w, struct wpart *p, int64_t offset, enum wtask_ki
 	t->part = p;
 	t->offset = offset;
 	t->kind = kind;
-	t->started_ms = worker_now_ms();
+	t->started_ms = clock_mono_ms();
 	snprintf(t->src, sizeof(t->src), "%s/%" PRId32 "/%" PRId64, p->topic, p->partition,
 	    offset);
 	p->refs++;
@@ -581,7 +573,7 @@ worker_task_finish(struct wtask *t)
 			    t->task->domain, t->task->attempt, t->naddrs,
 			    t->by_status[VS_DELIVERABLE], t->by_status[VS_UNDELIVERABLE],
 			    t->by_status[VS_RISKY], t->by_status[VS_UNKNOWN], t->nretry, t->skipped,
-			    worker_now_ms() - t->started_ms);
+			    clock_mono_ms() - t->started_ms);
 		}
 		worker_part_done(w, p, t->offset);
 	}
@@ -980,7 +972,7 @@ worker_task_run(struct wtask *t)
 
 	if (worker_act_add(w, t->mx_domain, 1) == 0)
 		t->running = 1;
-	t->started_ms = worker_now_ms();
+	t->started_ms = clock_mono_ms();
 	t->first_at = task->first_at > 0 ? (uint64_t)task->first_at : retry_wall_ms();
 	/* one step per address (its answer), one until all are submitted */
 	t->pending = t->naddrs + 1;
@@ -1098,7 +1090,7 @@ worker_produce(struct wtask *t)
 		log_warn("produce failed", "topic=%s source=%s error=%s", t->out_topic, t->src,
 		    rd_kafka_err2name(err));
 		t->out_waiting = 1;
-		t->out_at = worker_now_ms() + WORKER_REPRODUCE_MS;
+		t->out_at = clock_mono_ms() + WORKER_REPRODUCE_MS;
 	}
 }
 
@@ -1122,7 +1114,7 @@ worker_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		log_warn("delivery failed, producing again", "topic=%s source=%s error=%s",
 		    t->out_topic, t->src, rd_kafka_err2name(m->err));
 		t->out_waiting = 1;
-		t->out_at = worker_now_ms() + WORKER_REPRODUCE_MS;
+		t->out_at = clock_mono_ms() + WORKER_REPRODUCE_MS;
 		return;
 	}
 	if (t->kind == WT_DEAD) {
@@ -1392,7 +1384,7 @@ worker_begin_stop(struct worker *w, const char *why)
 		return;
 	w->stopping = 1;
 	metrics_set_flag(METRICS_STOPPING, 1);
-	w->stop_started_ms = worker_now_ms();
+	w->stop_started_ms = clock_mono_ms();
 	/* Held retry messages are not started any more: the next owner does. */
 	dropped = retry_timer_remove_if(w->held_q, worker_held_match_part, worker_held_drop, NULL);
 	dropped += worker_drop_waiting(w, NULL);
@@ -1496,7 +1488,7 @@ static void
 worker_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	uint64_t now = worker_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	(void)fd;
 	(void)what;

@@ -27,6 +27,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "log.h"
 
@@ -92,15 +93,6 @@ static struct {
 	int64_t started;
 } m;
 
-static uint64_t
-metrics_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void
 metrics_inc(enum metrics_counter c, uint64_t n)
 {
@@ -118,7 +110,7 @@ metrics_set_flag(enum metrics_flag f, int on)
 void
 metrics_verdict(const struct verdict *v)
 {
-	int64_t sec = (int64_t)(metrics_now_ns() / 1000000000u);
+	int64_t sec = (int64_t)(clock_mono_ns() / 1000000000u);
 	size_t slot = (size_t)(sec % METRICS_RATE_WINDOW_S);
 	unsigned cls = v->smtp_code >= 100 && v->smtp_code < 600 ? (unsigned)v->smtp_code / 100 : 0;
 
@@ -144,7 +136,7 @@ static void
 metrics_on_written(void *arg, int result)
 {
 	struct metrics_write *w = arg;
-	double s = (double)(metrics_now_ns() - w->start_ns) / 1e9;
+	double s = (double)(clock_mono_ns() - w->start_ns) / 1e9;
 
 	for (size_t i = 0; i < METRICS_NBUCKETS; i++)
 		if (s <= metrics_buckets[i])
@@ -170,7 +162,7 @@ metrics_put_verdict(struct jobstore_async *ja, const char *job, const char *fiel
 		return jobstore_async_put_verdict(ja, job, field, address, v, cb, arg);
 	w->cb = cb;
 	w->arg = arg;
-	w->start_ns = metrics_now_ns();
+	w->start_ns = clock_mono_ns();
 	if (jobstore_async_put_verdict(ja, job, field, address, v, metrics_on_written, w) == -1) {
 		free(w);
 		return -1;
@@ -343,7 +335,7 @@ metrics_render_engine(struct evbuffer *b)
 	static const char *const cls[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct engine_stats es = { 0 };
 	double rate = 0;
-	int64_t now = (int64_t)(metrics_now_ns() / 1000000000u);
+	int64_t now = (int64_t)(clock_mono_ns() / 1000000000u);
 
 	if (m.engine != NULL)
 		engine_get_stats(m.engine, &es);
