@@ -65,7 +65,8 @@ done < <(longopts <<<"$help")
 
 # check and submit refuse UTF-16 input with exit 3: both helps say so, as mxsift.1 does
 for cmd in check submit; do
-	"$mxsift" "$cmd" --help | sed -n '/^Exit codes:/,/^$/p' | tr '\n' ' ' | grep -q '3 input unusable ([^)]*UTF-16' ||
+	codes=$("$mxsift" "$cmd" --help | sed -n '/^Exit codes:/,/^$/p' | tr '\n' ' ')
+	grep -q '3 input unusable ([^)]*UTF-16' <<<"$codes" ||
 		fail "mxsift $cmd --help: exit 3 does not name UTF-16"
 done
 grep -q 'UTF\\-16' "$doc/mxsift.1" || fail "mxsift.1 does not name UTF-16"

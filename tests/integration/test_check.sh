@@ -37,7 +37,7 @@ tail -n +2 "$fixture" | cut -d, -f1 >"$tmp/want"
 jq -r '.status + "/" + .reason' "$tmp/out.jsonl" >"$tmp/have"
 if ! diff -u "$tmp/want" "$tmp/have" >"$tmp/diff"; then
 	cat "$tmp/diff"
-	paste -d' ' "$tmp/want" "$tmp/have" | nl -v2 | awk '$2 != $3' | head -20
+	paste -d' ' "$tmp/want" "$tmp/have" | nl -v2 | awk '$2 != $3' | sed -n 1,20p
 	fail "verdicts differ from the fixture"
 fi
 

@@ -81,7 +81,7 @@ sink_ms=15
 fleet_pids+=($!)
 smtp_port=
 for _ in $(seq 1 100); do
-	smtp_port=$(sed -n 's/^listen .*:\([0-9]*\)$/\1/p' "$tmp/sink.out" | head -n 1)
+	smtp_port=$(sed -n 's/^listen .*:\([0-9]*\)$/\1/p' "$tmp/sink.out" | sed -n 1p)
 	[ -n "$smtp_port" ] && grep -q '^ready' "$tmp/sink.out" && break
 	sleep 0.05
 done
@@ -216,11 +216,11 @@ replay)
 	grep "msg=\"task done\" job=$job topic=$topic " "$tmp/w3.log" |
 		awk '{ a = $0; s = $0; sub(/.* addresses=/, "", a); sub(/ .*/, "", a)
 			sub(/.* skipped=/, "", s); sub(/ .*/, "", s); if (a != s) bad++ }
-			END { exit bad > 0 }' || fail "a replayed task was probed: $(grep 'task done' "$tmp/w3.log" | head -n 3)"
+			END { exit bad > 0 }' || fail "a replayed task was probed: $(grep 'task done' "$tmp/w3.log" | sed -n 1,3p)"
 	rcpt2=$(sink_stat cmd_rcpt)
 	[ "$rcpt2" -eq "$rcpt1" ] || fail "the replay sent $((rcpt2 - rcpt1)) RCPT (every address had its verdict)"
 	# and its metrics say so: every address it was handed, skipped
-	mport=$(sed -n 's/.*msg="metrics listening" addr=127.0.0.1 port=\([0-9]*\).*/\1/p' "$tmp/w3.log" | head -n 1)
+	mport=$(sed -n 's/.*msg="metrics listening" addr=127.0.0.1 port=\([0-9]*\).*/\1/p' "$tmp/w3.log" | sed -n 1p)
 	handed=$(grep "msg=\"task done\" job=$job topic=$topic " "$tmp/w3.log" |
 		sed 's/.* addresses=\([0-9]*\) .*/\1/' | awk '{ s += $1 } END { print s + 0 }')
 	m=$(curl -fsS "http://127.0.0.1:$mport/metrics" | awk '$1 == "mxsift_addresses_skipped_total" { print $2 }')
@@ -245,7 +245,7 @@ drain)
 	# Only worker 1 has run: what Redis holds now is its work, the drain's included.
 	port=${redis#redis://127.0.0.1:}
 	redis-cli -p "${port%%/*}" hkeys "mxsift:job:$job:verdicts" | sort >"$tmp/redis1"
-	missing=$(comm -23 "$tmp/w1.grace" "$tmp/redis1" | head -n 3)
+	missing=$(comm -23 "$tmp/w1.grace" "$tmp/redis1" | sed -n 1,3p)
 	[ -z "$missing" ] || fail "verdicts logged during the drain are not in Redis: $missing"
 	d1=$(wc -l <"$tmp/redis1")
 	[ "$d1" -lt "$total" ] || fail "the job was done within the grace period: raise the list"
@@ -256,7 +256,7 @@ drain)
 	fleet_wait_done 40
 	verdict_addrs 2 >"$tmp/w2.all"
 	[ -s "$tmp/w2.all" ] || fail "worker 2 redid nothing"
-	twice=$(comm -12 "$tmp/w1.all" "$tmp/w2.all" | { grep -v '@missing\.test' || true; } | head -n 3)
+	twice=$(comm -12 "$tmp/w1.all" "$tmp/w2.all" | { grep -v '@missing\.test' || true; } | sed -n 1,3p)
 	[ -z "$twice" ] || fail "worker 2 probed addresses worker 1 had written (offsets not stored): $twice"
 	rcpts=$(sink_stat cmd_rcpt)
 	[ "$rcpts" -ge "$smtp_total" ] && [ "$rcpts" -le $((smtp_total + 1)) ] ||
@@ -343,11 +343,11 @@ redis_bound)
 			fail "worker $n did not pause consumption while Redis was down"
 	done
 	# worker 1 filled its buffer to the bound after that resume and stopped there
-	tail -n +"$r" "$tmp/w1.log" | grep 'msg="pausing consumption"' | head -n 1 >"$tmp/bound"
+	tail -n +"$r" "$tmp/w1.log" | grep 'msg="pausing consumption"' | sed -n 1p >"$tmp/bound"
 	bi=$(sed -n 's/.* inflight=\([0-9]*\) max_inflight=20 .*/\1/p' "$tmp/bound")
 	[ -n "$bi" ] && [ "$bi" -ge 20 ] ||
 		fail "worker 1 did not reach its bound of 20 during the outage: $(cat "$tmp/bound")"
-	tail -n +$((r + 1)) "$tmp/w1.log" | grep -q 'msg="resuming consumption"' &&
+	grep -q 'msg="resuming consumption"' <<<"$(tail -n +$((r + 1)) "$tmp/w1.log")" &&
 		fail "worker 1 resumed consuming while Redis was down"
 	echo "worker 1 paused at inflight=$bi (bound 20) with Redis down (log line $d)"
 	fleet_redis_restart
@@ -355,7 +355,7 @@ redis_bound)
 	for n in 1 2; do
 		o=$(rline "$n" 'msg="redis unreachable: holding verdicts')
 		tail -n +"$o" "$tmp/w$n.log" >"$tmp/after$n"
-		grep 'msg="redis reachable again: writing held verdicts"' "$tmp/after$n" | head -n 1 >"$tmp/back$n"
+		grep 'msg="redis reachable again: writing held verdicts"' "$tmp/after$n" | sed -n 1p >"$tmp/back$n"
 		[ -s "$tmp/back$n" ] && grep -q 'msg="resuming consumption"' "$tmp/after$n" ||
 			fail "worker $n did not write its held verdicts and resume after Redis came back"
 		grep -q ' held_max=[1-9]' "$tmp/back$n" || fail "worker $n held no verdict during the outage"

@@ -221,7 +221,7 @@ for _ in $(seq 1 100); do
 		kcat -b "$brokers" -C -t "$retry_topic" -o beginning -e -q -f '%k\t%p\t%o\t%h\n' \
 			>"$tmp/retry.idx" 2>/dev/null
 		read -r key part off _ < <(grep -F "mxsift-job=$job" "$tmp/retry.idx" |
-			grep -F "mxsift-source=$topic/" | head -n 1)
+			grep -F "mxsift-source=$topic/" | sed -n 1p)
 		[ -n "$off" ] || fail "phase 2: no attempt-1 retry message: $(cat "$tmp/retry.idx")"
 		kcat -b "$brokers" -C -t "$retry_topic" -p "$part" -o "$off" -c 1 -e -q -D '' \
 			-f '%s' >"$tmp/retry.msg" 2>/dev/null
@@ -290,7 +290,7 @@ printf 'grey@alpha.test\tdeliverable/accepted\n' >"$tmp/exp3"
 fleet_check_exact "$tmp/exp3"
 s=$(fleet_status)
 [ "$(jq .backed_off <<<"$s")" -ge 1 ] || fail "phase 3: backed_off $(jq .backed_off <<<"$s"), expected >= 1"
-"$mxsift" status --job "$job" --redis "$redis" | grep -Eq '^backed_off +[1-9]' ||
+grep -Eq '^backed_off +[1-9]' <<<"$("$mxsift" status --job "$job" --redis "$redis")" ||
 	fail "phase 3: text status does not show the back-off"
 text_counts
 # The lane report: alpha.test, this worker, slower than its rule (halved

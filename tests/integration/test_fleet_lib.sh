@@ -106,7 +106,7 @@ fleet_redis_spawn() {
 		>/dev/null 2>&1 &
 	redis_pid=$!
 	for _ in $(seq 1 100); do
-		redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
+		[ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && return 0
 		kill -0 "$redis_pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -155,7 +155,7 @@ fleet_kafka_ctl() {
 	printf '%s\n' "$*" >"$kafka_ctl"
 	for _ in $(seq 1 100); do
 		if [ "$(grep -c '' "$tmp/kafka.out")" -gt "$n" ]; then
-			tail -n +$((n + 1)) "$tmp/kafka.out" | grep -q "^ok $*" && return 0
+			grep -q "^ok $*" <<<"$(tail -n +$((n + 1)) "$tmp/kafka.out")" && return 0
 			fail "mock Kafka refused '$*': $(tail -n 1 "$tmp/kafka.out")"
 		fi
 		sleep 0.05
@@ -200,7 +200,7 @@ fleet_wait_group() {
 		done
 		if [ "$nparts" -eq 0 ]; then
 			nparts=$(kcat -b "$brokers" -L -t "$topic" 2>/dev/null |
-				sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | head -n 1)
+				sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | sed -n 1p)
 			nparts=${nparts:-0}
 		fi
 		sum=0 ok=1

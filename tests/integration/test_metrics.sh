@@ -107,11 +107,11 @@ start_worker() {
 	wpid[$1]=$!
 }
 port_of() {
-	sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$tmp/w$1.log" | head -n 1
+	sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$tmp/w$1.log" | sed -n 1p
 }
 partitions_of() {
 	kcat -b "$brokers" -L -t "$1" 2>/dev/null |
-		sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | head -n 1
+		sed -n 's/.*with \([0-9]*\) partitions.*/\1/p' | sed -n 1p
 }
 start_worker 1
 start_worker 2
@@ -168,7 +168,7 @@ grep -E '^mxsift_(verdicts_total|smtp|redis_writes|tasks|bad|kafka_consumer_lag_
 worker_sum=0
 for pair in $(jq -r '.reason | to_entries[] | .key + "=" + (.value | tostring)' <<<"$s"); do
 	r=${pair%%=*} n=${pair#*=}
-	st=$(grep -o "mxsift_verdicts_total{status=\"[a-z]*\",reason=\"$r\"}" "$tmp/m1.txt" | head -n 1)
+	st=$(grep -o "mxsift_verdicts_total{status=\"[a-z]*\",reason=\"$r\"}" "$tmp/m1.txt" | sed -n 1p)
 	[ -n "$st" ] || fail "no mxsift_verdicts_total series for reason $r"
 	case "$r" in
 	invalid_syntax|no_mail_server) want=0 ;;   # written by the coordinator

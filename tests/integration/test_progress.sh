@@ -129,9 +129,9 @@ n=$(grep -c '' "$tmp/lines.progress")
 # ticks come a second apart, each prints once a second has passed since
 # the last line: 3.5 s give one line or more before the final one
 [ "$n" -ge 2 ] || fail "$n progress lines in a run of 3.5 s or more at 1 a second: $(cat "$tmp/lines.progress")"
-tail -n 1 "$tmp/lines.progress" | grep -Eq '^progress rows=4 invalid=1 .* verified=4 total=4 .* eta=0:00$' ||
+grep -Eq '^progress rows=4 invalid=1 .* verified=4 total=4 .* eta=0:00$' <<<"$(tail -n 1 "$tmp/lines.progress")" ||
 	fail "the final progress line: $(tail -n 1 "$tmp/lines.progress")"
-head -n 1 "$tmp/lines.progress" | grep -q ' verified=[0-3] total=4 ' ||
+grep -q ' verified=[0-3] total=4 ' <<<"$(sed -n 1p "$tmp/lines.progress")" ||
 	fail "the first line was not written while the RCPT was held: $(head -n 1 "$tmp/lines.progress")"
 
 # ---- a pipe, the default interval: the final line only --------------------------------------
@@ -159,7 +159,7 @@ grep -q '^progress ' "$tmp/bar.tty" && fail "a progress line on a terminal"
 tr '\r' '\n' <"$tmp/bar.tty" | grep -E '^\[[#.]{20}\] (reading|working) rows [0-9]+ .* rows/s  ETA ' \
 	>"$tmp/bars" || true
 [ "$(grep -c '' "$tmp/bars")" -ge 2 ] || fail "the bar was not redrawn: $(cat -v "$tmp/bar.tty")"
-tail -n 1 "$tmp/bars" | grep -Eq '^\[#{20}\] working rows 4  invalid 1  .* verified 4/4 ' ||
+grep -Eq '^\[#{20}\] working rows 4  invalid 1  .* verified 4/4 ' <<<"$(tail -n 1 "$tmp/bars")" ||
 	fail "the last bar is not full: $(tail -n 1 "$tmp/bars" | cat -v)"
 grep -q $'\033\\[[0-9;]*mdeliverable' "$tmp/bar.tty" || fail "no colour on the terminal: $(cat -v "$tmp/bar.tty")"
 on_tty nocolor NO_COLOR=1 --

@@ -46,7 +46,7 @@ redis_spawn() {
 		--requirepass "$pass" --daemonize no >/dev/null 2>&1 &
 	redis_pid=$!
 	for _ in $(seq 1 100); do
-		REDISCLI_AUTH=$pass redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
+		[ "$(REDISCLI_AUTH=$pass redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && return 0
 		kill -0 "$redis_pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -160,7 +160,7 @@ malformed flag "rediss://127.0.0.1:$redis_port" 'rediss:// (TLS) is not supporte
 # ---- one worker, a job, all in database 3 ----------------------------------------------
 fleet_worker 1
 fleet_wait_group 1
-mport=$(sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$tmp/w1.log" | head -n 1)
+mport=$(sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$tmp/w1.log" | sed -n 1p)
 [ -n "$mport" ] || fail "no metrics port in the worker's log"
 code() { curl -s -o "$tmp/body" -w '%{http_code}' "http://127.0.0.1:$mport/$1"; }
 # until CODE: wait_code PATH CODE SECONDS
@@ -201,7 +201,7 @@ for _ in $(seq 1 70); do
 	sleep 0.1
 done
 [ -n "$(rcli -n 3 --scan --pattern 'mxsift:worker:*')" ] || fail "no worker lane report in database 3"
-[ "$(rcli -n 0 dbsize)" = 0 ] || fail "database 0 is not empty: $(rcli -n 0 --scan | head -n 5)"
+[ "$(rcli -n 0 dbsize)" = 0 ] || fail "database 0 is not empty: $(rcli -n 0 --scan | sed -n 1,5p)"
 
 # ---- readiness while Redis is away --------------------------------------------------------
 kill -TERM "$redis_pid"

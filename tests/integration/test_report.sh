@@ -73,7 +73,7 @@ render() {
 }
 
 # the text of the element with id ID in a DOM dump
-elem() { sed -n "s/.*id=\"$2\">\([0-9]*\)<.*/\1/p" "$1" | head -n 1; }
+elem() { sed -n "s/.*id=\"$2\">\([0-9]*\)<.*/\1/p" "$1" | sed -n 1p; }
 
 # check the DOM against "total N" / "status-X N" / "reason-Y N" lines
 check_dom() {
@@ -208,7 +208,7 @@ last=$(jq -s 'map(.checked_at) | max | strftime("%H:%M:%S")' -r "$tmp/worker.jso
 [ "$span" -lt 600 ] || fail "test bug: the job took $span s (labels would be HH:MM)"
 sed -n '/<h2>Throughput over time<\/h2>/,/<\/section>/p' "$dom" >"$tmp/time.html"
 grep -q "stacked by status, from $first to $last; average " "$tmp/time.html" ||
-	fail "throughput: not from $first to $last: $(grep -o 'Verdicts per [^<]*' "$tmp/time.html" | head -n 2)"
+	fail "throughput: not from $first to $last: $(grep -o 'Verdicts per [^<]*' "$tmp/time.html" | sed -n 1,2p)"
 [ "$(grep -o '<rect ' "$tmp/time.html" | wc -l)" -ge 1 ] || fail "throughput: no bars"
 grep -q 'No verdict carries a time' "$tmp/time.html" && fail "throughput: no times"
 

@@ -109,7 +109,7 @@ s=$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" --format 
 redis-cli -u "$MXSIFT_TEST_REDIS" HDEL "mxsift:job:reuse-c-$run:meta" reused >/dev/null
 s=$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" --format json)
 [ "$(jq 'has("reused")' <<<"$s")" = false ] || fail "status shows reused for a meta without it"
-"$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" | grep -q '^reused' &&
+grep -q '^reused' <<<"$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS")" &&
 	fail "status text shows reused for a meta without it"
 
 rc=0

@@ -18,7 +18,7 @@ if [ -z "${MXSIFT_TEST_DNS:-}" ]; then
 fi
 command -v valgrind >/dev/null || { echo "SKIP: valgrind not installed"; exit 77; }
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
-if ldd "$mxsift" | grep -q libasan; then
+if grep -q libasan <<<"$(ldd "$mxsift")"; then
 	echo "SKIP: $mxsift is built with AddressSanitizer (valgrind needs a plain build)"; exit 77
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

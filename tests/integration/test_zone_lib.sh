@@ -25,7 +25,7 @@ zone_dnsmasq_start() {
 			--log-facility=- </dev/null >/dev/null 2>"$log" &
 		zone_pid=$!
 		for _ in $(seq 1 50); do
-			if dig +short +time=1 +tries=1 @127.0.0.1 -p "$p" MX "$name" 2>/dev/null | grep -q .; then
+			if [ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$p" MX "$name" 2>/dev/null)" ]; then
 				zone_port=$p
 				return 0
 			fi

@@ -79,7 +79,7 @@ mapfile -t listens < <(section listen | sed 's/[[:space:]]//g; /^$/d')
 listen=${listens[0]}
 sargs=()
 for a in "${listens[@]}"; do
-	if [ "$a" = "::1" ] && ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/'; then
+	if [ "$a" = "::1" ] && ! grep -q 'inet6 ::1/' <<<"$(ip -6 addr show lo 2>/dev/null)"; then
 		echo "SKIP transcript.$name: no ::1 on lo"
 		exit 77
 	fi
