@@ -340,6 +340,17 @@ smtp_reply_pending(const struct smtp_reply_reader *r)
 	return (r->len - r->off) + r->partial_raw;
 }
 
+int
+smtp_reply_pending_code(const struct smtp_reply_reader *r)
+{
+	const char *s = r->buf + r->off;
+
+	if (r->buf == NULL || r->partial_raw > 0 || r->len - r->off < 3 || s[0] < '2' ||
+	    s[0] > '5' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+		return 0;
+	return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
 void
 smtp_reply_reset(struct smtp_reply_reader *r)
 {

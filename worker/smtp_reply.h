@@ -55,6 +55,11 @@ const char *smtp_reply_error(const struct smtp_reply_reader *r);  /* NULL if non
 /* Bytes buffered but not yet returned as a reply (unexpected trailing input
  * when nothing was pipelined is a protocol error for the caller). */
 size_t smtp_reply_pending(const struct smtp_reply_reader *r);
+/* The reply code (200..599) that the pending input starts with, when its
+ * first three bytes are there and are digits and no line of it was parsed
+ * yet; else 0.  Lets the caller tell an unsolicited 421 from other input
+ * that arrived behind a reply. */
+int smtp_reply_pending_code(const struct smtp_reply_reader *r);
 /* Drop everything (e.g. after STARTTLS: no plaintext may carry over). */
 void smtp_reply_reset(struct smtp_reply_reader *r);
 

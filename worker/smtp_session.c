@@ -830,6 +830,23 @@ session_read(struct smtp_session *s)
 			return;
 		}
 		extra = smtp_reply_pending(s->rd) > 0;
+		/*
+		 * More input behind the last reply we wait for in a
+		 * transaction: the server sent more replies than we sent
+		 * commands, so matching in order would pair this reply with
+		 * a command it does not answer (a second 250 to MAIL taken
+		 * for RCPT's: a false "accepted", the real RCPT answer still
+		 * unread).  Refuse it before it becomes a result.  An
+		 * unsolicited 421 behind a complete reply is the server
+		 * closing: the reply stands, the 421 ends the session below.
+		 */
+		if (extra && s->npend == 1 && !s->closing &&
+		    (s->pend[0] == SMTP_S_RSET || s->pend[0] == SMTP_S_MAIL ||
+		     s->pend[0] == SMTP_S_RCPT) &&
+		    smtp_reply_pending_code(s->rd) != 421) {
+			session_fail(s, SMTP_FAIL_PROTO, NULL, "more replies than commands", 0);
+			return;
+		}
 		sent = s->nsent;
 		session_reply(s, &r);
 		if (session_gone(s) || s->closing)

@@ -563,6 +563,34 @@ test_pending_reset(void **state)
 }
 
 static void
+test_pending_code(void **state)
+{
+	struct smtp_reply_reader *rd;
+	struct smtp_reply rep;
+
+	(void)state;
+	rd = smtp_reply_reader_new(NULL);
+	assert_int_equal(smtp_reply_pending_code(rd), 0); /* nothing fed */
+	assert_int_equal(smtp_reply_feed(rd, "250 ok\r\n421 bye\r\n42", 19), 0);
+	assert_int_equal(smtp_reply_pending_code(rd), 250);
+	assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_OK);
+	assert_int_equal(rep.code, 250);
+	assert_int_equal(smtp_reply_pending_code(rd), 421);
+	assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_OK);
+	/* two bytes of a code are not a code */
+	assert_int_equal(smtp_reply_pending_code(rd), 0);
+	assert_int_equal(smtp_reply_feed(rd, "1-x\r\n", 5), 0);
+	assert_int_equal(smtp_reply_pending_code(rd), 421);
+	/* a line of the reply is parsed already: the code is no longer ahead */
+	assert_int_equal(smtp_reply_get(rd, &rep), SMTP_REPLY_NONE);
+	assert_int_equal(smtp_reply_pending_code(rd), 0);
+	smtp_reply_reset(rd);
+	assert_int_equal(smtp_reply_feed(rd, "xyz\r\n", 5), 0);
+	assert_int_equal(smtp_reply_pending_code(rd), 0);
+	smtp_reply_reader_free(rd);
+}
+
+static void
 test_new_limits(void **state)
 {
 	struct smtp_reply_limits bad1 = {3, 0, 0};
@@ -597,6 +625,7 @@ main(void)
 	    cmocka_unit_test(test_buffer_cap),
 	    cmocka_unit_test(test_long_session),
 	    cmocka_unit_test(test_pending_reset),
+	    cmocka_unit_test(test_pending_code),
 	    cmocka_unit_test(test_new_limits),
 	};
 
