@@ -171,7 +171,7 @@ config_has_ctl(const char *v)
  * Check the value of a key whose meaning is the same in every command.
  * Returns NULL when fine, else what is wrong (a static string, or buf).
  */
-static const char *
+const char *
 config_check_value(const char *key, const char *v, char *buf, size_t buflen)
 {
 	if (config_has_ctl(v))

@@ -78,6 +78,15 @@ int config_args(const char *section, const struct option *longopts, const char *
 int config_command(const char *prog, const char *section, const struct option *longopts,
     const char *optstring, int *argc, char ***argv);
 
+/*
+ * The check config_args() applies to the value of a shared key (helo,
+ * mail-from, smtp-port, tls, redis, ...), for a command to apply to the
+ * same option given as a flag.  NULL when v is fine, else what is wrong ("wants a
+ * host name (no spaces)": a static string, or buf).  Keys without a check
+ * are fine.
+ */
+const char *config_check_value(const char *key, const char *v, char *buf, size_t buflen);
+
 /* The file config_args() read last, or NULL when none was used. */
 const char *config_file(void);
 

@@ -1098,6 +1098,7 @@ cmd_check(int argc, char **argv)
 	struct plan_params pp = { 0 };
 	int quiet = 0, ch, rc = MXSIFT_EXIT_OK;
 	char lanes_default[4096];
+	const char *lanes;
 	char err[256];
 	struct check c = { 0 };
 	int retry_set = 0;
@@ -1146,8 +1147,24 @@ cmd_check(int argc, char **argv)
 			break;
 		}
 		case 'D': dns_server = optarg; break;
-		case 'H': ep.helo_name = optarg; break;
-		case 'M': ep.mail_from = optarg; break;
+		case 'H':
+		case 'M': {
+			/* The checks the config file and MXSIFT_* get: a
+			 * space or control character would reach the wire. */
+			const char *why = config_check_value(ch == 'H' ? "helo" : "mail-from",
+			    optarg, err, sizeof(err));
+
+			if (why != NULL) {
+				fprintf(stderr, "mxsift check: --%s: %s\n",
+				    ch == 'H' ? "helo" : "mail-from", why);
+				return MXSIFT_EXIT_USAGE;
+			}
+			if (ch == 'H')
+				ep.helo_name = optarg;
+			else
+				ep.mail_from = optarg;
+			break;
+		}
 		case 'P': {
 			char *end;
 			long p = strtol(optarg, &end, 10);
@@ -1272,7 +1289,19 @@ cmd_check(int argc, char **argv)
 		rc = MXSIFT_EXIT_FAILURE;
 		goto done;
 	}
+	/* The rules are loaded here, not by engine_new(), so that a bad file
+	 * is named as what it is (a missing or broken --lanes FILE is a usage
+	 * error), not "out of memory". */
+	lanes = ep.lanes_file;
+	ep.lanes_file = NULL;
 	c.engine = engine_new(c.base, c.dns, &ep, check_on_engine_done, &c);
+	if (c.engine != NULL && lanes != NULL &&
+	    engine_reload_rules(c.engine, lanes, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxsift check: %s: %s\n", lanes == lanes_default ? "lanes" : "--lanes",
+		    err);
+		rc = lanes == lanes_default ? MXSIFT_EXIT_FAILURE : MXSIFT_EXIT_USAGE;
+		goto done;
+	}
 	if (c.retry.max_age_ms > 0) {
 		c.started_wall = retry_wall_ms();
 		if ((c.again_q = retry_timer_new(c.base, check_again_due, &c)) == NULL) {

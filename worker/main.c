@@ -1698,14 +1698,25 @@ main(int argc, char **argv)
 			}
 			break;
 		case OPT_DNS: dns_server = optarg; break;
-		case OPT_HELO: ep.helo_name = optarg; break;
-		case OPT_MAIL_FROM:
-			if (strpbrk(optarg, "\r\n<> ") != NULL) {
-				fprintf(stderr, "mxsift-worker: bad --mail-from\n");
+		case OPT_HELO:
+		case OPT_MAIL_FROM: {
+			/* The checks the config file and MXSIFT_* get: a
+			 * space or control character would reach the wire. */
+			char why_buf[64];
+			const char *why = config_check_value(
+			    ch == OPT_HELO ? "helo" : "mail-from", optarg, why_buf, sizeof(why_buf));
+
+			if (why != NULL) {
+				fprintf(stderr, "mxsift-worker: --%s: %s\n",
+				    ch == OPT_HELO ? "helo" : "mail-from", why);
 				goto usage;
 			}
-			ep.mail_from = optarg;
+			if (ch == OPT_HELO)
+				ep.helo_name = optarg;
+			else
+				ep.mail_from = optarg;
 			break;
+		}
 		case OPT_SMTP_PORT:
 			if (worker_parse_uint(optarg, 1, 65535, &num) == -1) {
 				fprintf(stderr, "mxsift-worker: --smtp-port wants 1..65535\n");

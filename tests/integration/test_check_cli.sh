@@ -29,6 +29,12 @@
 #     exit 3 naming the encoding and the iconv command, -o FILE untouched.
 #     An empty list (0 bytes, blank lines, empty stdin): exit 0, the header
 #     alone, "FILE: no rows" on stderr even with --quiet (it was silent).
+# 12. Bad SMTP identity and lane flags are usage errors (exit 2) naming the
+#     option, as in the config file and MXSIFT_*: --helo with a space (it
+#     went out as "EHLO a b") or empty, --mail-from with a LF (every row was
+#     unknown/temp_failure "cannot create session", exit 0) or in <>;
+#     --lanes naming a missing or broken file (it said "out of memory",
+#     exit 1).
 #
 # Addresses at missing.test (NXDOMAIN) get a verdict without SMTP: a row
 # that is undeliverable/no_mail_server was checked, not refused as invalid.
@@ -326,6 +332,22 @@ if only 11; then
 	grep -q 'no rows' some.err && fail "some: 'no rows' for a list with rows"
 fi
 
+# ---- 12. bad --helo, --mail-from, --lanes -----------------------------------------
+if only 12; then
+	printf 'bogus line here\n' >bad.lanes
+	n=0
+	for a in '--helo=a b' '--helo=' '--mail-from=a@b.test'$'\n''x' '--mail-from=<a@b.test>' \
+		'--lanes=nonexistent.lanes' '--lanes=bad.lanes'; do
+		n=$((n + 1))
+		chk 2 "badflag$n" in.csv "$a" "${dns[@]}"
+		opt=${a%%=*}
+		grep -q "^mxsift check: $opt: " "badflag$n.err" || fail "badflag $a: $(cat "badflag$n.err")"
+		grep -q 'out of memory' "badflag$n.err" && fail "badflag $a: $(cat "badflag$n.err")"
+	done
+	grep -q 'bad.lanes:1: unknown setting' badflag6.err || fail "badflag bad.lanes: $(cat badflag6.err)"
+	chk 0 goodflags in.csv -o good.out --helo probe.mxsift.test --mail-from '' --lanes none "${dns[@]}"
+fi
+
 echo "PASS: check CLI: same-file refusal, output replaced only on success, DNS failure exit 1," \
 	"SIGINT/SIGTERM partial output, warnings, CR-only, no grace, blank lines, table, unusable inputs," \
-	"UTF-16, empty lists"
+	"UTF-16, empty lists, bad --helo/--mail-from/--lanes"
