@@ -41,6 +41,9 @@ static const char *const config_never[] = { "help", "version", "config" };
 
 #define CONFIG_KAFKA_PREFIX "kafka."
 
+/* "key = false": the marker before "--key" (see config_add, config_args). */
+#define CONFIG_FALSE_MARK "!"
+
 /* The argv built by the last call, with the strings it allocated. */
 static struct {
 	char **argv;           /* what the command parses */
@@ -291,10 +294,11 @@ config_add(struct config_list *l, const struct option *longopts, int kafka, int 
 		if ((b = config_parse_bool(value)) == -1)
 			return config_err(err, errlen, "%s: %s wants true or false, not '%s'", where,
 			    key, value);
-		if (b == 0)
-			return 0;
+		/* false: a marker that takes back a true set before it (the file's
+		 * shared keys, its section, the environment: a later place wins
+		 * for a boolean too); config_args drops it from the argv */
 		arg = NULL;
-		if (asprintf(&arg, "--%s", key) == -1)
+		if (asprintf(&arg, b ? "--%s" : CONFIG_FALSE_MARK "--%s", key) == -1)
 			arg = NULL;
 	} else if (asprintf(&arg, "--%s=%s", key, value) == -1)
 		arg = NULL;
@@ -552,9 +556,29 @@ config_args(const char *section, const struct option *longopts, const char *opts
 		goto oom;
 	struct config_list *parts[] = { &fsh, &fsec, &esh, &esec, &rest };
 	for (size_t p = 0; p < sizeof(parts) / sizeof(parts[0]); p++)
-		for (size_t i = 0; i < parts[p]->n; i++)
-			if (config_list_push(&all, parts[p]->v[i]) == -1)
+		for (size_t i = 0; i < parts[p]->n; i++) {
+			char *a = parts[p]->v[i];
+
+			if (parts[p] != &rest && strcmp(a, "-X") == 0 && i + 1 < parts[p]->n) {
+				/* -X and its KEY=VALUE: never a marker */
+				if (config_list_push(&all, parts[p]->v[i++]) == -1)
+					goto oom;
+				a = parts[p]->v[i];
+			} else if (parts[p] != &rest &&
+			    strncmp(a, CONFIG_FALSE_MARK "--", strlen(CONFIG_FALSE_MARK) + 2) == 0) {
+				/* key = false: the trues before it are taken back */
+				size_t k = 1;
+
+				a += strlen(CONFIG_FALSE_MARK);
+				for (size_t j = 1; j < all.n; j++)
+					if (strcmp(all.v[j], a) != 0)
+						all.v[k++] = all.v[j];
+				all.n = k;
+				continue;
+			}
+			if (config_list_push(&all, a) == -1)
 				goto oom;
+		}
 	if (config_list_push(&all, NULL) == -1)
 		goto oom;
 	config_state.argv = all.v;

@@ -28,7 +28,9 @@
  * A key is a long option name of that command without the dashes (`_` may
  * stand for `-`); the value is the option's argument ("quoted" to keep
  * spaces at the ends; may be empty).  An option without an argument (e.g.
- * log-addresses, quiet) takes true/false, yes/no, on/off or 1/0.
+ * log-addresses, quiet) takes true/false, yes/no, on/off or 1/0; false
+ * takes back a true from an earlier place (MXSIFT_LOG_ADDRESSES=false over
+ * the file's log-addresses = true, a [section]'s false over a shared true).
  * `kafka.NAME = VALUE` becomes `-X NAME=VALUE` for commands that take -X.
  *
  * Shared keys (before any [section]) apply to every command that has the

@@ -1261,6 +1261,13 @@ cmd_check(int argc, char **argv)
 	c.fmt = fmt;
 	c.out = stdout;
 
+	/* A --lanes FILE that is missing or broken is a mistake to fix before
+	 * any work, named as such (engine_new would only fail). */
+	if (ep.lanes_file != NULL && strcmp(ep.lanes_file, "none") != 0 &&
+	    engine_check_rules(ep.lanes_file, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxsift check: --lanes: %s\n", err);
+		return MXSIFT_EXIT_USAGE;
+	}
 	if ((c.lists = lists_open(data_dir, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift check: data: %s\n", err);
 		return MXSIFT_EXIT_FAILURE;

@@ -544,8 +544,8 @@ rule_complete(struct lane_rule *r, const struct lane_rule *dflt)
 
 /* Read a rules file into a sorted array that always holds "*". */
 static int
-rules_load(const struct engine *e, const char *path, struct lane_rule **out, size_t *nout,
-           char *err, size_t errlen)
+rules_load(const struct engine_params *ep, const char *path, struct lane_rule **out,
+           size_t *nout, char *err, size_t errlen)
 {
 	struct lane_rule *rules = NULL, *grown, base = {0}, *star;
 	size_t n = 0, cap = 0;
@@ -555,8 +555,8 @@ rules_load(const struct engine *e, const char *path, struct lane_rule **out, siz
 	FILE *f = NULL;
 
 	/* engine_params are the defaults of the "*" rule */
-	base.conns = e->p.max_conns_per_lane;
-	base.rcpt_per_session = e->p.max_rcpt_per_session;
+	base.conns = ep->max_conns_per_lane;
+	base.rcpt_per_session = ep->max_rcpt_per_session;
 	base.burst = base.conn_burst = 1;
 	if (path != NULL && (f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -861,7 +861,7 @@ engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen
 	struct lane_rule *rules;
 	size_t n;
 
-	if (rules_load(e, path, &rules, &n, err, errlen) != 0)
+	if (rules_load(&e->p, path, &rules, &n, err, errlen) != 0)
 		return -1;
 	rules_free(e->rules, e->nrules);
 	e->rules = rules;
@@ -876,6 +876,19 @@ engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen
 	}
 	if (path != NULL)
 		log_info("lane rules loaded", "file=%s rules=%zu", path, n);
+	return 0;
+}
+
+int
+engine_check_rules(const char *path, char *err, size_t errlen)
+{
+	const struct engine_params none = { 0 };
+	struct lane_rule *rules;
+	size_t n;
+
+	if (rules_load(&none, path, &rules, &n, err, errlen) != 0)
+		return -1;
+	rules_free(rules, n);
 	return 0;
 }
 

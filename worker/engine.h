@@ -177,6 +177,11 @@ void engine_get_stats(const struct engine *e, struct engine_stats *out);
  */
 int engine_reload_rules(struct engine *e, const char *path, char *err, size_t errlen);
 
+/* Read the lane rules file path as engine_new() would, and forget them: 0,
+ * or -1 with the same message.  For a command to refuse a missing or broken
+ * --lanes FILE as a configuration error, naming it, before any work. */
+int engine_check_rules(const char *path, char *err, size_t errlen);
+
 /* 1 if reply r tells us to slow down (421; 4.7.28; 4.7.65x; "too many",
  * "rate limit", "try again later" ... in a 4xx that is not greylisting nor
  * 4.5.3 too many recipients).  The classifier decides the verdict; this

@@ -1829,6 +1829,13 @@ main(int argc, char **argv)
 	}
 	if (redis_url_check_option("mxsift-worker", redis) == -1)
 		goto bad_value;
+	/* A missing or broken --lanes FILE: a configuration error (exit 2)
+	 * that names it, not "engine setup failed" (exit 1) */
+	if (worker_lanes_file != NULL && strcmp(worker_lanes_file, "none") != 0 &&
+	    engine_check_rules(worker_lanes_file, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxsift-worker: --lanes: %s\n", err);
+		goto bad_value;
+	}
 	if (strcmp(w.topic, w.retry_topic) == 0 || strcmp(w.topic, w.dead_topic) == 0 ||
 	    strcmp(w.retry_topic, w.dead_topic) == 0) {
 		fprintf(stderr, "mxsift-worker: the task, retry and dead-letter topics must differ\n");

@@ -151,6 +151,17 @@ static const struct ccase cases[] = {
 	  "MXSIFT_COMMAND_TIMEOUT: command-timeout wants a duration" },
 	{ "env boolean", "worker", NULL, { "MXSIFT_LOG_ADDRESSES=true", NULL }, "",
 	  "--log-addresses", NULL },
+	{ "env boolean false over the file's true", "worker", "log-addresses = true\n",
+	  { "MXSIFT_LOG_ADDRESSES=false", NULL }, "", "", NULL },
+	{ "section boolean false over a shared true", "worker",
+	  "log-addresses = yes\n[worker]\nlog-addresses = off\n", { NULL }, "-b k:1",
+	  "-b k:1", NULL },
+	{ "command env false over the section's true", "check", "[check]\nquiet = true\n",
+	  { "MXSIFT_CHECK_QUIET=0", NULL }, "f", "f", NULL },
+	{ "false then true again: the later true stands", "check", "[check]\nquiet = no\n",
+	  { "MXSIFT_CHECK_QUIET=1", NULL }, "f", "--quiet f", NULL },
+	{ "a flag after a false still counts", "check", "[check]\nquiet = true\n",
+	  { "MXSIFT_CHECK_QUIET=false", NULL }, "--quiet f", "--quiet f", NULL },
 };
 
 static char cfgpath[64];
