@@ -1098,7 +1098,6 @@ cmd_check(int argc, char **argv)
 	struct plan_params pp = { 0 };
 	int quiet = 0, ch, rc = MXSIFT_EXIT_OK;
 	char lanes_default[4096];
-	const char *lanes;
 	char err[256];
 	struct check c = { 0 };
 	int retry_set = 0;
@@ -1261,8 +1260,9 @@ cmd_check(int argc, char **argv)
 	c.fmt = fmt;
 	c.out = stdout;
 
-	/* A --lanes FILE that is missing or broken is a mistake to fix before
-	 * any work, named as such (engine_new would only fail). */
+	/* A lanes file that is missing or broken is named before any work
+	 * (engine_new would only fail, as "out of memory"): a --lanes FILE is
+	 * the user's mistake (exit 2), the shipped default's below is not. */
 	if (ep.lanes_file != NULL && strcmp(ep.lanes_file, "none") != 0 &&
 	    engine_check_rules(ep.lanes_file, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxsift check: --lanes: %s\n", err);
@@ -1276,6 +1276,11 @@ cmd_check(int argc, char **argv)
 	if (ep.lanes_file == NULL) {
 		snprintf(lanes_default, sizeof(lanes_default), "%s/lanes.conf", lists_dir(c.lists));
 		ep.lanes_file = lanes_default;
+		if (engine_check_rules(lanes_default, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mxsift check: lanes: %s\n", err);
+			lists_close(c.lists);
+			return MXSIFT_EXIT_FAILURE;
+		}
 	} else if (strcmp(ep.lanes_file, "none") == 0)
 		ep.lanes_file = NULL;
 	c.base = engine_event_base_new();
@@ -1296,19 +1301,7 @@ cmd_check(int argc, char **argv)
 		rc = MXSIFT_EXIT_FAILURE;
 		goto done;
 	}
-	/* The rules are loaded here, not by engine_new(), so that a bad file
-	 * is named as what it is (a missing or broken --lanes FILE is a usage
-	 * error), not "out of memory". */
-	lanes = ep.lanes_file;
-	ep.lanes_file = NULL;
 	c.engine = engine_new(c.base, c.dns, &ep, check_on_engine_done, &c);
-	if (c.engine != NULL && lanes != NULL &&
-	    engine_reload_rules(c.engine, lanes, err, sizeof(err)) != 0) {
-		fprintf(stderr, "mxsift check: %s: %s\n", lanes == lanes_default ? "lanes" : "--lanes",
-		    err);
-		rc = lanes == lanes_default ? MXSIFT_EXIT_FAILURE : MXSIFT_EXIT_USAGE;
-		goto done;
-	}
 	if (c.retry.max_age_ms > 0) {
 		c.started_wall = retry_wall_ms();
 		if ((c.again_q = retry_timer_new(c.base, check_again_due, &c)) == NULL) {

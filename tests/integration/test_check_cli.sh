@@ -345,6 +345,13 @@ if only 12; then
 		grep -q 'out of memory' "badflag$n.err" && fail "badflag $a: $(cat "badflag$n.err")"
 	done
 	grep -q 'bad.lanes:1: unknown setting' badflag6.err || fail "badflag bad.lanes: $(cat badflag6.err)"
+	# the shipped default rules broken: a failure (exit 1) naming the file, not a usage error
+	data=$(sed -n 's/^ *--data-dir DIR .*(default: \(.*\))$/\1/p' <<<"$(env -u MXSIFT_DATA_DIR "$mxsift" check --help)")
+	[ -s "$data/lanes.conf" ] || fail "no shipped lanes.conf in the default data directory '$data'"
+	mkdir -p brokendata && cp -r "$data"/. brokendata/ && cp bad.lanes brokendata/lanes.conf
+	chk 1 brokendefault in.csv --data-dir brokendata "${dns[@]}"
+	grep -q '^mxsift check: lanes: brokendata/lanes.conf:1: unknown setting' brokendefault.err ||
+		fail "broken default lanes: $(cat brokendefault.err)"
 	chk 0 goodflags in.csv -o good.out --helo probe.mxsift.test --mail-from '' --lanes none "${dns[@]}"
 fi
 
