@@ -703,6 +703,18 @@ session_reply(struct smtp_session *s, const struct smtp_reply *r)
 		session_fail(s, SMTP_FAIL_RESP, r, "421 service closing", 0);
 		return;
 	}
+	/*
+	 * A 503 to MAIL, or to a RCPT whose MAIL was accepted, means the
+	 * server's idea of the transaction is not ours.  The reply is well
+	 * formed, so the address gets its verdict (protocol_error) and the
+	 * session ends politely once what is outstanding is answered; but
+	 * it is not reused: on a session out of step, the next recipient's
+	 * answer could be anybody's.  (A 503 to a RCPT behind a refused
+	 * MAIL is that refusal's echo, and discarded.)
+	 */
+	if (r->code == 503 && !s->tls_upgrade &&
+	    (head == SMTP_S_MAIL || (head == SMTP_S_RCPT && !s->discard_rcpt)))
+		s->quit_wanted = 1;
 	memmove(s->pend, s->pend + 1, sizeof(s->pend[0]) * (size_t)--s->npend);
 	if (s->npend > 0)
 		smtp_session_state(s, s->pend[0]);
