@@ -80,7 +80,7 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *
 
 int
 kafka_conf_apply(rd_kafka_conf_t *conf, const struct kafka_xopts *x,
-    const char *const *locked, char *err, size_t errlen)
+    const struct kafka_lock *locked, char *err, size_t errlen)
 {
 	if (x == NULL)
 		return 0;
@@ -94,12 +94,18 @@ kafka_conf_apply(rd_kafka_conf_t *conf, const struct kafka_xopts *x,
 		}
 		memcpy(key, kv, (size_t)(eq - kv));
 		key[eq - kv] = '\0';
-		for (size_t j = 0; locked != NULL && locked[j] != NULL; j++)
-			if (strcmp(key, locked[j]) == 0) {
-				snprintf(err, errlen, "-X %s cannot be changed here: "
-				    "at-least-once delivery depends on it", key);
+		for (const struct kafka_lock *l = locked; l != NULL && l->key != NULL; l++) {
+			size_t k = 0;
+
+			if (strcmp(key, l->key) != 0)
+				continue;
+			while (l->ok != NULL && l->ok[k] != NULL && strcmp(eq + 1, l->ok[k]) != 0)
+				k++;
+			if (l->ok == NULL || l->ok[k] == NULL) {
+				snprintf(err, errlen, "-X %s cannot be changed here: %s", key, l->why);
 				return -1;
 			}
+		}
 		if (kafka_conf_set(conf, key, eq + 1, err, errlen) == -1)
 			return -1;
 	}
@@ -179,7 +185,7 @@ kafka_fatal_seen(void)
 
 static rd_kafka_conf_t *
 kafka_conf_build(const char *const (*defaults)[2], size_t ndefaults,
-    const struct kafka_xopts *x, const char *const *locked, char *err, size_t errlen)
+    const struct kafka_xopts *x, const struct kafka_lock *locked, char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
@@ -205,8 +211,22 @@ kafka_producer_conf(const char *brokers, const struct kafka_xopts *x, char *err,
 		{ "acks", "all" },
 		{ "linger.ms", "5" },
 	};
+	/* Every task and verdict acknowledged by all in-sync replicas, and
+	 * written once however often it is retried: what "nothing lost,
+	 * nothing counted twice" rests on.  The brokers are --brokers. */
+	static const char *const acks_all[] = { "all", "-1", NULL };
+	static const char *const yes[] = { "true", NULL };
+	static const struct kafka_lock locked[] = {
+		{ "acks", acks_all, "every task must be acknowledged by all in-sync replicas" },
+		{ "request.required.acks", acks_all,
+		  "every task must be acknowledged by all in-sync replicas" },
+		{ "enable.idempotence", yes, "a retried produce must not write a task twice" },
+		{ "bootstrap.servers", NULL, "use --brokers" },
+		{ "metadata.broker.list", NULL, "use --brokers" },
+		{ NULL, NULL, NULL },
+	};
 
-	return kafka_conf_build(defaults, sizeof(defaults) / sizeof(defaults[0]), x, NULL, err,
+	return kafka_conf_build(defaults, sizeof(defaults) / sizeof(defaults[0]), x, locked, err,
 	    errlen);
 }
 
@@ -222,7 +242,14 @@ kafka_consumer_conf(const char *brokers, const char *group, const struct kafka_x
 		{ "enable.auto.commit", "true" },
 		{ "auto.offset.reset", "earliest" },
 	};
-	static const char *const locked[] = { "enable.auto.offset.store", NULL };
+	static const char *const no[] = { "false", NULL };
+	static const struct kafka_lock locked[] = {
+		{ "enable.auto.offset.store", no, "at-least-once delivery depends on it" },
+		{ "group.id", NULL, "use --group" },
+		{ "bootstrap.servers", NULL, "use --brokers" },
+		{ "metadata.broker.list", NULL, "use --brokers" },
+		{ NULL, NULL, NULL },
+	};
 
 	return kafka_conf_build(defaults, sizeof(defaults) / sizeof(defaults[0]), x, locked, err,
 	    errlen);

@@ -46,10 +46,17 @@ int kafka_key_consumer_only(const char *kv);
 /* Set one property; 0 or -1 with librdkafka's reason in err. */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
     size_t errlen);
-/* Apply every -X option; locked (NULL-terminated, may be NULL) lists keys
- * that may not be overridden.  0 or -1 with err. */
+/* A property -X may not change: key, the values it may still be given
+ * (NULL-terminated; NULL: none) and why, for the error. */
+struct kafka_lock {
+	const char *key;
+	const char *const *ok;
+	const char *why;
+};
+/* Apply every -X option; locked (ended by a NULL key, may be NULL) lists
+ * keys that may not be overridden.  0 or -1 with err. */
 int kafka_conf_apply(rd_kafka_conf_t *conf, const struct kafka_xopts *x,
-    const char *const *locked, char *err, size_t errlen);
+    const struct kafka_lock *locked, char *err, size_t errlen);
 
 /* Route librdkafka's logs and errors to log.h. */
 void kafka_conf_set_logging(rd_kafka_conf_t *conf);

@@ -762,6 +762,14 @@ cmd_submit(int argc, char **argv)
 	}
 	if (redis_url_check_option("mxsift submit", redis) == -1)
 		goto usage_out;
+	/* -X checked before Redis is touched: a locked or unknown property is
+	 * a usage error (the producer is configured again, the same way,
+	 * once the job is registered) */
+	if ((conf = kafka_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift submit: %s\n", err);
+		goto usage_out;
+	}
+	rd_kafka_conf_destroy(conf);
 	path = argv[optind];
 
 	if ((lists = lists_open(data_dir, err, sizeof(err))) == NULL) {

@@ -1562,30 +1562,42 @@ worker_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned lo
 	return 0;
 }
 
-/* The producer for retry messages and dead letters: same brokers and -X
- * options (security settings apply to both), idempotent, acks=all. */
+/* The producer's configuration: the same brokers and -X options as the
+ * consumer (security settings apply to both) but its consumer-only ones,
+ * idempotent, acks=all.  NULL with err. */
+static rd_kafka_conf_t *
+worker_producer_conf(const char *brokers, const struct kafka_xopts *xopts, char *err,
+    size_t errlen)
+{
+	struct kafka_xopts px = { 0 };
+	rd_kafka_conf_t *conf = NULL;
+	size_t i;
+
+	for (i = 0; i < xopts->n; i++)
+		if (!kafka_key_consumer_only(xopts->kv[i]) &&
+		    kafka_xopts_add(&px, xopts->kv[i], err, errlen) == -1)
+			break;
+	if (i == xopts->n)
+		conf = kafka_producer_conf(brokers, &px, err, errlen);
+	kafka_xopts_free(&px);
+	if (conf != NULL &&
+	    kafka_conf_set(conf, "client.id", "mxsift-worker-producer", err, errlen) == -1) {
+		rd_kafka_conf_destroy(conf);
+		conf = NULL;
+	}
+	return conf;
+}
+
+/* The producer for retry messages and dead letters. */
 static rd_kafka_t *
 worker_producer_new(struct worker *w, const char *brokers, const struct kafka_xopts *xopts)
 {
-	struct kafka_xopts px = { 0 };
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	char err[512];
 
-	for (size_t i = 0; i < xopts->n; i++)
-		if (!kafka_key_consumer_only(xopts->kv[i]) &&
-		    kafka_xopts_add(&px, xopts->kv[i], err, sizeof(err)) == -1) {
-			log_error("kafka producer setup failed", "error=\"%s\"", err);
-			kafka_xopts_free(&px);
-			return NULL;
-		}
-	conf = kafka_producer_conf(brokers, &px, err, sizeof(err));
-	kafka_xopts_free(&px);
-	if (conf == NULL ||
-	    kafka_conf_set(conf, "client.id", "mxsift-worker-producer", err, sizeof(err)) == -1) {
+	if ((conf = worker_producer_conf(brokers, xopts, err, sizeof(err))) == NULL) {
 		log_error("kafka producer setup failed", "error=\"%s\"", err);
-		if (conf != NULL)
-			rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_on_delivery);
@@ -1841,6 +1853,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxsift-worker: the task, retry and dead-letter topics must differ\n");
 		goto usage;
 	}
+	/* the producer's -X too, now: a locked property is a usage error */
+	if ((conf = worker_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxsift-worker: %s\n", err);
+		goto usage;
+	}
+	rd_kafka_conf_destroy(conf);
 	if ((conf = kafka_consumer_conf(brokers, group, &xopts, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift-worker: %s\n", err);
 		goto usage;
