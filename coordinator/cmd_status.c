@@ -594,8 +594,9 @@ export_usage(FILE *f)
 	    "Columns: line,input,address,status,reason,smtp_code,enhanced_code,mx_host,\n"
 	    "detail,reply,suggestion.\n"
 	    "\n"
-	    "Exit codes: 0 ok; 1 Redis failure, no such job, a write error, or (--input)\n"
-	    "rows without a verdict; 2 usage error; 3 (--input) the input is unusable.\n");
+	    "Exit codes: 0 ok; 1 Redis failure, no such job, a write error, the job not\n"
+	    "complete (what is there is written), or (--input) rows without a verdict;\n"
+	    "2 usage error; 3 (--input) the input is unusable.\n");
 }
 
 struct export_state {
@@ -630,6 +631,7 @@ cmd_export(int argc, char **argv)
 	struct jobstore_counts c;
 	struct jobstore *js;
 	uint64_t bad = 0;
+	int partial = 0;
 	int rc;
 
 	log_set_level(LOG_WARN);
@@ -649,10 +651,15 @@ cmd_export(int argc, char **argv)
 	if ((js = status_open("export", &a, &m, &rc)) == NULL)
 		return rc;
 	/* the state in status's words: "running", not the meta's "submitted" */
-	if (jobstore_get_counts(js, a.job, &c) == 0 && strcmp(status_state(&m, &c), "complete") != 0)
+	/* A job not complete is exported as far as it got, and says so in its
+	 * exit status too: `mxsift export ... && load` must not load half a
+	 * job as if it were all of it. */
+	if (jobstore_get_counts(js, a.job, &c) == 0 && strcmp(status_state(&m, &c), "complete") != 0) {
 		fprintf(stderr, "mxsift export: job %s is not complete (%" PRIu64 " of %" PRIu64
-		    " verdicts, state %s): exporting what is there\n", a.job, c.done, m.total,
-		    status_state(&m, &c));
+		    " verdicts, state %s): exporting what is there (exit 1)\n", a.job, c.done,
+		    m.total, status_state(&m, &c));
+		partial = 1;
+	}
 	x.out = stdout;
 	if (a.output != NULL && strcmp(a.output, "-") != 0) {
 		x.out = fopen(a.output, "w");
@@ -693,6 +700,8 @@ cmd_export(int argc, char **argv)
 		fprintf(stderr, "mxsift export: %" PRIu64 " undecodable verdicts skipped\n", bad);
 		rc = MXSIFT_EXIT_FAILURE;
 	}
+	if (partial && rc == MXSIFT_EXIT_OK)
+		rc = MXSIFT_EXIT_FAILURE;
 	if (fflush(x.out) != 0 && x.werr == 0)
 		x.werr = errno ? errno : EIO;
 	if (x.out != stdout && fclose(x.out) != 0 && x.werr == 0)

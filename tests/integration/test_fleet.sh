@@ -337,9 +337,13 @@ s3=$("$mxsift" status --job "$job3" --redis "$redis" --format json)
 [ "$(jq -r .state <<<"$s3")" = running ] || fail "idle job: state $(jq -r .state <<<"$s3"), want running"
 grep -Eq '^state +running$' <<<"$("$mxsift" status --job "$job3" --redis "$redis")" ||
 	fail "idle job: text status does not say running"
-"$mxsift" export --job "$job3" --redis "$redis" -o "$tmp/idle.csv" 2>"$tmp/idle.err" ||
-	fail "export of the idle job failed: $(cat "$tmp/idle.err")"
-grep -qF "mxsift export: job $job3 is not complete ($(jq .done <<<"$s3") of $(jq .total <<<"$s3") verdicts, state running): exporting what is there" \
+# ... and writes what is there, but exits 1: `export && load` must not load half a job
+rc=0
+"$mxsift" export --job "$job3" --redis "$redis" -o "$tmp/idle.csv" 2>"$tmp/idle.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "export of the idle job: exit $rc, want 1: $(cat "$tmp/idle.err")"
+[ "$(grep -c '' "$tmp/idle.csv")" -eq $((1 + $(jq .done <<<"$s3"))) ] ||
+	fail "export of the idle job: $(grep -c '' "$tmp/idle.csv") lines for $(jq .done <<<"$s3") verdicts"
+grep -qF "mxsift export: job $job3 is not complete ($(jq .done <<<"$s3") of $(jq .total <<<"$s3") verdicts, state running): exporting what is there (exit 1)" \
 	"$tmp/idle.err" || fail "export of the idle job: $(cat "$tmp/idle.err")"
 # a complete job's export says nothing of the kind
 grep -q 'not complete' "$tmp/export-rows.err" && fail "export of a complete job: $(cat "$tmp/export-rows.err")"
