@@ -162,7 +162,8 @@ submit_usage(FILE *f)
 	    "                          build's data/ directory)\n"
 	    "      --reuse-within DUR  skip addresses whose last verdict (any job) is younger\n"
 	    "                          than DUR (e.g. 12h, 7d; at most 90d): that verdict is\n"
-	    "                          copied into this job and counted as reused\n"
+	    "                          copied into this job and counted as reused (0 or\n"
+	    "                          off: probe every address, over a config file's value)\n"
 	    "      --resume            re-run an existing job (an interrupted submit) with\n"
 	    "                          the same FILE: nothing is counted twice\n"
 	    "  -q, --quiet             no progress on stderr\n"
@@ -583,6 +584,8 @@ submit_parse_duration(const char *s)
 	unsigned long long v;
 	int64_t unit = 1;
 
+	if (strcmp(s, "off") == 0)
+		return 0;
 	if (*s < '0' || *s > '9')
 		return -1;
 	errno = 0;
@@ -599,7 +602,7 @@ submit_parse_duration(const char *s)
 	}
 	if (*end != '\0' && end[1] != '\0')
 		return -1;
-	if (v == 0 || v > (unsigned long long)(INT64_MAX / unit) ||
+	if (v > (unsigned long long)(INT64_MAX / unit) ||
 	    (int64_t)v * unit > (int64_t)JOBSTORE_LAST_TTL_S)
 		return -1;
 	return (int64_t)v * unit;

@@ -112,6 +112,22 @@ s=$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS" --format 
 grep -q '^reused' <<<"$("$mxsift" status --job "reuse-c-$run" --redis "$MXSIFT_TEST_REDIS")" &&
 	fail "status text shows reused for a meta without it"
 
+# --reuse-within off (or 0) on the command line switches off what the
+# environment (or a config file) set: nothing reused, all five probed
+for off in off 0; do
+	MXSIFT_SUBMIT_REUSE_WITHIN=1h "$mxsift" submit --job "reuse-e$off-$run" --reuse-within "$off" \
+		"${common[@]}" "$tmp/b.csv" >"$tmp/e.out" || fail "submit E (--reuse-within $off) failed"
+	read -r tasks_e reused_e < <(summary "$tmp/e.out")
+	[ "$reused_e" -eq 0 ] || fail "--reuse-within $off over MXSIFT_SUBMIT_REUSE_WITHIN=1h reused $reused_e"
+	wait_done "reuse-e$off-$run"
+done
+# ... while the environment alone does reuse (the case above is not vacuous)
+MXSIFT_SUBMIT_REUSE_WITHIN=1h "$mxsift" submit --job "reuse-f-$run" "${common[@]}" "$tmp/b.csv" \
+	>"$tmp/f.out" || fail "submit F failed"
+read -r tasks_f reused_f < <(summary "$tmp/f.out")
+[ "$reused_f" -ge 4 ] || fail "MXSIFT_SUBMIT_REUSE_WITHIN=1h reused only $reused_f"
+wait_done "reuse-f-$run"
+
 rc=0
 "$mxsift" submit --job "reuse-d-$run" --reuse-within 7x "${common[@]}" "$tmp/a.csv" \
 	>/dev/null 2>&1 || rc=$?
