@@ -933,7 +933,10 @@ cmd_submit(int argc, char **argv)
 	}
 	if (s.failed) {
 		fprintf(stderr, "mxsift submit: job %s failed: %" PRIu64 " of %" PRIu64
-		    " tasks delivered\n", s.job, s.delivered, s.tasks);
+		    " tasks delivered to Kafka (%s)%s; once the brokers are reachable, run it "
+		    "again with --resume (nothing is counted twice)\n", s.job, s.delivered, s.tasks,
+		    brokers, s.undelivered > 0 || s.delivered != s.tasks ?
+		    ": see the \"tasks not delivered\" log line and librdkafka's errors above" : "");
 		goto out;
 	}
 	if (dns_dead) {

@@ -128,6 +128,15 @@ read -r tasks_f reused_f < <(summary "$tmp/f.out")
 [ "$reused_f" -ge 4 ] || fail "MXSIFT_SUBMIT_REUSE_WITHIN=1h reused only $reused_f"
 wait_done "reuse-f-$run"
 
+# brokers nobody answers: the job fails, and the message says where it sent and what to do
+rc=0
+"$mxsift" submit --job "reuse-g-$run" --brokers 127.0.0.1:1 --redis "$MXSIFT_TEST_REDIS" \
+	--dns "$MXSIFT_TEST_DNS" --topic "$topic" -X message.timeout.ms=1500 -q "$tmp/b.csv" \
+	>/dev/null 2>"$tmp/g.err" || rc=$?
+[ "$rc" -eq 1 ] || { cat "$tmp/g.err" >&2; fail "submit to no brokers exited $rc, expected 1"; }
+grep -q "^mxsift submit: job reuse-g-$run failed: 0 of [1-9][0-9]* tasks delivered to Kafka (127.0.0.1:1).*--resume" \
+	"$tmp/g.err" || fail "submit to no brokers: $(cat "$tmp/g.err")"
+
 rc=0
 "$mxsift" submit --job "reuse-d-$run" --reuse-within 7x "${common[@]}" "$tmp/a.csv" \
 	>/dev/null 2>&1 || rc=$?
