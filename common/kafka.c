@@ -241,6 +241,8 @@ kafka_consumer_conf(const char *brokers, const char *group, const struct kafka_x
 		{ "enable.auto.offset.store", "false" },
 		{ "enable.auto.commit", "true" },
 		{ "auto.offset.reset", "earliest" },
+		/* the lag of partitions not consumed from yet (metrics.c) */
+		{ "statistics.interval.ms", "5000" },
 	};
 	static const char *const no[] = { "false", NULL };
 	static const struct kafka_lock locked[] = {

@@ -1922,6 +1922,7 @@ main(int argc, char **argv)
 		goto out;
 
 	rd_kafka_conf_set_rebalance_cb(conf, worker_on_rebalance);
+	rd_kafka_conf_set_stats_cb(conf, metrics_kafka_stats);
 	rd_kafka_conf_set_opaque(conf, &w);
 	w.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (w.rk == NULL) {

@@ -70,6 +70,13 @@ struct metrics_write {
 	uint64_t start_ns;
 };
 
+/* A partition's lag as librdkafka's statistics last gave it. */
+struct metrics_lag {
+	char topic[256];
+	int32_t partition;
+	int64_t lag;
+};
+
 static struct {
 	uint64_t counter[METRICS__COUNT];
 	int flag[METRICS_FLAG__COUNT];
@@ -88,6 +95,9 @@ static struct {
 	struct engine *engine;
 	struct jobstore_async *ja;
 	rd_kafka_t *rk;
+	/* consumer_lag per partition from librdkafka's last statistics */
+	struct metrics_lag *lags;
+	size_t nlags, caplags;
 	struct evhttp *http;
 	int port;
 	int64_t started;
@@ -171,6 +181,259 @@ metrics_put_verdict(struct jobstore_async *ja, const char *job, const char *fiel
 	return 0;
 }
 
+/* ---- librdkafka statistics -------------------------------------------------- */
+
+/*
+ * A scan of librdkafka's statistics JSON (STATISTICS.md) for the one value
+ * we want: topics.TOPIC.partitions.N.consumer_lag.  Not a JSON library: it
+ * checks the syntax it walks (objects, arrays, strings, numbers, literals),
+ * keeps the object keys on the path, and reports numbers at that path.
+ * Bounded: depth at most STATS_MAX_DEPTH, keys cut at 255 bytes, no
+ * allocation.
+ */
+#define STATS_MAX_DEPTH 32
+#define STATS_PATH 5            /* topics, TOPIC, partitions, N, consumer_lag */
+
+struct stats_scan {
+	const char *p, *end;
+	char key[STATS_PATH][256];  /* the keys of the objects on the path */
+	metrics_lag_cb cb;
+	void *arg;
+	int found;
+};
+
+static void
+stats_ws(struct stats_scan *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+/* A string, into out (NULL: skipped) cut to outlen - 1 bytes; an escape
+ * stands for its character (\uXXXX for '?': no topic name needs more). */
+static int
+stats_string(struct stats_scan *j, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	if (j->p >= j->end || *j->p != '"')
+		return -1;
+	for (j->p++; j->p < j->end && *j->p != '"';) {
+		char c = *j->p++;
+
+		if ((unsigned char)c < 0x20)
+			return -1;
+		if (c == '\\') {
+			if (j->p >= j->end)
+				return -1;
+			if ((c = *j->p++) == 'u') {
+				if (j->end - j->p < 4)
+					return -1;
+				j->p += 4;
+				c = '?';
+			}
+		}
+		if (out != NULL && n + 1 < outlen)
+			out[n++] = c;
+	}
+	if (j->p >= j->end)
+		return -1;
+	j->p++;
+	if (out != NULL)
+		out[n] = '\0';
+	return 0;
+}
+
+static int stats_value(struct stats_scan *j, int depth);
+
+/*
+ * The members of an object (close '}') or the elements of an array (']')
+ * at depth, the opening bracket under j->p.  An object's keys are
+ * key[depth] while their values are read; an array has no key of its own
+ * on the path.
+ */
+static int
+stats_members(struct stats_scan *j, int depth, char close)
+{
+	char skip[1];
+
+	if (close == ']' && depth < STATS_PATH)
+		j->key[depth][0] = '\0';
+	j->p++;
+	stats_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		if (close == '}') {
+			stats_ws(j);
+			if ((depth < STATS_PATH
+			        ? stats_string(j, j->key[depth], sizeof(j->key[depth]))
+			        : stats_string(j, skip, sizeof(skip))) == -1)
+				return -1;
+			stats_ws(j);
+			if (j->p >= j->end || *j->p++ != ':')
+				return -1;
+		}
+		if (stats_value(j, depth + 1) == -1)
+			return -1;
+		stats_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+/* A number: the integer part is kept (consumer_lag is one), a fraction or
+ * exponent skipped.  At topics.T.partitions.N.consumer_lag, reported. */
+static int
+stats_number(struct stats_scan *j, int depth)
+{
+	int neg = 0, digits = 0;
+	int64_t v = 0;
+
+	if (j->p < j->end && *j->p == '-') {
+		neg = 1;
+		j->p++;
+	}
+	for (; j->p < j->end && *j->p >= '0' && *j->p <= '9'; j->p++, digits++)
+		if (v <= (INT64_MAX - 9) / 10)
+			v = v * 10 + (*j->p - '0');
+	if (digits == 0)
+		return -1;
+	while (j->p < j->end && ((*j->p >= '0' && *j->p <= '9') || *j->p == '.' || *j->p == 'e' ||
+	                         *j->p == 'E' || *j->p == '+' || *j->p == '-'))
+		j->p++;
+	if (depth == STATS_PATH && strcmp(j->key[0], "topics") == 0 &&
+	    strcmp(j->key[2], "partitions") == 0 && strcmp(j->key[4], "consumer_lag") == 0) {
+		char *end;
+		long part = strtol(j->key[3], &end, 10);
+
+		if (j->key[3][0] != '\0' && *end == '\0' && part >= 0 && part <= INT32_MAX) {
+			j->found++;
+			if (j->cb != NULL)
+				j->cb(j->arg, j->key[1], (int32_t)part, neg ? -v : v);
+		}
+	}
+	return 0;
+}
+
+static int
+stats_value(struct stats_scan *j, int depth)
+{
+	if (depth > STATS_MAX_DEPTH)
+		return -1;
+	stats_ws(j);
+	if (j->p >= j->end)
+		return -1;
+	switch (*j->p) {
+	case '{': return stats_members(j, depth, '}');
+	case '[': return stats_members(j, depth, ']');
+	case '"': return stats_string(j, NULL, 0);
+	case 't':
+	case 'f':
+	case 'n': {
+		static const char *const lits[] = { "true", "false", "null" };
+
+		for (size_t i = 0; i < 3; i++) {
+			size_t n = strlen(lits[i]);
+
+			if ((size_t)(j->end - j->p) >= n && memcmp(j->p, lits[i], n) == 0) {
+				j->p += n;
+				return 0;
+			}
+		}
+		return -1;
+	}
+	default: return stats_number(j, depth);
+	}
+}
+
+int
+metrics_stats_scan(const char *json, size_t len, metrics_lag_cb cb, void *arg)
+{
+	struct stats_scan j;
+
+	memset(&j, 0, sizeof(j));
+	j.p = json;
+	j.end = json + len;
+	j.cb = cb;
+	j.arg = arg;
+	if (stats_value(&j, 0) == -1)
+		return -1;
+	stats_ws(&j);
+	if (j.p < j.end && *j.p != '\0')   /* librdkafka's text may end in its NUL */
+		return -1;
+	return j.found;
+}
+
+/* Into a new cache: partitions whose lag librdkafka knows (-1: unknown). */
+struct stats_collect {
+	struct metrics_lag *v;
+	size_t n, cap;
+	int oom;
+};
+
+static void
+stats_collect_one(void *arg, const char *topic, int32_t partition, int64_t lag)
+{
+	struct stats_collect *c = arg;
+
+	if (lag < 0 || c->oom)
+		return;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct metrics_lag *v = realloc(c->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			c->oom = 1;
+			return;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	snprintf(c->v[c->n].topic, sizeof(c->v[c->n].topic), "%s", topic);
+	c->v[c->n].partition = partition;
+	c->v[c->n].lag = lag;
+	c->n++;
+}
+
+int
+metrics_kafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	struct stats_collect c = { 0 };
+
+	(void)rk;
+	(void)opaque;
+	if (metrics_stats_scan(json, len, stats_collect_one, &c) == -1 || c.oom) {
+		log_warn("kafka statistics not understood", "bytes=%zu", len);
+		free(c.v);
+		return 0;
+	}
+	free(m.lags);
+	m.lags = c.v;
+	m.nlags = c.n;
+	m.caplags = c.cap;
+	return 0;   /* librdkafka frees json */
+}
+
+/* The statistics' lag of a partition, or -1. */
+static int64_t
+metrics_stats_lag(const char *topic, int32_t partition)
+{
+	for (size_t i = 0; i < m.nlags; i++)
+		if (m.lags[i].partition == partition && strcmp(m.lags[i].topic, topic) == 0)
+			return m.lags[i].lag;
+	return -1;
+}
+
 /* ---- exposition ------------------------------------------------------------ */
 
 static void
@@ -209,7 +472,9 @@ metrics_render_kafka(struct evbuffer *b)
 	int n = 0;
 
 	metrics_head(b, "mxsift_kafka_consumer_lag", "gauge",
-	    "Messages behind the high watermark, per assigned partition (consumed position).");
+	    "Messages behind the high watermark, per assigned partition: from the consumed "
+	    "position, or (nothing consumed yet) the committed offset as librdkafka's statistics "
+	    "give it; a partition with neither is left out.");
 	if (m.rk != NULL && rd_kafka_assignment(m.rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    l != NULL) {
 		n = l->cnt;
@@ -222,8 +487,20 @@ metrics_render_kafka(struct evbuffer *b)
 			if (rd_kafka_get_watermark_offsets(m.rk, p->topic, p->partition, &lo, &hi) !=
 			    RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
 				continue;     /* not fetched yet: unknown, not zero */
-			/* no position yet: everything from the low watermark is waiting */
-			lag = hi - (p->offset >= 0 ? p->offset : (lo >= 0 ? lo : hi));
+			/*
+			 * Nothing consumed yet (just assigned, or idle since):
+			 * the lag counts from the group's committed offset,
+			 * which only librdkafka's statistics tell without a
+			 * blocking round trip.  Counting from the low
+			 * watermark, as this did, made a fresh worker on a
+			 * finished topic report every message ever written.
+			 */
+			if (p->offset >= 0)
+				lag = hi - p->offset;
+			else if (lo >= 0 && lo == hi)
+				lag = 0;      /* empty: nothing to be behind on */
+			else if ((lag = metrics_stats_lag(p->topic, p->partition)) < 0)
+				continue;     /* unknown, not zero */
 			if (lag < 0)
 				lag = 0;
 			total += lag;
@@ -574,6 +851,9 @@ metrics_stop(void)
 		free(w);
 	}
 	metrics_attach(NULL, NULL, NULL);
+	free(m.lags);
+	m.lags = NULL;
+	m.nlags = m.caplags = 0;
 }
 
 void

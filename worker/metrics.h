@@ -21,8 +21,10 @@
  * established, RCPTs, 503s), engine_pending() (recipients queued in lanes),
  * jobstore_async_pending()/connected(), and per assigned partition the
  * consumer lag (high watermark - position, librdkafka's cached values; no
- * broker round trip).  Metric names and help texts are in metrics.c; the
- * Grafana dashboard deploy/grafana-mxsift.json uses them.
+ * broker round trip; before anything was consumed, librdkafka's statistics'
+ * consumer_lag, which counts from the committed offset).  Metric names and
+ * help texts are in metrics.c; the Grafana dashboard
+ * deploy/grafana-mxsift.json uses them.
  *
  * Diagnostics: metrics_start() returns -1 with err for a bad address or a
  * port in use.  Every other call is cheap, cannot fail and is a no-op on
@@ -83,6 +85,19 @@ int metrics_start(struct event_base *base, const char *addr, char *err, size_t e
 /* The port actually bound (after metrics_start), 0 when not serving. */
 int metrics_port(void);
 void metrics_stop(void);
+
+/*
+ * librdkafka's statistics callback (rd_kafka_conf_set_stats_cb, with
+ * statistics.interval.ms set): keeps each partition's consumer_lag, which
+ * librdkafka counts from the committed offset while nothing was consumed
+ * from it, for the lag of partitions that have no position yet.  Returns 0
+ * (librdkafka frees json).
+ */
+int metrics_kafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
+/* The scan behind it (tests): cb for every topics.T.partitions.N.consumer_lag
+ * number with N >= 0.  The count of them, or -1 when json is not JSON. */
+typedef void (*metrics_lag_cb)(void *arg, const char *topic, int32_t partition, int64_t lag);
+int metrics_stats_scan(const char *json, size_t len, metrics_lag_cb cb, void *arg);
 
 /* The exposition text as served on /metrics (tests, debugging). */
 void metrics_render(struct evbuffer *out);

@@ -356,6 +356,32 @@ sconns=$(grep -c ' connect$' "$tmp/hold.events" || true)
 grep -q ' stats connections='"$sconns"' .* replies_503=0$' "$tmp/hold.events" ||
 	fail "phase 2: the server's stats: $(tail -n 1 "$tmp/hold.events")"
 
+# ---- phase 3: a fresh worker on a finished topic has no lag ---------------------------------
+# Nothing is left to consume, so it consumes nothing: its partitions have no
+# position.  The lag then counts from the group's committed offset, which
+# librdkafka's statistics give; it counted from the low watermark before,
+# and this worker reported every message ever written to topic2 as lag.
+MXSIFT_WORKER_GROUP=$group2 "$worker" --config "$tmp/mxsift.conf" --topic "$topic2" \
+	--retry-topic "$topic2.retry" --dead-topic "$topic2.dead" -X statistics.interval.ms=300 \
+	>"$tmp/w4.log" 2>&1 &
+wpid[4]=$!
+topic=$topic2 fleet_wait_group 4
+p4=$(port_of 4)
+[ -n "$p4" ] || fail "worker 4: no metrics port"
+series=0
+for _ in $(seq 1 100); do
+	curl -sf "http://127.0.0.1:$p4/metrics" -o "$tmp/m4.txt" || fail "scrape of worker 4 failed"
+	lag4=$(val mxsift_kafka_consumer_lag_all "$tmp/m4.txt")
+	[ "$lag4" = 0 ] || fail "phase 3: a fresh worker on a finished topic reports lag $lag4: $(grep '^mxsift_kafka_consumer_lag' "$tmp/m4.txt")"
+	series=$(grep -c "^mxsift_kafka_consumer_lag{topic=\"$topic2\",partition=\"[0-9]*\"} 0$" "$tmp/m4.txt" || true)
+	[ "$series" -eq "$(partitions_of "$topic2")" ] && break
+	sleep 0.1
+done
+[ "$series" -eq "$(partitions_of "$topic2")" ] ||
+	fail "phase 3: $series of $(partitions_of "$topic2") partitions of $topic2 have a lag series (from the statistics): $(grep '^mxsift_kafka_consumer_lag' "$tmp/m4.txt")"
+grep -q 'msg="task done"' "$tmp/w4.log" && fail "phase 3: worker 4 did a task on a finished topic"
+fleet_stop_workers
+
 echo "PASS: metrics of 2 workers match job $job ($worker_sum worker verdicts, $tasks tasks," \
 	"$conns connections = Postfix's $pc + $dead at the dead MX, $rcpts RCPTs); held lane:" \
-	"rate 5, lag $lag, 1 retry scheduled, $c3 connections"
+	"rate 5, lag $lag, 1 retry scheduled, $c3 connections; a fresh worker: lag 0 on $series partitions"

@@ -367,11 +367,103 @@ test_lanes(void **state)
 	event_base_free(base);
 }
 
+struct seen {
+	char topic[32][64];
+	int32_t part[32];
+	int64_t lag[32];
+	int n;
+};
+
+static void
+seen_one(void *arg, const char *topic, int32_t partition, int64_t lag)
+{
+	struct seen *v = arg;
+
+	assert_true(v->n < 32);
+	snprintf(v->topic[v->n], sizeof(v->topic[v->n]), "%s", topic);
+	v->part[v->n] = partition;
+	v->lag[v->n] = lag;
+	v->n++;
+}
+
+static int
+scan(const char *json, struct seen *v)
+{
+	memset(v, 0, sizeof(*v));
+	return metrics_stats_scan(json, strlen(json), seen_one, v);
+}
+
+/* librdkafka's statistics: only topics.T.partitions.N.consumer_lag, N >= 0 */
+static void
+test_stats_scan(void **state)
+{
+	/* the shape of STATISTICS.md, with decoys: the same key elsewhere
+	 * (brokers' toppars, an array, consumer_lag_stored), the internal
+	 * partition -1, escapes, literals, fractions */
+	static const char json[] =
+	    "{\"name\":\"rdkafka#consumer-1\",\"type\":\"consumer\",\"ts\":1234567,"
+	    "\"brokers\":{\"127.0.0.1:9092/1\":{\"toppars\":{\"mxsift.tasks-0\":"
+	    "{\"topic\":\"mxsift.tasks\",\"partition\":0,\"consumer_lag\":99}}}},"
+	    "\"topics\":{\"mxsift.tasks\":{\"topic\":\"mxsift.tasks\",\"age\":1,"
+	    "\"batchsize\":{\"min\":0,\"avg\":0.5,\"p99\":-1e3},"
+	    "\"partitions\":{\"0\":{\"partition\":0,\"committed_offset\":7,\"hi_offset\":10,"
+	    "\"consumer_lag\":3,\"consumer_lag_stored\":2},"
+	    "\"1\":{\"partition\":1,\"desired\":true,\"x\":null,\"consumer_lag\":-1},"
+	    "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}},"
+	    "\"mxsift.retry\":{\"partitions\":{\"0\":{\"s\":\"a\\\"b\\u00e9\",\"consumer_lag\":0,"
+	    "\"l\":[1,[2,{\"consumer_lag\":5}],\"x\"],\"f\":false}}}},"
+	    "\"cgrp\":{\"state\":\"up\",\"consumer_lag\":77},\"arr\":[{\"consumer_lag\":6}]}";
+	struct seen v;
+
+	(void)state;
+	assert_int_equal(scan(json, &v), 3);
+	assert_int_equal(v.n, 3);
+	assert_string_equal(v.topic[0], "mxsift.tasks");
+	assert_int_equal(v.part[0], 0);
+	assert_int_equal(v.lag[0], 3);
+	assert_string_equal(v.topic[1], "mxsift.tasks");
+	assert_int_equal(v.part[1], 1);
+	assert_int_equal(v.lag[1], -1);
+	assert_string_equal(v.topic[2], "mxsift.retry");
+	assert_int_equal(v.part[2], 0);
+	assert_int_equal(v.lag[2], 0);
+	/* librdkafka's text may end in its NUL */
+	assert_int_equal(metrics_stats_scan(json, sizeof(json), seen_one, &v), 3);
+
+	/* not JSON: -1, nothing beyond the text read (ASan) */
+	assert_int_equal(scan("", &v), -1);
+	assert_int_equal(scan("{\"topics\":", &v), -1);
+	assert_int_equal(scan("{\"topics\":{\"t\":{\"partitions\":{\"0\":{\"consumer_lag\":}}}}}", &v), -1);
+	assert_int_equal(scan("{\"a\":1,}", &v), -1);
+	assert_int_equal(scan("{\"a\" 1}", &v), -1);
+	assert_int_equal(scan("{\"a\":\"x\ny\"}", &v), -1);
+	assert_int_equal(scan("{\"a\":tru}", &v), -1);
+	assert_int_equal(scan("{\"a\":\"\\u12\"}", &v), -1);
+	assert_int_equal(scan("{} x", &v), -1);
+	assert_int_equal(scan("[1 2]", &v), -1);
+	/* nesting is bounded: 100 levels is refused, not a deep recursion */
+	{
+		char deep[256];
+
+		memset(deep, '[', 100);
+		memset(deep + 100, ']', 100);
+		deep[200] = '\0';
+		assert_int_equal(scan(deep, &v), -1);
+	}
+	/* no partitions: 0 */
+	assert_int_equal(scan("{\"topics\":{}}", &v), 0);
+	/* the callback keeps them; a text it cannot read is logged, not fatal */
+	assert_int_equal(metrics_kafka_stats(NULL, (char *)json, sizeof(json) - 1, NULL), 0);
+	assert_int_equal(metrics_kafka_stats(NULL, (char *)"{", 1, NULL), 0);
+	metrics_reset();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_stats_scan),
 		cmocka_unit_test(test_exposition_rules),
 		cmocka_unit_test(test_ready),
 		cmocka_unit_test(test_addr),
