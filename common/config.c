@@ -228,6 +228,18 @@ config_check_value(const char *key, const char *v, char *buf, size_t buflen)
 	return NULL;
 }
 
+int
+config_check_flag(const char *prog, const char *key, const char *v)
+{
+	char buf[256];
+	const char *why = config_check_value(key, v, buf, sizeof(buf));
+
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "%s: --%s: %s\n", prog, key, why);
+	return -1;
+}
+
 /* Append the list of the command's keys to err (after what is there). */
 static void
 config_known_keys(const struct option *longopts, int kafka, char *err, size_t errlen)

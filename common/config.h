@@ -88,6 +88,9 @@ int config_command(const char *prog, const char *section, const struct option *l
  * are fine.
  */
 const char *config_check_value(const char *key, const char *v, char *buf, size_t buflen);
+/* The same check for the flag --KEY: 0, or -1 after "PROG: --KEY: why" on
+ * stderr (the caller exits 2). */
+int config_check_flag(const char *prog, const char *key, const char *v);
 
 /* The file config_args() read last, or NULL when none was used. */
 const char *config_file(void);

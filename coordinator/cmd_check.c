@@ -1146,24 +1146,18 @@ cmd_check(int argc, char **argv)
 			break;
 		}
 		case 'D': dns_server = optarg; break;
+		/* the checks the config file and MXSIFT_* get: a space or
+		 * control character would reach the wire */
 		case 'H':
-		case 'M': {
-			/* The checks the config file and MXSIFT_* get: a
-			 * space or control character would reach the wire. */
-			const char *why = config_check_value(ch == 'H' ? "helo" : "mail-from",
-			    optarg, err, sizeof(err));
-
-			if (why != NULL) {
-				fprintf(stderr, "mxsift check: --%s: %s\n",
-				    ch == 'H' ? "helo" : "mail-from", why);
+			if (config_check_flag("mxsift check", "helo", optarg) == -1)
 				return MXSIFT_EXIT_USAGE;
-			}
-			if (ch == 'H')
-				ep.helo_name = optarg;
-			else
-				ep.mail_from = optarg;
+			ep.helo_name = optarg;
 			break;
-		}
+		case 'M':
+			if (config_check_flag("mxsift check", "mail-from", optarg) == -1)
+				return MXSIFT_EXIT_USAGE;
+			ep.mail_from = optarg;
+			break;
 		case 'P': {
 			char *end;
 			long p = strtol(optarg, &end, 10);
@@ -1260,14 +1254,6 @@ cmd_check(int argc, char **argv)
 	c.fmt = fmt;
 	c.out = stdout;
 
-	/* A lanes file that is missing or broken is named before any work
-	 * (engine_new would only fail, as "out of memory"): a --lanes FILE is
-	 * the user's mistake (exit 2), the shipped default's below is not. */
-	if (ep.lanes_file != NULL && strcmp(ep.lanes_file, "none") != 0 &&
-	    engine_check_rules(ep.lanes_file, err, sizeof(err)) == -1) {
-		fprintf(stderr, "mxsift check: --lanes: %s\n", err);
-		return MXSIFT_EXIT_USAGE;
-	}
 	if ((c.lists = lists_open(data_dir, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift check: data: %s\n", err);
 		return MXSIFT_EXIT_FAILURE;
@@ -1276,13 +1262,18 @@ cmd_check(int argc, char **argv)
 	if (ep.lanes_file == NULL) {
 		snprintf(lanes_default, sizeof(lanes_default), "%s/lanes.conf", lists_dir(c.lists));
 		ep.lanes_file = lanes_default;
-		if (engine_check_rules(lanes_default, err, sizeof(err)) == -1) {
-			fprintf(stderr, "mxsift check: lanes: %s\n", err);
-			lists_close(c.lists);
-			return MXSIFT_EXIT_FAILURE;
-		}
 	} else if (strcmp(ep.lanes_file, "none") == 0)
 		ep.lanes_file = NULL;
+	/* A lanes file that is missing or broken is named before any work
+	 * (engine_new would only fail, as "out of memory"): a --lanes FILE is
+	 * the user's mistake (exit 2), a broken shipped default is not (1). */
+	if (ep.lanes_file != NULL && engine_check_rules(ep.lanes_file, err, sizeof(err)) == -1) {
+		int shipped = ep.lanes_file == lanes_default;
+
+		fprintf(stderr, "mxsift check: %s: %s\n", shipped ? "lanes" : "--lanes", err);
+		lists_close(c.lists);
+		return shipped ? MXSIFT_EXIT_FAILURE : MXSIFT_EXIT_USAGE;
+	}
 	c.base = engine_event_base_new();
 	if (c.base == NULL) {
 		fprintf(stderr, "mxsift check: cannot create event loop\n");

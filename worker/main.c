@@ -1710,25 +1710,18 @@ main(int argc, char **argv)
 			}
 			break;
 		case OPT_DNS: dns_server = optarg; break;
+		/* the checks the config file and MXSIFT_* get: a space or
+		 * control character would reach the wire */
 		case OPT_HELO:
-		case OPT_MAIL_FROM: {
-			/* The checks the config file and MXSIFT_* get: a
-			 * space or control character would reach the wire. */
-			char why_buf[64];
-			const char *why = config_check_value(
-			    ch == OPT_HELO ? "helo" : "mail-from", optarg, why_buf, sizeof(why_buf));
-
-			if (why != NULL) {
-				fprintf(stderr, "mxsift-worker: --%s: %s\n",
-				    ch == OPT_HELO ? "helo" : "mail-from", why);
+			if (config_check_flag("mxsift-worker", "helo", optarg) == -1)
 				goto usage;
-			}
-			if (ch == OPT_HELO)
-				ep.helo_name = optarg;
-			else
-				ep.mail_from = optarg;
+			ep.helo_name = optarg;
 			break;
-		}
+		case OPT_MAIL_FROM:
+			if (config_check_flag("mxsift-worker", "mail-from", optarg) == -1)
+				goto usage;
+			ep.mail_from = optarg;
+			break;
 		case OPT_SMTP_PORT:
 			if (worker_parse_uint(optarg, 1, 65535, &num) == -1) {
 				fprintf(stderr, "mxsift-worker: --smtp-port wants 1..65535\n");
