@@ -48,9 +48,19 @@ expect 2 "mxsift-worker: --lanes: $tmp/nope.conf:" worker_config \
 	"$worker" "${wargs[@]}" --config missing.conf
 [ -e "$tmp/nope.conf" ] && fail "a lanes file was created"
 
+# The worker's --helo and --mail-from flags get the config file's checks
+# (before, --helo 'a b' was taken and went out as 'EHLO a b'): exit 2, the
+# first line naming the flag (the usage follows it).
+for a in '--helo=a b' '--helo=' $'--mail-from=a@b.test\nx' '--mail-from=<a@b.test>'; do
+	rc=0
+	timeout 20 "$worker" "${wargs[@]}" "$a" >flag.out 2>flag.err || rc=$?
+	[ "$rc" -eq 2 ] && grep -q "^mxsift-worker: ${a%%=*}: " flag.err ||
+		{ cat flag.err >&2; fail "worker $a: exit $rc, want 2 naming ${a%%=*}"; }
+done
+
 # --lanes none is no file: check runs (missing.test needs no DNS answer to
 # fail; whatever the resolver says, it is not a usage error)
 rc=0
 timeout 60 "$mxsift" check -q --lanes none --dns 127.0.0.1:1 list.txt >none.out 2>none.err || rc=$?
 [ "$rc" -ne 2 ] || { cat none.err >&2; fail "--lanes none: exit 2"; }
-echo "PASS: test_lanes_file.sh (missing and broken --lanes files, flag, env and config, check and worker)"
+echo "PASS: test_lanes_file.sh (missing and broken --lanes files, flag, env and config, check and worker; the worker's bad --helo/--mail-from)"
