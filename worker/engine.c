@@ -603,6 +603,16 @@ rules_load(const struct engine_params *ep, const char *path, struct lane_rule **
 		rules = grown;
 		rules[n++] = r;
 	}
+	/* a read error (a directory: EISDIR) is not an empty file */
+	if (f != NULL && ferror(f)) {
+		int e = errno;
+
+		fclose(f);
+		free(line);
+		rules_free(rules, n);
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -1;
+	}
 	if (f != NULL)
 		fclose(f);
 	free(line);

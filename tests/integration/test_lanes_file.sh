@@ -46,6 +46,11 @@ expect 2 "mxsift-worker: --lanes: bad.conf:3: bad value in \"rate=fast\"" worker
 	"$worker" "${wargs[@]}" --lanes bad.conf
 expect 2 "mxsift-worker: --lanes: $tmp/nope.conf:" worker_config \
 	"$worker" "${wargs[@]}" --config missing.conf
+# a directory is no rules file (it read as an empty one: no rule, no error)
+expect 2 "mxsift check: --lanes: $tmp: Is a directory" check_dir \
+	"$mxsift" check -q --lanes "$tmp" list.txt
+expect 2 "mxsift-worker: --lanes: $tmp: Is a directory" worker_dir \
+	"$worker" "${wargs[@]}" --lanes "$tmp"
 [ -e "$tmp/nope.conf" ] && fail "a lanes file was created"
 
 # The worker's --helo and --mail-from flags get the config file's checks
