@@ -765,14 +765,12 @@ cmd_submit(int argc, char **argv)
 	}
 	if (redis_url_check_option("mxsift submit", redis) == -1)
 		goto usage_out;
-	/* -X checked before Redis is touched: a locked or unknown property is
-	 * a usage error (the producer is configured again, the same way,
-	 * once the job is registered) */
+	/* The producer is configured before Redis is touched: a locked or
+	 * unknown -X property is a usage error.  Kept for rd_kafka_new below. */
 	if ((conf = kafka_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift submit: %s\n", err);
 		goto usage_out;
 	}
-	rd_kafka_conf_destroy(conf);
 	path = argv[optind];
 
 	if ((lists = lists_open(data_dir, err, sizeof(err))) == NULL) {
@@ -807,17 +805,12 @@ cmd_submit(int argc, char **argv)
 		}
 		log_warn("resuming job", "job=%s state=%s", s.job, old.state);
 	}
-	if ((conf = kafka_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "mxsift submit: %s\n", err);
-		goto usage_out;
-	}
 	rd_kafka_conf_set_dr_msg_cb(conf, submit_on_delivery);
 	rd_kafka_conf_set_opaque(conf, &s);
 	s.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (s.rk == NULL) {
-		rd_kafka_conf_destroy(conf);
 		fprintf(stderr, "mxsift submit: kafka: %s\n", err);
-		goto out;
+		goto out;   /* conf is still ours: freed there */
 	}
 	conf = NULL;   /* owned by s.rk now */
 	submit_topic_metadata(&s);
@@ -993,6 +986,8 @@ out:
 		rd_kafka_topic_destroy(s.rkt);
 	if (s.rk != NULL)
 		rd_kafka_destroy(s.rk);
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
 	if (s.base != NULL)
 		event_base_free(s.base);
 	jobstore_close(s.js);

@@ -1588,18 +1588,14 @@ worker_producer_conf(const char *brokers, const struct kafka_xopts *xopts, char 
 	return conf;
 }
 
-/* The producer for retry messages and dead letters. */
+/* The producer for retry messages and dead letters, from conf
+ * (worker_producer_conf), which it takes over in any case. */
 static rd_kafka_t *
-worker_producer_new(struct worker *w, const char *brokers, const struct kafka_xopts *xopts)
+worker_producer_new(struct worker *w, rd_kafka_conf_t *conf)
 {
-	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	char err[512];
 
-	if ((conf = worker_producer_conf(brokers, xopts, err, sizeof(err))) == NULL) {
-		log_error("kafka producer setup failed", "error=\"%s\"", err);
-		return NULL;
-	}
 	rd_kafka_conf_set_dr_msg_cb(conf, worker_on_delivery);
 	rd_kafka_conf_set_opaque(conf, w);
 	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
@@ -1677,7 +1673,7 @@ main(int argc, char **argv)
 	const char *dns_server = NULL;
 	const char *metrics_addr = METRICS_DEFAULT_ADDR;
 	struct timeval tick = { 0, WORKER_TICK_MS * 1000 };
-	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_conf_t *conf = NULL, *pconf = NULL;
 	rd_kafka_topic_partition_list_t *sub;
 	rd_kafka_resp_err_t kerr;
 	unsigned long num;
@@ -1847,11 +1843,10 @@ main(int argc, char **argv)
 		goto usage;
 	}
 	/* the producer's -X too, now: a locked property is a usage error */
-	if ((conf = worker_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
+	if ((pconf = worker_producer_conf(brokers, &xopts, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift-worker: %s\n", err);
 		goto usage;
 	}
-	rd_kafka_conf_destroy(conf);
 	if ((conf = kafka_consumer_conf(brokers, group, &xopts, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxsift-worker: %s\n", err);
 		goto usage;
@@ -1911,7 +1906,9 @@ main(int argc, char **argv)
 		log_error("out of memory", "%s", "");
 		goto out;
 	}
-	if ((w.prod = worker_producer_new(&w, brokers, &xopts)) == NULL)
+	w.prod = worker_producer_new(&w, pconf);
+	pconf = NULL;   /* taken over */
+	if (w.prod == NULL)
 		goto out;
 
 	rd_kafka_conf_set_rebalance_cb(conf, worker_on_rebalance);
@@ -2027,6 +2024,8 @@ out:
 		rd_kafka_destroy(w.prod);
 	if (conf != NULL)
 		rd_kafka_conf_destroy(conf);
+	if (pconf != NULL)
+		rd_kafka_conf_destroy(pconf);
 	/* Abandoned work still in memory (its offsets were never stored). */
 	if (w.held_q != NULL)
 		retry_timer_free(w.held_q, worker_held_drop, &w);
@@ -2070,10 +2069,9 @@ out:
 	return rc;
 usage:
 	worker_usage(stderr);
-	kafka_xopts_free(&xopts);
-	return 2;
-bad_value:
-	/* The message said what to fix; the whole usage would bury it. */
+bad_value:   /* the message said what to fix; the whole usage would bury it */
+	if (pconf != NULL)
+		rd_kafka_conf_destroy(pconf);
 	kafka_xopts_free(&xopts);
 	return 2;
 }
